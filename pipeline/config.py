@@ -1,0 +1,234 @@
+"""Configuration: one dataclass per TOML section, validated where it enters.
+
+Unknown keys, wrong types and bad values are refused with the key, the value and the
+valid choices (and the nearest valid name for a typo), so that a mistake in a config
+costs one short message and not a traceback from deep inside torch. ``--set a.b=v``
+overrides are parsed as TOML values. Relative paths resolve against the config file's
+folder, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import get_args, get_origin, get_type_hints
+
+from classifiers import ZOO
+from features import BACKBONES, NAMED_DATASETS, POOLINGS, WEIGHTS_CHOICES, get_backbone
+
+__all__ = ["ConfigError", "Config", "load_config", "dump_config"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and what to write."""
+
+
+def _choices(values):
+    """Field metadata: each value (each item, for lists) must be one of ``values``."""
+    return {"choices": tuple(values)}
+
+
+PATH = {"path": True}
+"""Field metadata: a path, resolved against the config file's folder."""
+
+
+@dataclass
+class DataSection:
+    """``[data]``: the labelled images. Exactly one of ``root`` and ``dataset``."""
+
+    root: str = field(default="", metadata=PATH)
+    dataset: str = field(default="", metadata=_choices(("", *NAMED_DATASETS)))
+    test_size: float = 0.25
+    seed: int = 0
+
+    def check(self) -> None:
+        if bool(self.root) == bool(self.dataset):
+            raise ConfigError(
+                "[data] needs exactly one of root (an image folder) and dataset "
+                f"({', '.join(NAMED_DATASETS)}); got root = {self.root!r}, dataset = {self.dataset!r}"
+            )
+        if not 0 < self.test_size < 1:
+            raise ConfigError(f"data.test_size = {self.test_size} must be between 0 and 1 (e.g. 0.25)")
+
+
+@dataclass
+class FeaturesSection:
+    """``[features]``: which backbones, weights, taps and poolings make the codes."""
+
+    backbones: list[str] = field(default_factory=lambda: ["vgg16", "resnet50"], metadata=_choices(BACKBONES))
+    weights: str = field(default="imagenet", metadata=_choices(WEIGHTS_CHOICES))
+    taps: dict[str, list[str]] = field(default_factory=dict)
+    pooling: list[str] = field(default_factory=lambda: ["avg"], metadata=_choices(POOLINGS))
+    image_size: int = 224
+    batch_size: int = 32
+    num_workers: int = 2
+    device: str = "auto"
+    seed: int = 0
+    cache_dir: str = field(default="cache", metadata=PATH)
+
+    def check(self) -> None:
+        for backbone, taps in self.taps.items():
+            if backbone not in BACKBONES:
+                raise ConfigError(_bad_choice("features.taps", backbone, BACKBONES))
+            for tap in taps:
+                if tap not in get_backbone(backbone).taps:
+                    raise ConfigError(_bad_choice(f"features.taps.{backbone}", tap, get_backbone(backbone).taps))
+        for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0)):
+            if getattr(self, key) < minimum:
+                raise ConfigError(f"features.{key} = {getattr(self, key)} must be at least {minimum}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(f"features.device = {self.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
+
+    def taps_of(self, backbone: str) -> list[str]:
+        """The configured taps of ``backbone``, or its registry defaults."""
+        return self.taps.get(backbone) or list(get_backbone(backbone).default_taps)
+
+
+@dataclass
+class ClassifiersSection:
+    """``[classifiers]``: which zoo entries to fit on every (backbone, tap, pooling)."""
+
+    models: list[str] = field(default_factory=lambda: ["logreg", "linsvm"], metadata=_choices(ZOO))
+    seed: int = 0
+
+
+@dataclass
+class RunSection:
+    """``[run]``: where fitted models, results and the report go."""
+
+    dir: str = field(default="runs/default", metadata=PATH)
+
+
+@dataclass
+class Config:
+    data: DataSection = field(default_factory=DataSection)
+    features: FeaturesSection = field(default_factory=FeaturesSection)
+    classifiers: ClassifiersSection = field(default_factory=ClassifiersSection)
+    run: RunSection = field(default_factory=RunSection)
+
+
+def _bad_choice(key: str, value, valid) -> str:
+    valid = [choice for choice in valid if choice]
+    return f"{key} = {value!r} is not valid{_did_you_mean(str(value), valid)}; valid choices: {', '.join(valid)}"
+
+
+def _type_name(hint) -> str:
+    origin = get_origin(hint)
+    if origin is list:
+        return f"a list of {_type_name(get_args(hint)[0])}s"
+    if origin is dict:
+        return f"a table of {_type_name(get_args(hint)[1])}"
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}[hint]
+
+
+def _coerce(key: str, value, hint):
+    """``value`` as type ``hint``, or a ConfigError; a lone string is a one-item list."""
+    origin = get_origin(hint)
+    if origin is list:
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, list):
+            return [_coerce(key, item, get_args(hint)[0]) for item in items]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return {name: _coerce(f"{key}.{name}", item, get_args(hint)[1]) for name, item in value.items()}
+    elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{key} = {value!r} has the wrong type; expected {_type_name(hint)}")
+
+
+def _build_section(name: str, cls, table: dict, base: Path):
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table, got {table!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    values = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {key!r} in [{name}]{_did_you_mean(key, fields)}; valid keys: {', '.join(fields)}"
+            )
+        value = _coerce(f"{name}.{key}", value, hints[key])
+        choices = fields[key].metadata.get("choices")
+        for item in value if isinstance(value, list) else [value]:
+            if choices is not None and item not in choices:
+                raise ConfigError(_bad_choice(f"{name}.{key}", item, choices))
+        if fields[key].metadata.get("path") and value:
+            value = str((base / value).resolve())
+        values[key] = value
+    section = cls(**values)
+    for key, f in fields.items():  # defaults that are paths resolve against the config too
+        if f.metadata.get("path") and key not in values and getattr(section, key):
+            setattr(section, key, str((base / getattr(section, key)).resolve()))
+    if hasattr(section, "check"):
+        section.check()
+    return section
+
+
+def _did_you_mean(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _parse_override(text: str) -> tuple[list[str], object]:
+    """``section.key=value`` -> (["section", "key"], value); values are TOML, else a string."""
+    path, sep, raw = text.partition("=")
+    parts = path.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(f"--set {text!r} must look like section.key=value, e.g. features.weights=random")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word such as random or ./photos
+    return parts, value
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read, override and validate a config file.
+
+    Parameters
+    ----------
+    path : path to a TOML file
+    overrides : list of ``section.key=value`` strings (the command line's ``--set``)
+    """
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass -c with a TOML file such as examples/demo.toml")
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}")
+    for override in overrides:
+        parts, value = _parse_override(override)
+        target = table
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    hints = get_type_hints(Config)
+    for name in table:
+        if name not in sections:
+            raise ConfigError(f"unknown section [{name}] in {path}{_did_you_mean(name, sections)}; valid sections: {', '.join(sections)}")
+    base = path.resolve().parent
+    return Config(**{name: _build_section(name, hints[name], table.get(name, {}), base) for name in sections})
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as TOML (JSON strings, numbers and lists are valid TOML values)."""
+    lines = []
+    for section in dataclasses.fields(config):
+        values = dataclasses.asdict(getattr(config, section.name))
+        lines.append(f"[{section.name}]")
+        tables = {key: value for key, value in values.items() if isinstance(value, dict)}
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items() if key not in tables]
+        for key, table in tables.items():
+            lines.append(f"\n[{section.name}.{key}]")
+            lines += [f"{name} = {json.dumps(value)}" for name, value in table.items()]
+        lines.append("")
+    return "\n".join(lines)

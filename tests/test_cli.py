@@ -1,0 +1,139 @@
+"""The command line end to end: extract -> fit -> report on tiny generated image folders."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import h5py
+import joblib
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+
+
+def _run(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_run_writes_stores_models_table_and_report(image_folder, write_config, capsys, tmp_path):
+    config = write_config(f'root = "{image_folder}"')
+    code, out, err = _run(capsys, "run", "-c", str(config))
+    assert code == 0, err
+
+    run_dir = tmp_path / "runs" / "test"
+    with open(run_dir / "results.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2 * 2  # 2 taps x 1 pooling x 2 classifiers
+    assert {(r["tap"], r["classifier"]) for r in rows} == {
+        ("layer1", "logreg"), ("layer1", "linsvm"), ("pool", "logreg"), ("pool", "linsvm")
+    }
+    assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in rows)
+    assert rows[0]["best"] == "overall"
+    assert all(r["n_test"] == "4" and r["n_train"] == "12" for r in rows)  # 25 % of 2 x 8, stratified
+
+    # the printed table, and the random-weights banner in the output and the report
+    assert "test acc" in out and "overall" in out
+    assert "NOT transfer learning" in out
+    report = (run_dir / "report.md").read_text()
+    assert "NOT transfer learning" in report and "accuracy_by_depth.png" in report
+    assert (run_dir / "accuracy_by_depth.png").read_bytes()[:4] == b"\x89PNG"
+
+    # fitted models load with joblib and predict class indices
+    model = joblib.load(run_dir / "models" / "resnet50" / "pool-avg-logreg.joblib")
+    (store_path,) = (tmp_path / "cache").glob("images-resnet50-*.h5")
+    with h5py.File(store_path) as file:
+        codes = file["features/pool/avg"][()]
+        assert codes.shape == (16, 2048)
+        assert file["features/layer1/avg"].shape == (16, 256)
+        assert file.attrs["weights"] == "random(seed=0)"
+        assert json.loads(file.attrs["preprocessing"])["crop_size"] == [32]
+        assert sorted(s.decode() for s in file["classes"][()]) == ["cat", "dog"]
+    assert set(model.predict(codes)) <= {0, 1}
+
+    assert "config.toml" in {p.name for p in run_dir.iterdir()}
+
+
+def test_second_run_reuses_the_cache_and_a_new_tap_adds_only_itself(image_folder, write_config, capsys, tmp_path):
+    config = write_config(f'root = "{image_folder}"')
+    assert _run(capsys, "extract", "-c", str(config))[0] == 0
+    (store_path,) = (tmp_path / "cache").glob("*.h5")
+    with h5py.File(store_path) as file:
+        pool_before = file["features/pool/avg"][()]
+
+    code, _, err = _run(capsys, "extract", "-c", str(config))
+    assert code == 0 and "computed nothing new" in err and "2 cached" in err
+
+    code, _, err = _run(capsys, "extract", "-c", str(config), "--set", 'features.taps.resnet50=["layer2", "pool"]')
+    assert code == 0 and "computed layer2/avg" in err and "1 cached" in err
+    assert list((tmp_path / "cache").glob("*.h5")) == [store_path]
+    with h5py.File(store_path) as file:
+        assert set(file["features"]) == {"layer1", "layer2", "pool"}
+        np.testing.assert_array_equal(file["features/pool/avg"][()], pool_before)
+
+
+def test_split_folders_are_respected_with_loader_workers(split_image_folder, write_config, capsys, tmp_path):
+    config = write_config(f'root = "{split_image_folder}"')
+    code, _, err = _run(capsys, "run", "-c", str(config), "--set", 'classifiers.models=["logreg"]',
+                        "--set", "features.num_workers=2")
+    assert code == 0, err
+    with open(tmp_path / "runs" / "test" / "results.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert {(r["n_train"], r["n_test"]) for r in rows} == {("12", "6")}
+
+
+def test_fit_before_extract_says_which_stage_to_run(image_folder, write_config, capsys):
+    code, _, err = _run(capsys, "fit", "-c", str(write_config(f'root = "{image_folder}"')))
+    assert code == 1
+    assert "features.json is missing; run the extract stage first" in err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("features.weights=imagenett", "features.weights = 'imagenett' is not valid (did you mean 'imagenet'?); "
+                                       "valid choices: imagenet, random, auto"),
+        ('features.backbones=["resnet5"]', "features.backbones = 'resnet5' is not valid (did you mean 'resnet50'?); "
+                                           "valid choices: vgg16, resnet50"),
+        ("features.pooling=mean", "features.pooling = 'mean' is not valid; valid choices: avg, max"),
+        ("features.batchsize=8", "unknown key 'batchsize' in [features] (did you mean 'batch_size'?)"),
+        ("features.image_size=big", "features.image_size = 'big' has the wrong type; expected integer"),
+        ('features.taps.resnet50=["layer9"]', "features.taps.resnet50 = 'layer9' is not valid"),
+        ("classifiers.models=svm", "classifiers.models = 'svm' is not valid"),
+        ("data.test_size=1.5", "data.test_size = 1.5 must be between 0 and 1"),
+        ("features", "--set 'features' must look like section.key=value"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key_and_choices(image_folder, write_config, capsys, override, message):
+    code, _, err = _run(capsys, "extract", "-c", str(write_config(f'root = "{image_folder}"')), "--set", override)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_file_exits_2(capsys, tmp_path):
+    code, _, err = _run(capsys, "run", "-c", str(tmp_path / "nope.toml"))
+    assert code == 2 and "nope.toml does not exist" in err
+
+
+def test_missing_image_folder_exits_1_naming_it(write_config, capsys, tmp_path):
+    code, _, err = _run(capsys, "extract", "-c", str(write_config(f'root = "{tmp_path / "nowhere"}"')))
+    assert code == 1 and "nowhere does not exist" in err
+
+
+def test_broken_image_is_named(image_folder, write_config, capsys):
+    (image_folder / "cat" / "cat3.png").write_bytes(b"\x89PNG truncated")
+    code, _, err = _run(capsys, "extract", "-c", str(write_config(f'root = "{image_folder}"')))
+    assert code == 1
+    assert "cannot read image" in err and "cat3.png" in err
+
+
+def test_python_dash_m_and_help_show_examples():
+    result = subprocess.run([sys.executable, "-m", "pipeline", "run", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "python -m pipeline run -c examples/demo.toml" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "pipeline"], capture_output=True, text=True)
+    assert result.returncode == 2 and "STAGE" in result.stderr
