@@ -71,7 +71,7 @@ def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> No
 
     The banner (random weights) goes on the figure too, since plots travel without the report.
     """
-    backbones = sorted({row["backbone"] for row in rows})
+    backbones = list(dict.fromkeys(row["backbone"] for row in rows))  # in config order
     figure, axes = plt.subplots(
         1, len(backbones), figsize=(4.5 * len(backbones), 3.6), sharey=True, squeeze=False
     )

@@ -110,13 +110,17 @@ def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int)
     }
 
 
-def _open_or_create(path: Path, source: ImageSource, weights: ResolvedWeights, image_size: int):
+def _codes_in_store(path: Path, source: ImageSource, weights: ResolvedWeights, image_size: int) -> set:
+    """The complete (tap, pooling) codes of the store at ``path``, creating it if it is new."""
     if path.exists():
-        return FeatureStore(path, mode="r+")
-    return FeatureStore.create(
-        path, source.ids, source.labels, source.splits, source.classes,
-        _store_attrs(source, weights, image_size),
-    )
+        store = FeatureStore(path)
+    else:
+        store = FeatureStore.create(
+            path, source.ids, source.labels, source.splits, source.classes,
+            _store_attrs(source, weights, image_size),
+        )
+    with store:
+        return set(store.available())
 
 
 def extract_codes(
@@ -157,31 +161,30 @@ def extract_codes(
     wanted = [(tap, pooling) for tap in taps for pooling in poolings]
     path = cache_path(cache_dir, source, weights, image_size)
     started = time.perf_counter()
-    with _open_or_create(path, source, weights, image_size) as store:
-        have = set(store.available())
-        todo = [item for item in wanted if item not in have]
-        result = Extraction(path, weights, computed=todo, cached=[i for i in wanted if i in have])
-        if not todo:
-            return result
-        extractor = build_tap_extractor(weights, sorted({tap for tap, _ in todo})).to(device)
-        loader = DataLoader(
-            _Preprocessed(source, preprocessing(weights.backbone, image_size)),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=device.startswith("cuda"),
-        )
-        begun = set()
-        with torch.inference_mode():
-            for images, indices in tqdm(
-                loader, desc=f"extract {weights.backbone}", unit="batch", disable=None if progress else True
-            ):
-                outputs = extractor(images.to(device, non_blocking=True))
-                for tap, pooling in todo:
-                    rows = pool(outputs[tap], pooling).float().cpu().numpy()
-                    if (tap, pooling) not in begun:
-                        store.begin(tap, pooling, rows.shape[1])
-                        begun.add((tap, pooling))
-                    store.write(tap, pooling, int(indices[0]), rows)
+    have = _codes_in_store(path, source, weights, image_size)
+    todo = [item for item in wanted if item not in have]
+    result = Extraction(path, weights, computed=todo, cached=[item for item in wanted if item in have])
+    if not todo:
+        return result
+    extractor = build_tap_extractor(weights, sorted({tap for tap, _ in todo})).to(device)
+    loader = DataLoader(
+        _Preprocessed(source, preprocessing(weights.backbone, image_size)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=device.startswith("cuda"),
+    )
+    batches = iter(loader)  # workers fork here, before any HDF5 file is open: none inherits a handle
+    begun = set()
+    with FeatureStore(path, mode="r+") as store, torch.inference_mode():
+        for images, indices in tqdm(batches, total=len(loader), desc=f"extract {weights.backbone}",
+                                    unit="batch", disable=None if progress else True):
+            outputs = extractor(images.to(device, non_blocking=True))
+            for tap, pooling in todo:
+                rows = pool(outputs[tap], pooling).float().cpu().numpy()
+                if (tap, pooling) not in begun:
+                    store.begin(tap, pooling, rows.shape[1])
+                    begun.add((tap, pooling))
+                store.write(tap, pooling, int(indices[0]), rows)
         for tap, pooling in todo:
             store.finish(tap, pooling)
     result.seconds = time.perf_counter() - started

@@ -4,12 +4,14 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import joblib
 import numpy as np
 import pytest
 
+from features import FeatureStore, ImageFolder
 from pipeline.cli import main
 
 
@@ -137,3 +139,39 @@ def test_python_dash_m_and_help_show_examples():
     assert "python -m pipeline run -c examples/demo.toml" in result.stdout
     result = subprocess.run([sys.executable, "-m", "pipeline"], capture_output=True, text=True)
     assert result.returncode == 2 and "STAGE" in result.stderr
+
+
+def test_a_failed_extraction_keeps_finished_codes(image_folder, write_config, capsys, tmp_path, monkeypatch):
+    config = write_config(f'root = "{image_folder}"')
+    assert _run(capsys, "extract", "-c", str(config))[0] == 0
+    layer2 = ("--set", 'features.taps.resnet50=["layer1", "layer2", "pool"]')
+
+    load = ImageFolder.load
+
+    def fails_late(self, index):  # an image read error after two batches were written
+        if index == 12:
+            raise OSError(f"cannot read image {self.root / self.ids[index]}: disk error")
+        return load(self, index)
+
+    monkeypatch.setattr(ImageFolder, "load", fails_late)
+    code, _, err = _run(capsys, "extract", "-c", str(config), *layer2)
+    assert code == 1 and "disk error" in err
+    (store_path,) = (tmp_path / "cache").glob("*.h5")
+    with FeatureStore(store_path) as store:
+        assert sorted(store.available()) == [("layer1", "avg"), ("pool", "avg")]
+
+    monkeypatch.setattr(ImageFolder, "load", load)
+    code, _, err = _run(capsys, "extract", "-c", str(config), *layer2)
+    assert code == 0, err
+    assert "computed layer2/avg" in err and "2 cached" in err
+    with FeatureStore(store_path) as store:
+        resumed, _ = store.codes("layer2", "avg")
+    assert np.isfinite(resumed).all() and np.abs(resumed).sum(axis=1).min() > 0
+
+
+def test_console_script_runs_the_same_command_line():
+    script = Path(sys.executable).with_name("cnncodes")
+    if not script.exists():
+        pytest.skip("the project is not installed in this environment (make test installs it)")
+    result = subprocess.run([str(script), "fit", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--set SECTION.KEY=VALUE" in result.stdout
