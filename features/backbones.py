@@ -29,8 +29,11 @@ __all__ = [
     "WeightsUnavailable",
     "get_backbone",
     "resolve_weights",
+    "build_model",
     "build_tap_extractor",
     "preprocessing",
+    "describe_preprocessing",
+    "state_dict_sha256",
 ]
 
 log = logging.getLogger(__name__)

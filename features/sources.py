@@ -87,6 +87,11 @@ def stratified_splits(labels: np.ndarray, test_size: float, seed: int) -> np.nda
     return splits.astype(str)
 
 
+def _subfolders(folder: Path) -> list[str]:
+    """Sorted names of the visible sub-folders (``.ipynb_checkpoints`` and the like are skipped)."""
+    return sorted(path.name for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+
 class ImageFolder(ImageSource):
     """Images on disk as ``root/<class>/*`` or ``root/<split>/<class>/*``.
 
@@ -103,12 +108,10 @@ class ImageFolder(ImageSource):
                 f"image folder {self.root} does not exist; set data.root to a folder laid "
                 f"out as <root>/<class>/<image> or <root>/<split>/<class>/<image>"
             )
-        folders = sorted(path.name for path in self.root.iterdir() if path.is_dir())
+        folders = _subfolders(self.root)
         has_splits = bool(folders) and set(folders) <= set(SPLITS)
         split_roots = {name: self.root / name for name in folders} if has_splits else {"": self.root}
-        self.classes = sorted(
-            {path.name for folder in split_roots.values() for path in folder.iterdir() if path.is_dir()}
-        )
+        self.classes = sorted({name for folder in split_roots.values() for name in _subfolders(folder)})
         rows = [
             (path.relative_to(self.root).as_posix(), label, split)
             for split, folder in split_roots.items()

@@ -100,11 +100,12 @@ class FeatureStore:
     def available(self) -> list[tuple[str, str]]:
         """The complete ``(tap, pooling)`` datasets, in file order."""
         found = []
-        self._file["features"].visititems(
-            lambda name, item: found.append((item.attrs["tap"], item.attrs["pooling"]))
-            if isinstance(item, h5py.Dataset) and item.attrs.get("complete", False)
-            else None
-        )
+
+        def collect(name, item):
+            if isinstance(item, h5py.Dataset) and item.attrs.get("complete", False):
+                found.append((item.attrs["tap"], item.attrs["pooling"]))
+
+        self._file["features"].visititems(collect)
         return found
 
     def has(self, tap: str, pooling: str) -> bool:

@@ -31,6 +31,7 @@ def image_folder(tmp_path):
     """``<root>/<class>/*.png``: 2 classes x 8 images of 24x20 pixels, no split folders."""
     root = tmp_path / "images"
     _make_images(root, per_class=8, seed=0)
+    (root / ".ipynb_checkpoints").mkdir()  # hidden folders are not classes
     return root
 
 
