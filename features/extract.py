@@ -175,9 +175,10 @@ def extract_codes(
     )
     batches = iter(loader)  # workers fork here, before any HDF5 file is open: none inherits a handle
     begun = set()
-    with FeatureStore(path, mode="r+") as store, torch.inference_mode():
-        for images, indices in tqdm(batches, total=len(loader), desc=f"extract {weights.backbone}",
-                                    unit="batch", disable=None if progress else True):
+    bar = tqdm(total=len(source), desc=f"extract {weights.backbone}", unit="img",
+               disable=None if progress else True)
+    with bar, FeatureStore(path, mode="r+") as store, torch.inference_mode():
+        for images, indices in batches:
             outputs = extractor(images.to(device, non_blocking=True))
             for tap, pooling in todo:
                 rows = pool(outputs[tap], pooling).float().cpu().numpy()
@@ -185,6 +186,7 @@ def extract_codes(
                     store.begin(tap, pooling, rows.shape[1])
                     begun.add((tap, pooling))
                 store.write(tap, pooling, int(indices[0]), rows)
+            bar.update(len(indices))
         for tap, pooling in todo:
             store.finish(tap, pooling)
     result.seconds = time.perf_counter() - started
