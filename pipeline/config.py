@@ -106,6 +106,8 @@ class RunSection:
 
 @dataclass
 class Config:
+    """The whole configuration, one attribute per TOML section."""
+
     data: DataSection = field(default_factory=DataSection)
     features: FeaturesSection = field(default_factory=FeaturesSection)
     classifiers: ClassifiersSection = field(default_factory=ClassifiersSection)
@@ -159,12 +161,10 @@ def _build_section(name: str, cls, table: dict, base: Path):
         for item in value if isinstance(value, list) else [value]:
             if choices is not None and item not in choices:
                 raise ConfigError(_bad_choice(f"{name}.{key}", item, choices))
-        if fields[key].metadata.get("path") and value:
-            value = str((base / value).resolve())
         values[key] = value
     section = cls(**values)
-    for key, f in fields.items():  # defaults that are paths resolve against the config too
-        if f.metadata.get("path") and key not in values and getattr(section, key):
+    for key, f in fields.items():  # paths, given or default, resolve against the config's folder
+        if f.metadata.get("path") and getattr(section, key):
             setattr(section, key, str((base / getattr(section, key)).resolve()))
     if hasattr(section, "check"):
         section.check()
