@@ -65,8 +65,10 @@ class _Preprocessed(Dataset):
         return self.transform(self.source.load(index)), index
 
 
-def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, image_size: int) -> Path:
+def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict) -> Path:
     """The store file for this source, backbone, weights and preprocessing.
+
+    ``pixels`` is ``describe_preprocessing`` of the transform the images go through.
 
     Taps and poolings are not in the key: they are datasets inside the file.
     """
@@ -75,7 +77,7 @@ def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, image_s
         "source": source.fingerprint,
         "backbone": weights.backbone,
         "weights": weights.identity,
-        "preprocessing": describe_preprocessing(preprocessing(weights.backbone, image_size)),
+        "preprocessing": pixels,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{source.name}-{weights.backbone}-{digest}.h5"
@@ -93,14 +95,14 @@ class Extraction:
     images: int = 0
 
 
-def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int) -> dict:
+def _store_attrs(source: ImageSource, weights: ResolvedWeights, pixels: dict) -> dict:
     return {
         "backbone": weights.backbone,
         "weights": weights.identity,
         "weights_url": weights.url or "",
         "weights_sha256": state_dict_sha256(weights.url) if weights.is_pretrained else "",
-        "image_size": image_size,
-        "preprocessing": json.dumps(describe_preprocessing(preprocessing(weights.backbone, image_size))),
+        "image_size": pixels["crop_size"][0],
+        "preprocessing": json.dumps(pixels),
         "source": source.name,
         "source_fingerprint": source.fingerprint,
         "versions": json.dumps(
@@ -110,14 +112,14 @@ def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int)
     }
 
 
-def _codes_in_store(path: Path, source: ImageSource, weights: ResolvedWeights, image_size: int) -> set:
+def _codes_in_store(path: Path, source: ImageSource, weights: ResolvedWeights, pixels: dict) -> set:
     """The complete (tap, pooling) codes of the store at ``path``, creating it if it is new."""
     if path.exists():
         store = FeatureStore(path)
     else:
         store = FeatureStore.create(
             path, source.ids, source.labels, source.splits, source.classes,
-            _store_attrs(source, weights, image_size),
+            _store_attrs(source, weights, pixels),
         )
     with store:
         return set(store.available())
@@ -159,16 +161,18 @@ def extract_codes(
         The store path and which codes were computed and which were already there.
     """
     wanted = [(tap, pooling) for tap in taps for pooling in poolings]
-    path = cache_path(cache_dir, source, weights, image_size)
+    transform = preprocessing(weights.backbone, image_size)
+    pixels = describe_preprocessing(transform)
+    path = cache_path(cache_dir, source, weights, pixels)
     started = time.perf_counter()
-    have = _codes_in_store(path, source, weights, image_size)
+    have = _codes_in_store(path, source, weights, pixels)
     todo = [item for item in wanted if item not in have]
     result = Extraction(path, weights, computed=todo, cached=[item for item in wanted if item in have])
     if not todo:
         return result
     extractor = build_tap_extractor(weights, sorted({tap for tap, _ in todo})).to(device)
     loader = DataLoader(
-        _Preprocessed(source, preprocessing(weights.backbone, image_size)),
+        _Preprocessed(source, transform),
         batch_size=batch_size,
         num_workers=num_workers,
         pin_memory=device.startswith("cuda"),
