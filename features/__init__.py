@@ -7,7 +7,7 @@ codes leave it.
 from .backbones import BACKBONES, WEIGHTS_CHOICES, WeightsUnavailable, get_backbone, resolve_weights
 from .extract import POOLINGS, Extraction, extract_codes
 from .sources import NAMED_DATASETS, ImageArrays, ImageFolder, ImageSource, open_named_dataset
-from .store import FeatureStore, StoreError
+from .store import FeatureStore, StoreError, read_codes
 
 __all__ = [
     "BACKBONES",
@@ -25,4 +25,5 @@ __all__ = [
     "open_named_dataset",
     "FeatureStore",
     "StoreError",
+    "read_codes",
 ]

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "FeatureStore", "StoreError"]
+__all__ = ["FORMAT_VERSION", "FeatureStore", "StoreError", "read_codes"]
 
 FORMAT_VERSION = 1
 _TEXT = h5py.string_dtype("utf-8")
@@ -151,3 +151,13 @@ class FeatureStore:
             return codes, self.labels
         rows = self.splits == split
         return codes[rows], self.labels[rows]
+
+
+def read_codes(path: str | Path, tap: str, pooling: str, split: str | None = None):
+    """``(X, y)`` of one tap and pooling from the store at ``path``, for one split or all rows.
+
+    The reader API for code outside ``features``: it opens the file, reads the one codes
+    dataset asked for and closes the file again.
+    """
+    with FeatureStore(path) as store:
+        return store.codes(tap, pooling, split)
