@@ -1,10 +1,12 @@
-"""The make-style pipeline: configuration, stages and the command line.
+"""The make-style pipeline: configuration, stages, the runner and the command line.
 
 The only package that knows about both ``features`` and ``classifiers``, and about files
 on disk other than the feature stores.
 """
 
-from .config import Config, ConfigError, load_config
-from .stages import STAGES
+__version__ = "0.1.0"  # first, before the imports: the runner's stamps import it
 
-__all__ = ["Config", "ConfigError", "load_config", "STAGES"]
+from .config import Config, ConfigError, load_config  # noqa: E402
+from .stages import STAGES  # noqa: E402
+
+__all__ = ["__version__", "Config", "ConfigError", "load_config", "STAGES"]

@@ -1,40 +1,123 @@
-"""The command line: ``python -m pipeline STAGE -c CONFIG`` (or the ``cnncodes`` script).
+"""The command line: ``python -m pipeline COMMAND -c CONFIG`` (or the ``cnncodes`` script).
 
-Exit codes: 0 success, 1 failure, 2 usage or configuration error. Failures caused by
-the user's input end with one line that says what to fix; ``--debug`` shows the traceback.
+Every command is one entry of ``COMMANDS``: its help line, its own arguments and a
+function of the parsed arguments and the loaded config. Exit codes: 0 success, 1 failure,
+2 usage or configuration error. Failures caused by the user's input end with one line
+that says what to fix; ``--debug`` shows the traceback, and so does the run's log file.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
-import time
+from dataclasses import dataclass
+from typing import Callable
 
 from features import StoreError, WeightsUnavailable
 
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
+from .runner import clean, execute, plan, run_log
 from .stages import STAGES
 
-__all__ = ["main", "build_parser"]
+__all__ = ["COMMANDS", "Command", "main", "build_parser"]
 
 EXAMPLES = """examples:
   python -m pipeline run -c examples/demo.toml
+  python -m pipeline run -c examples/demo.toml --dry-run      (what would run, and why)
+  python -m pipeline status -c examples/demo.toml
+  python -m pipeline fit -c my.toml --set 'classifiers.models=["logreg"]' --force
   python -m pipeline extract -c my.toml --set features.weights=random --set features.image_size=64
-  python -m pipeline fit -c my.toml --set 'classifiers.models=["logreg"]'
+  python -m pipeline clean -c my.toml fit                    (clean --cache also drops the feature files)
 """
 
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, StoreError, WeightsUnavailable, ValueError, OSError)
 """Failures that come from the user's files, settings or network: one line, exit 1."""
 
 
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its help line, what it does, and its own arguments.
+
+    ``run(args, config)`` returns an exit code or None (0); ``config`` is the loaded
+    ``-c`` file, or None for a command declared with ``config=False``.
+    """
+
+    help: str
+    run: Callable[[argparse.Namespace, Config | None], int | None]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    config: bool = True
+
+
+def _logged(args: argparse.Namespace, config: Config):
+    """The run's log file records this command and what happens during it."""
+    return run_log(config, f"python -m pipeline {shlex.join(args.argv)}")
+
+
+def _stage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="run the stage(s) asked for even when up to date")
+    parser.add_argument("-n", "--dry-run", action="store_true", help="say what would run and why, run nothing")
+
+
+def _run_stages(args: argparse.Namespace, config: Config) -> None:
+    """A stage brings the stages it reads from up to date first, like a make target."""
+    targets = list(STAGES) if args.command == "run" else [args.command]
+    force = targets if args.force else ()
+    if args.dry_run:
+        steps = plan(config, STAGES, targets, force)
+        for step in steps:
+            print(f"would run {step}" if step.runs else str(step))
+        if not any(step.runs for step in steps):
+            print("nothing to do")
+        return
+    with _logged(args, config):
+        execute(config, plan(config, STAGES, targets, force), progress=not args.quiet)
+
+
+def _status(args: argparse.Namespace, config: Config) -> None:
+    for step in plan(config, STAGES, list(STAGES)):
+        print(step)
+
+
+def _clean_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", nargs="?", choices=list(STAGES), help="the stage to clean (default: all)")
+    parser.add_argument("--cache", action="store_true",
+                        help="also delete the feature files this run uses (shared with other runs)")
+
+
+def _clean(args: argparse.Namespace, config: Config) -> None:
+    stages = [STAGES[args.stage]] if args.stage else list(STAGES.values())
+    with _logged(args, config):
+        removed = clean(config, stages, cache=args.cache)
+        logging.getLogger(__name__).info(
+            "clean: %s", f"removed {', '.join(map(str, removed))}" if removed else "nothing to remove"
+        )
+
+
+COMMANDS: dict[str, Command] = {
+    "extract": Command("compute CNN codes into the HDF5 cache (cached codes are reused)",
+                       _run_stages, _stage_arguments),
+    "fit": Command("fit every classifier on every backbone x tap x pooling and score it on test "
+                   "(extracts first if that is stale)", _run_stages, _stage_arguments),
+    "report": Command("write results.csv, report.md and the plot; print the results table "
+                      "(runs stale stages before it first)", _run_stages, _stage_arguments),
+    "run": Command("every stale stage in order: extract, fit, report", _run_stages, _stage_arguments),
+    "status": Command("show each stage as up to date, stale (and which input changed) or missing", _status),
+    "clean": Command("remove a stage's outputs and stamp, or every stage's (the feature cache only with --cache)",
+                     _clean, _clean_arguments),
+}
+"""The subcommands, in the order ``--help`` lists them."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", required=True, help="TOML config file (see examples/)")
-    common.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value (a TOML value, or a bare word); repeatable")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress lines")
     common.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    with_config = argparse.ArgumentParser(add_help=False, parents=[common])
+    with_config.add_argument("-c", "--config", required=True, help="TOML config file (see examples/)")
+    with_config.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                             help="override a config value (a TOML value, or a bare word); repeatable")
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Frozen ImageNet CNN codes at several depths, cached in HDF5, "
@@ -42,30 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
-    helps = {
-        "extract": "compute CNN codes into the HDF5 cache (cached codes are reused)",
-        "fit": "fit every classifier on every backbone x tap x pooling and score it on test",
-        "report": "write results.csv, report.md and the plot; print the results table",
-        "run": "extract, fit and report in order",
-    }
-    for name, text in helps.items():
-        commands.add_parser(name, parents=[common], help=text, description=text, epilog=EXAMPLES,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, parents=[with_config if command.config else common], help=command.help,
+                                  description=command.help, epilog=EXAMPLES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.arguments(sub)
     return parser
 
 
+def _console_logging(quiet: bool) -> None:
+    """Stage lines on standard error; the root level stays at INFO for the run's log file."""
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[console], force=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(message)s", stream=sys.stderr, force=True)
-    stages = list(STAGES) if args.command == "run" else [args.command]
+    args.argv = argv  # for the log file
+    _console_logging(args.quiet)
+    command = COMMANDS[args.command]
     try:
-        config = load_config(args.config, args.set)
-        for stage in stages:
-            started = time.perf_counter()
-            STAGES[stage](config, progress=not args.quiet)
-            logging.getLogger(__name__).info("%s: done in %.1f s", stage, time.perf_counter() - started)
+        config = load_config(args.config, args.set) if command.config else None
+        return command.run(args, config) or 0
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -77,4 +161,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; cached codes and finished outputs are kept", file=sys.stderr)
         return 1
-    return 0

@@ -66,7 +66,7 @@ def test_second_run_reuses_the_cache_and_a_new_tap_adds_only_itself(image_folder
     with h5py.File(store_path) as file:
         pool_before = file["features/pool/avg"][()]
 
-    code, _, err = _run(capsys, "extract", "-c", str(config))
+    code, _, err = _run(capsys, "extract", "-c", str(config), "--force")
     assert code == 0 and "computed nothing new" in err and "2 cached" in err
 
     code, _, err = _run(capsys, "extract", "-c", str(config), "--set", 'features.taps.resnet50=["layer2", "pool"]')
@@ -87,10 +87,13 @@ def test_split_folders_are_respected_with_loader_workers(split_image_folder, wri
     assert {(r["n_train"], r["n_test"]) for r in rows} == {("12", "6")}
 
 
-def test_fit_before_extract_says_which_stage_to_run(image_folder, write_config, capsys):
-    code, _, err = _run(capsys, "fit", "-c", str(write_config(f'root = "{image_folder}"')))
-    assert code == 1
-    assert "features.json is missing; run the extract stage first" in err
+def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, write_config, capsys, tmp_path):
+    code, out, err = _run(capsys, "fit", "-c", str(write_config(f'root = "{image_folder}"')))
+    assert code == 0, err
+    assert "extract: missing (never ran); running" in err
+    assert "fit: missing (never ran, extract will run); running" in err
+    assert "report" not in err and not out  # a target runs what it needs, nothing after it
+    assert (tmp_path / "runs" / "test" / "results.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -138,7 +141,7 @@ def test_python_dash_m_and_help_show_examples():
     assert result.returncode == 0
     assert "python -m pipeline run -c examples/demo.toml" in result.stdout
     result = subprocess.run([sys.executable, "-m", "pipeline"], capture_output=True, text=True)
-    assert result.returncode == 2 and "STAGE" in result.stderr
+    assert result.returncode == 2 and "COMMAND" in result.stderr
 
 
 def test_a_failed_extraction_keeps_finished_codes(image_folder, write_config, capsys, tmp_path, monkeypatch):

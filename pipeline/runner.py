@@ -1,0 +1,298 @@
+"""The make-style runner: stamps, staleness, ``--force``, ``--dry-run``, status, clean, the log.
+
+Each stage declares what it reads (config sections, files, the stages before it) and
+what it writes; the stage functions know nothing of this. After a stage succeeds the
+runner writes a stamp, ``<run dir>/.stamps/<stage>.json``, holding a fingerprint of every
+input by name. A stage is stale when a fingerprint differs from its stamp, when one of
+its outputs is gone, or when a stage before it has run since (or is about to run), so the
+reason can always be named: ``fit: stale ([classifiers] changed)``.
+
+Fingerprints are cheap: config sections are hashed, big files (feature stores, weights)
+by size and modification time, small JSON files by content. ``status`` and a run with
+nothing to do therefore take a fraction of a second and never build a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Mapping
+
+from . import __version__
+from .config import Config
+
+__all__ = [
+    "Stage",
+    "Step",
+    "LOG_NAME",
+    "plan",
+    "execute",
+    "clean",
+    "run_log",
+    "stamp_path",
+    "file_stat",
+    "file_digest",
+    "write_atomic",
+    "write_json",
+]
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "pipeline.log"
+MISSING = "missing"
+"""The fingerprint of a file that does not exist."""
+
+
+def _no_files(config: Config) -> list:
+    return []
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of the pipeline with what it reads and writes.
+
+    Parameters
+    ----------
+    name : str
+    run : callable ``(config, progress) -> None``
+        The work itself; it raises on failure.
+    sections : tuple of str
+        The config sections it reads (``"features"``), hashed whole.
+    inputs : callable ``(config) -> {name: fingerprint}``
+        Fingerprints of the files it reads, by readable name. Must be cheap: it runs on
+        every ``status`` and before every run.
+    outputs : callable ``(config) -> [Path]``
+        Files and folders it writes; ``clean`` removes them.
+    cache : callable ``(config) -> [Path]``
+        Outputs shared with other runs (the feature stores); ``clean`` keeps them unless
+        asked with ``--cache``.
+    upstream : tuple of str
+        The stages whose outputs it reads; they run first when stale.
+    """
+
+    name: str
+    run: Callable[[Config, bool], None]
+    sections: tuple[str, ...] = ()
+    inputs: Callable[[Config], dict[str, str]] = lambda config: {}
+    outputs: Callable[[Config], list[Path]] = _no_files
+    cache: Callable[[Config], list[Path]] = _no_files
+    upstream: tuple[str, ...] = ()
+
+    def fingerprints(self, config: Config) -> dict[str, str]:
+        """Every input of the stage by name: the package version, its sections, its files."""
+        found = {"package version": __version__}
+        for section in self.sections:
+            found[f"[{section}]"] = _digest(dataclasses.asdict(getattr(config, section)))
+        found.update(self.inputs(config))
+        return found
+
+
+@dataclass
+class Step:
+    """A stage in a plan: whether it runs, and why."""
+
+    stage: Stage
+    state: str  # "up to date", "stale", "missing" (never ran or cleaned) or "forced"
+    reasons: list[str] = field(default_factory=list)
+    stamp: dict | None = None
+
+    @property
+    def runs(self) -> bool:
+        return self.state != "up to date"
+
+    def __str__(self) -> str:
+        detail = ", ".join(self.reasons)
+        if not self.runs:
+            detail = f"ran {self.stamp['finished']}, took {self.stamp['seconds']:.1f} s"
+        return f"{self.stage.name}: {self.state}" + (f" ({detail})" if detail else "")
+
+
+def stamp_path(config: Config, stage: str) -> Path:
+    return Path(config.run.dir) / ".stamps" / f"{stage}.json"
+
+
+def _read_stamp(config: Config, stage: str) -> dict | None:
+    path = stamp_path(config, stage)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:  # a stamp damaged by hand reads as "never ran", which is safe
+        log.warning("ignoring the unreadable stamp %s", path)
+        return None
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_stat(path) -> str:
+    """A cheap fingerprint of a big file (size and modification time), or ``missing``."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        return MISSING
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def file_digest(path) -> str:
+    """A fingerprint of a small file's content, or ``missing``; rewriting it unchanged keeps it."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except FileNotFoundError:
+        return MISSING
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(temporary_path)``, then rename the result to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def write_json(path: Path, value) -> None:
+    write_atomic(path, lambda partial: partial.write_text(json.dumps(value, indent=2) + "\n"))
+
+
+def _show(path: Path) -> str:
+    """A path relative to the working directory when it is under it, for short messages."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _needed(stages: Mapping[str, Stage], targets) -> list[Stage]:
+    """The targets and every stage they depend on, in pipeline order."""
+    needed, pending = set(), list(targets)
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending += stages[name].upstream
+    return [stage for name, stage in stages.items() if name in needed]
+
+
+def _check(stage: Stage, config: Config, will_run: set[str]) -> Step:
+    stamp = _read_stamp(config, stage.name)
+    waiting = [f"{name} will run" for name in stage.upstream if name in will_run]
+    if stamp is None:
+        return Step(stage, "missing", ["never ran", *waiting])
+    old, new = stamp["inputs"], stage.fingerprints(config)
+    reasons = [f"{name} changed" for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+    for name in stage.upstream:
+        upstream = _read_stamp(config, name)
+        if name not in will_run and (upstream or {}).get("id") != stamp["upstream"].get(name):
+            reasons.append(f"{name} ran since")
+    reasons += [f"{_show(path)} is missing" for path in stage.outputs(config) + stage.cache(config)
+                if not path.exists()]
+    reasons += waiting
+    return Step(stage, "stale" if reasons else "up to date", reasons, stamp)
+
+
+def plan(config: Config, stages: Mapping[str, Stage], targets, force=()) -> list[Step]:
+    """What bringing ``targets`` up to date takes: each needed stage, in order, and why it runs.
+
+    Parameters
+    ----------
+    stages : mapping of name to Stage, in pipeline order
+    targets : names of the stages asked for; the stages they depend on are included
+    force : names of stages that run even when up to date
+    """
+    steps, will_run = [], set()
+    for stage in _needed(stages, targets):
+        step = Step(stage, "forced") if stage.name in force else _check(stage, config, will_run)
+        if step.runs:
+            will_run.add(stage.name)
+        steps.append(step)
+    return steps
+
+
+def execute(config: Config, steps: list[Step], progress: bool = True) -> None:
+    """Run the steps that need it, writing each stage's stamp once it has succeeded.
+
+    Inputs are fingerprinted just before a stage runs, after the stages before it have
+    written their outputs, so the stamp describes what the stage actually read.
+    """
+    if not any(step.runs for step in steps):
+        log.info("up to date: %s; nothing to do", ", ".join(step.stage.name for step in steps))
+        return
+    for step in steps:
+        stage = step.stage
+        if not step.runs:
+            log.info("%s", step)
+            continue
+        log.info("%s; running", step)
+        inputs = stage.fingerprints(config)
+        upstream = {name: (_read_stamp(config, name) or {}).get("id") for name in stage.upstream}
+        started = time.perf_counter()
+        stage.run(config, progress)
+        seconds = time.perf_counter() - started
+        write_json(stamp_path(config, stage.name), {
+            "stage": stage.name,
+            "id": uuid.uuid4().hex,  # changes on every run, so later stages see that this one ran
+            "finished": datetime.now().isoformat(sep=" ", timespec="seconds"),
+            "seconds": round(seconds, 3),
+            "inputs": inputs,
+            "upstream": upstream,
+        })
+        outputs = ", ".join(_show(path) for path in stage.outputs(config) + stage.cache(config))
+        log.info("%s: done in %.1f s -> %s", stage.name, seconds, outputs)
+
+
+def clean(config: Config, stages: list[Stage], cache: bool = False) -> list[Path]:
+    """Remove the outputs and stamps of ``stages`` (and their cached outputs with ``cache``).
+
+    Returns the paths that existed and were removed.
+    """
+    paths = [
+        path
+        for stage in stages
+        for path in [*stage.outputs(config), *(stage.cache(config) if cache else []), stamp_path(config, stage.name)]
+    ]  # listed before anything is removed: the cached outputs are found through an output
+    removed = [path for path in paths if path.exists()]
+    for path in removed:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    with suppress(OSError):  # the stamps folder goes with its last stamp
+        stamp_path(config, "any").parent.rmdir()
+    return removed
+
+
+def _to_file(handler: logging.Handler, level: int, message: str, exc_info=None) -> None:
+    """A log line for the log file only (the terminal shows its own, shorter, version)."""
+    handler.handle(logging.makeLogRecord(
+        {"name": __name__, "levelno": level, "levelname": logging.getLevelName(level),
+         "msg": message, "exc_info": exc_info}
+    ))
+
+
+@contextmanager
+def run_log(config: Config, command: str):
+    """Append what happens inside to ``<run dir>/pipeline.log``: the command, the stage
+    lines, warnings, and a failure with its traceback."""
+    path = Path(config.run.dir) / LOG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    _to_file(handler, logging.INFO, f"$ {command}  (cnn-codes {__version__})")
+    try:
+        yield
+        _to_file(handler, logging.INFO, "finished")
+    except BaseException as error:
+        _to_file(handler, logging.ERROR, f"failed: {type(error).__name__}: {error}", sys.exc_info())
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
