@@ -1,29 +1,51 @@
-"""Images -> CNN codes: backbones and their taps, image sources, extraction, the HDF5 store.
+"""Images -> CNN codes: backbones and their taps, weights, image sources, extraction, the HDF5 store.
 
 This package never imports ``classifiers``; the store (``features.store``) is the only way
 codes leave it.
 """
 
-from .backbones import BACKBONES, WEIGHTS_CHOICES, WeightsUnavailable, get_backbone, resolve_weights
-from .extract import POOLINGS, Extraction, extract_codes
-from .sources import NAMED_DATASETS, ImageArrays, ImageFolder, ImageSource, open_named_dataset
-from .store import FeatureStore, StoreError, read_codes
+from .backbones import BACKBONE_CHOICES, BACKBONES, Backbone, TapInfo, get_backbone, list_taps
+from .datasets import NAMED_DATASETS, DatasetUnavailable, open_named_dataset
+from .extract import DTYPES, ON_ERROR, Extraction, compute_codes, extract_codes
+from .images import ImageError, load_image
+from .lock import StoreLocked
+from .pooling import POOLING_CHOICES, POOLINGS, check_pooling
+from .sources import ImageArrays, ImageFiles, ImageFolder, ImageManifest, ImageSource
+from .store import FeatureStore, StoreError, read_codes, verify_store
+from .weights import WEIGHTS_CHOICES, WeightsUnavailable, check_weights_name, resolve_weights
 
 __all__ = [
     "BACKBONES",
-    "WEIGHTS_CHOICES",
-    "POOLINGS",
-    "NAMED_DATASETS",
-    "WeightsUnavailable",
+    "BACKBONE_CHOICES",
+    "Backbone",
+    "TapInfo",
     "get_backbone",
+    "list_taps",
+    "WEIGHTS_CHOICES",
+    "WeightsUnavailable",
+    "check_weights_name",
     "resolve_weights",
+    "POOLINGS",
+    "POOLING_CHOICES",
+    "check_pooling",
+    "DTYPES",
+    "ON_ERROR",
     "Extraction",
     "extract_codes",
+    "compute_codes",
     "ImageSource",
     "ImageFolder",
+    "ImageManifest",
+    "ImageFiles",
     "ImageArrays",
+    "ImageError",
+    "load_image",
+    "NAMED_DATASETS",
+    "DatasetUnavailable",
     "open_named_dataset",
     "FeatureStore",
     "StoreError",
+    "StoreLocked",
     "read_codes",
+    "verify_store",
 ]

@@ -1,10 +1,15 @@
 """Extraction: an image source through a frozen backbone into the feature store.
 
 All requested taps come from one forward pass; each tap is pooled on the device before
-the copy to the host, so only ``(batch, channels)`` rows cross to the CPU. The store file
-is named by a cache key over everything that changes the numbers, so a second extraction
-with the same inputs finds the file and runs no CNN at all, and a new tap or pooling adds
-datasets to the file without recomputing the ones it has.
+the copy to the host, so only ``(batch, features)`` rows cross to the CPU.
+
+The store file is named by a key over what changes the numbers except the list of
+images (where the images come from, backbone, weights, preprocessing, storage dtype,
+format version). Each row remembers the fingerprint (size, modification time) of the
+image it was computed from, and each codes dataset which rows are done, so one path
+serves every case: a second run finds everything done and runs no CNN; a new tap or
+pooling computes only itself; new images add rows; a changed image is recomputed; a
+killed run resumes from the journal of finished batches (``features.journal``).
 """
 
 from __future__ import annotations
@@ -18,66 +23,151 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
+import numpy as np
 import torch
 import torchvision
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .backbones import (
-    ResolvedWeights,
-    build_tap_extractor,
-    describe_preprocessing,
-    preprocessing,
-    state_dict_sha256,
-)
+from .backbones import get_backbone
+from .images import ImageError
+from .journal import Journal, Part
+from .lock import WriterLock
+from .pooling import check_pooling, pool
 from .sources import ImageSource
-from .store import FORMAT_VERSION, FeatureStore
+from .store import FORMAT_VERSION, SampleTable, read_table, rewrite_store
+from .weights import ResolvedWeights, build_tap_extractor, describe_preprocessing, preprocessing, weights_sha256
 
-__all__ = ["POOLINGS", "pool", "cache_path", "extract_codes", "Extraction"]
+__all__ = ["DTYPES", "ON_ERROR", "Extraction", "cache_path", "compute_codes", "extract_codes"]
 
 log = logging.getLogger(__name__)
 
-POOLINGS = {
-    "avg": lambda maps: maps.mean(dim=(2, 3)),
-    "max": lambda maps: maps.amax(dim=(2, 3)),
-}
-"""Spatial pooling of a ``(batch, channels, height, width)`` map to ``(batch, channels)``."""
-
-
-def pool(activation: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Pool a tap's output to one row per image; vector taps (fc, pool) pass through."""
-    if activation.ndim == 2:
-        return activation
-    return POOLINGS[pooling](activation)
+DTYPES = ("float32", "float16")
+"""Storage types of the codes (``features.dtype``); float16 halves the files."""
+ON_ERROR = ("skip", "fail")
+"""What an unreadable image does (``data.on_error``): skipped and recorded, or stop."""
 
 
 class _Preprocessed(Dataset):
-    """The source's images through the weights' transform, with their row index."""
+    """The source's images at ``indices`` through the transform; a failed read is returned, not raised."""
 
-    def __init__(self, source: ImageSource, transform):
+    def __init__(self, source: ImageSource, transform, indices):
         self.source = source
         self.transform = transform
+        self.indices = indices
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.indices)
 
-    def __getitem__(self, index: int):
-        return self.transform(self.source.load(index)), index
+    def __getitem__(self, position: int):
+        index = int(self.indices[position])
+        try:
+            return self.transform(self.source.load(index)), index, None
+        except OSError as error:  # ImageError and friends: the loop decides to skip or stop
+            return None, index, str(error)
 
 
-def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict) -> Path:
-    """The store file for this source, backbone, weights and preprocessing.
+def _collate(items):
+    """``(images or None, indices of those images, [(index, error)] of the failed reads)``."""
+    images = [image for image, _, error in items if error is None]
+    return (
+        torch.stack(images) if images else None,
+        [index for _, index, error in items if error is None],
+        [(index, error) for _, index, error in items if error is not None],
+    )
 
-    ``pixels`` is ``describe_preprocessing`` of the transform the images go through.
 
-    Taps and poolings are not in the key: they are datasets inside the file.
+def _datasets(backbone: str, taps: list[str], poolings: list[str]) -> list[tuple[str, str]]:
+    """Every (tap, pooling) asked for, after checking the names (errors list the valid ones)."""
+    entry = get_backbone(backbone)
+    for tap in taps:
+        entry.node(tap)
+    return [(tap, check_pooling(pooling)) for tap in taps for pooling in poolings]
+
+
+def _pooled(outputs: dict, tap: str, pooling: str, dtype: torch.dtype) -> np.ndarray:
+    activation = outputs[tap]
+    if not isinstance(activation, torch.Tensor):
+        raise ValueError(f"tap {tap!r} outputs a {type(activation).__name__}, not a tensor; pick another tap")
+    try:
+        return pool(activation, pooling).to(dtype).cpu().numpy()
+    except ValueError as error:
+        raise ValueError(f"tap {tap!r}: {error}") from error
+
+
+def _batches(source, indices, weights, datasets, image_size, batch_size, num_workers, device, progress,
+             dtype=torch.float32):
+    """Run the CNN over ``source[indices]`` in order, one batch at a time.
+
+    Yields ``(indices, codes, failed)`` per batch: the source indices computed, ``{(tap,
+    pooling): (len(indices), n_features) ndarray}``, and ``[(index, error message)]`` of
+    the images that could not be read.
+    """
+    extractor = build_tap_extractor(weights, sorted({tap for tap, _ in datasets})).to(device)
+    loader = DataLoader(
+        _Preprocessed(source, preprocessing(weights, image_size), indices),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=device.startswith("cuda"),
+    )
+    bar = tqdm(total=len(indices), desc=f"extract {weights.backbone}", unit="img",
+               disable=None if progress else True)
+    with bar, torch.inference_mode():
+        for images, done, failed in loader:
+            codes = {}
+            if images is not None:
+                outputs = extractor(images.to(device, non_blocking=True))
+                codes = {(tap, pooling): _pooled(outputs, tap, pooling, dtype) for tap, pooling in datasets}
+            yield done, codes, failed
+            bar.update(len(done) + len(failed))
+
+
+def compute_codes(
+    source: ImageSource,
+    weights: ResolvedWeights,
+    taps: list[str],
+    poolings: list[str],
+    image_size: int,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+):
+    """The codes of ``source``'s images in memory, without any store (for prediction).
+
+    Returns
+    -------
+    codes : dict of (tap, pooling) to ndarray, (n_read, n_features) float32
+        One row per image that could be read, in the source's order.
+    failed : list of (id, message)
+        The images that could not be read (left out of ``codes``).
+    """
+    datasets = _datasets(weights.backbone, taps, poolings)
+    blocks = {key: [] for key in datasets}
+    failed = []
+    for _, codes, bad in _batches(source, np.arange(len(source)), weights, datasets, image_size,
+                                  batch_size, num_workers, device, progress):
+        for key, rows in codes.items():
+            blocks[key].append(rows)
+        failed += [(source.ids[index], message) for index, message in bad]
+    return {key: np.concatenate(rows) if rows else np.empty((0, 0), np.float32) for key, rows in blocks.items()}, failed
+
+
+def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str = "float32") -> Path:
+    """The store file for this source, backbone, weights, preprocessing and dtype.
+
+    ``pixels`` is ``describe_preprocessing`` of the transform the images go through. Taps
+    and poolings are not in the key (they are datasets inside the file), nor are the
+    images themselves (they are rows, each with its own fingerprint), nor the splits.
     """
     key = {
         "format_version": FORMAT_VERSION,
-        "source": source.fingerprint,
+        "source": source.identity,
         "backbone": weights.backbone,
-        "weights": weights.identity,
+        "weights": weights.key,
         "preprocessing": pixels,
+        "dtype": dtype,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{source.name}-{weights.backbone}-{digest}.h5"
@@ -85,7 +175,19 @@ def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels:
 
 @dataclass
 class Extraction:
-    """What an extraction did: the store it wrote and the codes it computed or found."""
+    """What an extraction did.
+
+    Attributes
+    ----------
+    path : Path
+        The store.
+    computed, cached : list of (tap, pooling)
+        Codes datasets that needed CNN work in this run, and those that were all there.
+    images : int
+        Images run through the CNN in this run (``computed_rows`` are their ids).
+    skipped : list of (id, reason)
+        Images of the source that could not be read (in this run or an earlier one).
+    """
 
     path: Path
     weights: ResolvedWeights
@@ -93,36 +195,107 @@ class Extraction:
     cached: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     images: int = 0
+    computed_rows: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _store_attrs(source: ImageSource, weights: ResolvedWeights, pixels: dict) -> dict:
+def _plan(source: ImageSource, old: SampleTable | None) -> tuple[SampleTable, np.ndarray]:
+    """The store's rows after this run, and the row of each source image.
+
+    Known ids keep their rows; a changed fingerprint clears the row's done markers; new
+    ids are appended. Labels and splits are the source's; rows of images that left the
+    source keep their codes but get label -1 and an empty split.
+    """
+    old = old or SampleTable([], [], np.empty(0, np.int64), np.empty(0, object), [], [])
+    ids, fingerprints, skipped = list(old.ids), list(old.fingerprints), list(old.skipped)
+    row_of = {sample_id: row for row, sample_id in enumerate(ids)}
+    positions, changed = [], []
+    for sample_id, fingerprint in zip(source.ids, source.row_fingerprints):
+        row = row_of.setdefault(sample_id, len(ids))
+        if row == len(ids):
+            ids.append(sample_id), fingerprints.append(fingerprint), skipped.append("")
+        elif fingerprints[row] != fingerprint:
+            fingerprints[row], skipped[row] = fingerprint, ""
+            changed.append(row)
+        positions.append(row)
+    positions = np.array(positions, dtype=np.int64)
+    labels = np.full(len(ids), -1, dtype=np.int64)
+    labels[positions] = source.labels
+    splits = np.full(len(ids), "", dtype=object)
+    splits[positions] = source.splits
+    done = {}
+    for key, markers in old.done.items():
+        done[key] = np.concatenate([markers, np.zeros(len(ids) - len(markers), bool)])
+        done[key][changed] = False
+    return SampleTable(ids, fingerprints, labels, splits, skipped, list(source.classes), done,
+                       dict(old.n_features)), positions
+
+
+def _journal_rows(part: Part, table: SampleTable, row_of: dict):
+    """``(rows, positions in the part)`` of a part's computed rows that still match the table."""
+    pairs = [(row_of[sample_id], index) for index, (sample_id, fingerprint)
+             in enumerate(zip(part.ids, part.fingerprints))
+             if sample_id in row_of and table.fingerprints[row_of[sample_id]] == fingerprint]
+    rows, indices = zip(*pairs) if pairs else ((), ())
+    return np.array(rows, dtype=np.int64), np.array(indices, dtype=np.int64)
+
+
+def _replay(journal: Journal, table: SampleTable, wanted) -> dict:
+    """Done markers from the journal of an interrupted run, and its skipped images into ``table``."""
+    row_of = {sample_id: row for row, sample_id in enumerate(table.ids)}
+    journaled = {key: np.zeros(len(table.ids), bool) for key in wanted}
+    for part in journal.parts():
+        rows, _ = _journal_rows(part, table, row_of)
+        for key in part.codes:
+            journaled.setdefault(key, np.zeros(len(table.ids), bool))[rows] = True
+        for row in rows:
+            table.skipped[row] = ""
+        for sample_id, (fingerprint, reason) in part.skipped.items():
+            if sample_id in row_of and table.fingerprints[row_of[sample_id]] == fingerprint:
+                table.skipped[row_of[sample_id]] = reason
+    return journaled
+
+
+def _fold(journal: Journal, table: SampleTable):
+    """``write_codes`` for ``rewrite_store``: the journal's codes for rows not done yet."""
+    row_of = {sample_id: row for row, sample_id in enumerate(table.ids)}
+
+    def write_codes(put) -> None:
+        for part in journal.parts():
+            rows, indices = _journal_rows(part, table, row_of)
+            for key, codes in part.codes.items():
+                fresh = ~table.done[key][rows] if key in table.done else np.ones(len(rows), bool)
+                if fresh.any():
+                    put(*key, rows[fresh], codes[indices[fresh]])
+
+    return write_codes
+
+
+def _store_attrs(source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str) -> dict:
     return {
         "backbone": weights.backbone,
         "weights": weights.identity,
         "weights_url": weights.url or "",
-        "weights_sha256": state_dict_sha256(weights.url) if weights.is_pretrained else "",
+        "weights_file": weights.file or "",
+        "weights_sha256": weights_sha256(weights),
         "image_size": pixels["crop_size"][0],
         "preprocessing": json.dumps(pixels),
+        "dtype": dtype,
         "source": source.name,
+        "source_identity": source.identity,
         "source_fingerprint": source.fingerprint,
         "versions": json.dumps(
             {"torch": torch.__version__, "torchvision": torchvision.__version__, "h5py": h5py.__version__}
         ),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _codes_in_store(path: Path, source: ImageSource, weights: ResolvedWeights, pixels: dict) -> set:
-    """The complete (tap, pooling) codes of the store at ``path``, creating it if it is new."""
-    if path.exists():
-        store = FeatureStore(path)
-    else:
-        store = FeatureStore.create(
-            path, source.ids, source.labels, source.splits, source.classes,
-            _store_attrs(source, weights, pixels),
-        )
-    with store:
-        return set(store.available())
+def _same_rows(old: SampleTable | None, new: SampleTable) -> bool:
+    return old is not None and all(
+        list(getattr(old, name)) == list(getattr(new, name))
+        for name in ("ids", "fingerprints", "labels", "splits", "skipped", "classes")
+    )
 
 
 def extract_codes(
@@ -136,8 +309,10 @@ def extract_codes(
     num_workers: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    on_error: str = "skip",
+    dtype: str = "float32",
 ) -> Extraction:
-    """Compute the codes of ``taps`` x ``poolings`` that the cache does not have yet.
+    """Compute the codes of ``taps`` x ``poolings`` that the store does not have yet.
 
     Parameters
     ----------
@@ -145,54 +320,77 @@ def extract_codes(
     weights : ResolvedWeights
         From ``resolve_weights``; names the backbone.
     taps : list of str
-        Readable tap names of the backbone (``pool3``, ``layer3``).
+        Tap names of the backbone (``pool3``, ``layer3``, or graph node names).
     poolings : list of str
-        Keys of ``POOLINGS``.
+        ``avg``, ``max``, ``avgmax`` or ``grid<k>``.
     image_size : int
         Side of the square crop fed to the network.
     cache_dir : path
         Folder of the store files.
     progress : bool
         A progress bar on a terminal (never when output is redirected).
+    on_error : {"skip", "fail"}
+        An unreadable image is skipped (logged and recorded in the store), or stops the
+        run with its name; either way every row computed before it is kept.
+    dtype : {"float32", "float16"}
+        Storage type of the codes.
 
     Returns
     -------
     Extraction
-        The store path and which codes were computed and which were already there.
     """
-    wanted = [(tap, pooling) for tap in taps for pooling in poolings]
-    transform = preprocessing(weights.backbone, image_size)
-    pixels = describe_preprocessing(transform)
-    path = cache_path(cache_dir, source, weights, pixels)
+    wanted = _datasets(weights.backbone, taps, poolings)
+    for name, value, valid in (("on_error", on_error, ON_ERROR), ("dtype", dtype, DTYPES)):
+        if value not in valid:
+            raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
+    pixels = describe_preprocessing(preprocessing(weights, image_size))
+    path = cache_path(cache_dir, source, weights, pixels, dtype)
     started = time.perf_counter()
-    have = _codes_in_store(path, source, weights, pixels)
-    todo = [item for item in wanted if item not in have]
-    result = Extraction(path, weights, computed=todo, cached=[item for item in wanted if item in have])
-    if not todo:
-        return result
-    extractor = build_tap_extractor(weights, sorted({tap for tap, _ in todo})).to(device)
-    loader = DataLoader(
-        _Preprocessed(source, transform),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=device.startswith("cuda"),
-    )
-    batches = iter(loader)  # workers fork here, before any HDF5 file is open: none inherits a handle
-    begun = set()
-    bar = tqdm(total=len(source), desc=f"extract {weights.backbone}", unit="img",
-               disable=None if progress else True)
-    with bar, FeatureStore(path, mode="r+") as store, torch.inference_mode():
-        for images, indices in batches:
-            outputs = extractor(images.to(device, non_blocking=True))
-            for tap, pooling in todo:
-                rows = pool(outputs[tap], pooling).float().cpu().numpy()
-                if (tap, pooling) not in begun:
-                    store.begin(tap, pooling, rows.shape[1])
-                    begun.add((tap, pooling))
-                store.write(tap, pooling, int(indices[0]), rows)
-            bar.update(len(indices))
-        for tap, pooling in todo:
-            store.finish(tap, pooling)
+    with WriterLock(path):
+        old = read_table(path)
+        table, positions = _plan(source, old)
+        journal = Journal(path)
+        journaled = _replay(journal, table, wanted)
+        retry = on_error == "fail"
+        usable = np.array([retry or not table.skipped[row] for row in positions], dtype=bool)
+        needs = {key: usable & ~(table.done.get(key, np.zeros(len(table.ids), bool)) | journaled[key])[positions]
+                 for key in wanted}
+        todo = np.flatnonzero(np.any(list(needs.values()), axis=0))
+        result = Extraction(path, weights, computed=[key for key in wanted if needs[key].any()],
+                            cached=[key for key in wanted if not needs[key].any()])
+        try:
+            if len(todo):
+                _run(source, todo, positions, table, journal, weights, result, image_size, batch_size,
+                     num_workers, device, progress, on_error, dtype)
+        finally:  # also on failure: what was computed goes into the store
+            if journal.has_parts() or not _same_rows(old, table):
+                attrs = _store_attrs(source, weights, pixels, dtype)
+                if old is None:
+                    attrs["created"] = attrs["updated"]
+                rewrite_store(path, table, attrs, _fold(journal, table))
+                journal.clear()
+    result.skipped = [(table.ids[row], table.skipped[row]) for row in positions if table.skipped[row]]
+    for _, reason in result.skipped:  # every run lists them, also those recorded by an earlier one
+        log.warning("skipped (recorded in the store; fix or remove the file): %s", reason)
     result.seconds = time.perf_counter() - started
-    result.images = len(source)
     return result
+
+
+def _run(source, todo, positions, table, journal, weights, result, image_size, batch_size, num_workers,
+         device, progress, on_error, dtype) -> None:
+    """The CNN over the source images at ``todo``, each batch journaled as it finishes."""
+    for done, codes, failed in _batches(source, todo, weights, result.computed, image_size, batch_size,
+                                        num_workers, device, progress, getattr(torch, dtype)):
+        skipped = {source.ids[index]: (table.fingerprints[positions[index]], message) for index, message in failed}
+        journal.write(Part([source.ids[index] for index in done],
+                           [table.fingerprints[positions[index]] for index in done], codes, skipped))
+        result.images += len(done)
+        result.computed_rows += [source.ids[index] for index in done]
+        for index, message in failed:
+            table.skipped[positions[index]] = message
+            if on_error == "fail":
+                raise ImageError(
+                    f"{message}; stopped (data.on_error = \"fail\"): the {result.images} images computed "
+                    f"before it are kept; fix or remove the file, or set data.on_error = \"skip\""
+                )
+

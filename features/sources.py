@@ -1,32 +1,39 @@
 """Image sources: a labelled image collection as a table of samples.
 
 A source knows, for each sample, an id (a relative path or an array index), a label, a
-split, and how to load the image as an RGB ``PIL.Image``. It knows nothing about CNNs; the
-extraction stage turns it into a DataLoader. Sources are plain picklable objects so that
-DataLoader workers can load images in parallel.
+split, a cheap fingerprint of its content, and how to load the image as an RGB
+``PIL.Image``. It knows nothing about CNNs; the extraction stage turns it into a
+DataLoader. Sources are plain picklable objects so that DataLoader workers can load
+images in parallel.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import logging
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from sklearn.model_selection import train_test_split
+
+from .images import load_image, readable_name
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "SPLITS",
-    "NAMED_DATASETS",
     "ImageSource",
+    "LabelledFiles",
     "ImageFolder",
+    "ImageManifest",
+    "ImageFiles",
     "ImageArrays",
-    "digits",
-    "open_named_dataset",
     "stratified_splits",
 ]
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -40,16 +47,22 @@ class ImageSource:
     Attributes
     ----------
     ids : list of str, (n_samples,)
+        Unique, valid UTF-8.
     labels : ndarray of int64, (n_samples,)
-        Index into ``classes``.
+        Index into ``classes`` (-1 for unlabelled images).
     splits : ndarray of str, (n_samples,)
-        ``train``, ``val`` or ``test``.
+        ``train``, ``val`` or ``test`` (empty for unlabelled images).
     classes : list of str, (n_classes,)
     name : str
         Short readable name, used in store file names.
+    identity : str
+        Where the images come from (a resolved folder or manifest path, a dataset name):
+        what the feature store's file name hashes, rather than the list of images, so
+        that new images add rows to the same file.
     """
 
     name: str
+    identity: str
     ids: list[str]
     labels: np.ndarray
     splits: np.ndarray
@@ -62,90 +75,211 @@ class ImageSource:
         raise NotImplementedError
 
     @cached_property
-    def fingerprint(self) -> str:
-        """A hash of everything about the samples that changes their codes or their rows."""
-        return self._fingerprint()
-
-    def _fingerprint(self) -> str:
+    def row_fingerprints(self) -> list[str]:
+        """Per sample, a cheap summary of its content; a changed image changes it."""
         raise NotImplementedError
 
-    def _hash_rows(self, *extra: str) -> str:
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of everything about the samples that changes their codes or their rows.
+
+        Cheap (file stat calls, no decoding), for the runner's staleness stamps.
+        """
         digest = hashlib.sha256()
-        for item in (*extra, *self.classes):
+        for item in (self.identity, *self.classes):
             digest.update(item.encode() + b"\0")
-        for sample_id, label, split in zip(self.ids, self.labels, self.splits):
-            digest.update(f"{sample_id}\0{label}\0{split}\n".encode())
+        for row in zip(self.ids, self.labels, self.splits, self.row_fingerprints):
+            digest.update("\0".join(map(str, row)).encode() + b"\n")
         return digest.hexdigest()
 
 
-def stratified_splits(labels: np.ndarray, test_size: float, seed: int) -> np.ndarray:
-    """A seeded stratified train/test assignment, for sources without splits of their own."""
-    indices = np.arange(len(labels))
-    _, test = train_test_split(indices, test_size=test_size, stratify=labels, random_state=seed)
+def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size: float = 0.0) -> np.ndarray:
+    """A seeded stratified train/val/test assignment, for sources without splits of their own.
+
+    ``test_size`` and ``val_size`` are fractions of all samples, taken from each class alike.
+    """
+    labels = np.asarray(labels)
     splits = np.full(len(labels), "train", dtype=object)
-    splits[test] = "test"
+    try:
+        rest, test = train_test_split(np.arange(len(labels)), test_size=test_size, stratify=labels,
+                                      random_state=seed)
+        splits[test] = "test"
+        if val_size:
+            _, val = train_test_split(rest, test_size=val_size / (1 - test_size), stratify=labels[rest],
+                                      random_state=seed)
+            splits[val] = "val"
+    except ValueError as error:  # e.g. a class with a single image cannot be stratified
+        raise ValueError(
+            f"cannot split {len(labels)} images into train/test (data.test_size = {test_size}, "
+            f"data.val_size = {val_size}): {error}; add images or give the splits yourself"
+        ) from error
     return splits.astype(str)
 
 
-def _subfolders(folder: Path) -> list[str]:
-    """Sorted names of the visible sub-folders (``.ipynb_checkpoints`` and the like are skipped)."""
-    return sorted(path.name for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+def _file_stat(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-class ImageFolder(ImageSource):
+class LabelledFiles(ImageSource):
+    """Image files on disk with labels and splits: the common part of every file source.
+
+    Parameters
+    ----------
+    root : Path
+        Ids are paths relative to it.
+    files : list of Path, (n_samples,)
+    labels, splits, classes
+        As in ``ImageSource``.
+    name, identity : str
+    ids : list of str, optional
+        Default: the files' paths relative to ``root``.
+    """
+
+    def __init__(self, root: Path, files: list[Path], labels, splits, classes, name: str, identity: str,
+                 ids: list[str] | None = None):
+        self.root = Path(root)
+        self.files = list(files)
+        self.ids = ids or [readable_name(file.relative_to(self.root).as_posix()) for file in self.files]
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.splits = np.asarray(splits).astype(str)
+        self.classes = [readable_name(name) for name in classes]
+        self.name = name
+        self.identity = identity
+
+    def load(self, index: int) -> Image.Image:
+        return load_image(self.files[index])
+
+    @cached_property
+    def row_fingerprints(self) -> list[str]:
+        return [_file_stat(file) for file in self.files]
+
+
+def _visible(folder: Path) -> list[Path]:
+    """Sorted entries of ``folder`` whose names do not start with a dot (``.ipynb_checkpoints``)."""
+    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return [path for path in sorted(folder.rglob("*"))
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+            and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+
+
+class ImageFolder(LabelledFiles):
     """Images on disk as ``root/<class>/*`` or ``root/<split>/<class>/*``.
 
     With split folders (``train``, ``val``, ``test``) the splits are taken from them;
-    otherwise a seeded stratified split puts ``test_size`` of each class in ``test``.
-    Classes are the sorted folder names, so label indices do not depend on listing order.
+    otherwise a seeded stratified split puts ``test_size`` (and ``val_size``) of each class
+    in ``test`` (and ``val``). Classes are the sorted folder names, so label indices do not
+    depend on listing order; a class folder without images is ignored with a warning.
     """
 
-    def __init__(self, root: str | Path, test_size: float = 0.25, seed: int = 0):
-        self.root = Path(root)
-        self.name = self.root.resolve().name
-        if not self.root.is_dir():
+    def __init__(self, root: str | Path, test_size: float = 0.25, seed: int = 0, val_size: float = 0.0):
+        root = Path(root)
+        if not root.is_dir():
             raise FileNotFoundError(
-                f"image folder {self.root} does not exist; set data.root to a folder laid "
+                f"image folder {root} does not exist; set data.root to a folder laid "
                 f"out as <root>/<class>/<image> or <root>/<split>/<class>/<image>"
             )
-        folders = _subfolders(self.root)
+        folders = [path.name for path in _visible(root) if path.is_dir()]
         has_splits = bool(folders) and set(folders) <= set(SPLITS)
-        split_roots = {name: self.root / name for name in folders} if has_splits else {"": self.root}
-        self.classes = sorted({name for folder in split_roots.values() for name in _subfolders(folder)})
-        rows = [
-            (path.relative_to(self.root).as_posix(), label, split)
-            for split, folder in split_roots.items()
-            for label, name in enumerate(self.classes)
-            if (folder / name).is_dir()
-            for path in sorted((folder / name).rglob("*"))
-            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-        ]
+        split_roots = {name: root / name for name in folders} if has_splits else {"": root}
+        found = {
+            (split, folder.name): _image_files(folder)
+            for split, split_root in split_roots.items()
+            for folder in _visible(split_root)
+            if folder.is_dir()
+        }
+        for (split, name), files in found.items():
+            if not files:
+                log.warning("class folder %s has no images; ignored", readable_name(split_roots[split] / name))
+        classes = sorted({name for (_, name), files in found.items() if files})
+        rows = [(file, classes.index(name), split) for (split, name), files in found.items() for file in files]
         if not rows:
             raise FileNotFoundError(
-                f"no images found under {self.root} (extensions: "
+                f"no images found under {readable_name(root)} (extensions: "
                 f"{', '.join(sorted(IMAGE_EXTENSIONS))}); expected <root>/<class>/<image> "
                 f"or <root>/<split>/<class>/<image>"
             )
-        self.ids = [row[0] for row in rows]
-        self.labels = np.array([row[1] for row in rows], dtype=np.int64)
-        self.splits = (
-            np.array([row[2] for row in rows])
-            if has_splits
-            else stratified_splits(self.labels, test_size, seed)
-        )
+        files, labels, splits = zip(*rows)
+        if not has_splits:
+            splits = stratified_splits(labels, test_size, seed, val_size)
+        super().__init__(root, files, labels, splits, classes, name=root.resolve().name,
+                         identity=f"folder:{root.resolve()}")
 
-    def load(self, index: int) -> Image.Image:
-        path = self.root / self.ids[index]
+
+class ImageManifest(LabelledFiles):
+    """Images listed in a CSV file with a header ``path,label[,split]``.
+
+    Paths are relative to the manifest's folder and must stay inside it. Labels are class
+    names. Without a split column (or with it empty everywhere) a seeded stratified split
+    is made, as for an image folder.
+    """
+
+    def __init__(self, manifest: str | Path, test_size: float = 0.25, seed: int = 0, val_size: float = 0.0):
+        manifest = Path(manifest)
         try:
-            with Image.open(path) as image:
-                return ImageOps.exif_transpose(image).convert("RGB")
-        except (OSError, UnidentifiedImageError) as error:
-            raise OSError(f"cannot read image {path}: {error}; remove or replace the file") from error
+            with open(manifest, newline="", encoding="utf-8") as file:
+                reader = csv.DictReader(file)
+                records = list(reader)
+                columns = reader.fieldnames or []
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise FileNotFoundError(f"cannot read manifest {manifest}: {error}") from error
+        if not {"path", "label"} <= set(columns) or not set(columns) <= {"path", "label", "split"}:
+            raise ValueError(
+                f"manifest {manifest} has columns {', '.join(columns) or 'none'}; expected a header "
+                f"line path,label or path,label,split"
+            )
+        if not records:
+            raise ValueError(f"manifest {manifest} lists no images")
+        folder = manifest.resolve().parent
+        files = []
+        for line, record in enumerate(records, start=2):
+            file = (folder / record["path"]).resolve()
+            if not file.is_relative_to(folder):
+                raise ValueError(
+                    f"manifest {manifest} line {line}: path {record['path']!r} is outside the "
+                    f"manifest's folder {folder}; move the manifest up or the images in"
+                )
+            given = record.get("split") or ""
+            if given not in ("", *SPLITS) or bool(given) != bool(records[0].get("split")):
+                raise ValueError(
+                    f"manifest {manifest} line {line}: split {given!r} is not valid; use "
+                    f"{', '.join(SPLITS)} on every line, or leave the column out"
+                )
+            files.append(file)
+        classes = sorted({record["label"] for record in records})
+        labels = [classes.index(record["label"]) for record in records]
+        splits = ([record["split"] for record in records] if records[0].get("split")
+                  else stratified_splits(labels, test_size, seed, val_size))
+        super().__init__(folder, files, labels, splits, classes, name=manifest.stem,
+                         identity=f"manifest:{manifest.resolve()}")
 
-    def _fingerprint(self) -> str:
-        stats = [(self.root / sample_id).stat() for sample_id in self.ids]
-        files = "".join(f"{stat.st_size}:{stat.st_mtime_ns};" for stat in stats)
-        return self._hash_rows("folder", files)
+
+class ImageFiles(LabelledFiles):
+    """Unlabelled image files (for prediction): files as given, folders searched recursively.
+
+    Ids are the paths as given (folders: joined with the path below them). Labels are -1
+    and splits empty.
+    """
+
+    def __init__(self, paths):
+        files = []
+        for path in map(Path, paths):
+            if path.is_dir():
+                files += _image_files(path)
+            elif path.is_file():
+                files.append(path)
+            else:
+                raise FileNotFoundError(f"{readable_name(path)} is neither an image file nor a folder")
+        if not files:
+            raise FileNotFoundError(f"no images found in {', '.join(map(readable_name, paths))}")
+        super().__init__(Path.cwd(), files, np.full(len(files), -1), np.full(len(files), ""), [],
+                         name="files", identity="files", ids=[readable_name(file) for file in files])
 
 
 class ImageArrays(ImageSource):
@@ -158,29 +292,11 @@ class ImageArrays(ImageSource):
         self.splits = np.asarray(splits).astype(str)
         self.ids = [str(index) for index in range(len(self.images))]
         self.name = name
+        self.identity = f"arrays:{name}"
 
     def load(self, index: int) -> Image.Image:
         return Image.fromarray(self.images[index]).convert("RGB")
 
-    def _fingerprint(self) -> str:
-        return self._hash_rows(self.name, hashlib.sha256(self.images.tobytes()).hexdigest())
-
-
-def digits(test_size: float = 0.25, seed: int = 0) -> ImageArrays:
-    """scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, 10 classes."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.round(bunch.images * (255 / 16)).astype(np.uint8)  # pixel values are 0..16
-    splits = stratified_splits(bunch.target, test_size, seed)
-    return ImageArrays(images, bunch.target, bunch.target_names, splits, name="digits")
-
-
-NAMED_DATASETS = {"digits": digits}
-"""Datasets available by name (``data.dataset``): a function ``(test_size, seed) -> source``."""
-
-
-def open_named_dataset(name: str, test_size: float = 0.25, seed: int = 0) -> ImageSource:
-    if name not in NAMED_DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(NAMED_DATASETS)}")
-    return NAMED_DATASETS[name](test_size=test_size, seed=seed)
+    @cached_property
+    def row_fingerprints(self) -> list[str]:
+        return [hashlib.sha256(image.tobytes()).hexdigest()[:16] for image in self.images]

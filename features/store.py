@@ -2,84 +2,235 @@
 
 Layout (plain h5py reads it; see the README)::
 
-    /                        attrs: format_version, backbone, weights, preprocessing, ...
-    /samples/id              (n_samples,) utf-8   relative path or array index
-    /samples/label           (n_samples,) int64   index into /classes
-    /samples/split           (n_samples,) utf-8   train / val / test
-    /classes                 (n_classes,) utf-8
-    /features/<tap>/<pool>   (n_samples, n_features) float32, chunked by rows;
-                             attrs: complete (bool), tap, pooling
+    /                             attrs: format_version, backbone, weights, preprocessing, dtype, ...
+    /classes                      (n_classes,) utf-8
+    /samples/id                   (n_rows,) utf-8   relative path or array index
+    /samples/fingerprint          (n_rows,) utf-8   size:mtime_ns of the file it was computed from
+    /samples/label                (n_rows,) int64   index into /classes, -1: not in the source now
+    /samples/split                (n_rows,) utf-8   train / val / test, "": not in the source now
+    /samples/skipped              (n_rows,) utf-8   why the image was skipped, "" if it was not
+    /samples/done/<tap>/<pool>    (n_rows,) bool    the row's codes are written
+    /features/<tap>/<pool>        (n_rows, n_features) float32 or float16, chunked by rows;
+                                  attrs: tap, pooling, complete
 
-A codes dataset counts only once its ``complete`` attribute is true, so a run killed
-half-way leaves a dataset that readers ignore and the next extraction rewrites.
+A row is *in use* when its split is not empty and it was not skipped; a codes dataset is
+``complete`` when every row in use is done. The reader API (``FeatureStore``,
+``read_codes``) shows only rows in use, and only complete codes.
+
+The file is never modified in place: ``rewrite_store`` writes a copy and renames it over
+the old one, so a reader (or a killed writer) only ever sees a whole file.
 This module is the only reader of the files: ``classifiers`` goes through it.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "FeatureStore", "StoreError", "read_codes"]
+__all__ = [
+    "FORMAT_VERSION",
+    "FeatureStore",
+    "StoreError",
+    "SampleTable",
+    "read_codes",
+    "read_table",
+    "rewrite_store",
+    "verify_store",
+]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _TEXT = h5py.string_dtype("utf-8")
 _CHUNK_BYTES = 1 << 20  # about 1 MiB of rows per chunk: reads of a split touch few chunks
+_SAMPLE_TEXT = ("id", "fingerprint", "split", "skipped")
 
 
 class StoreError(OSError):
     """A feature store file is missing, unreadable or lacks the codes asked for."""
 
 
+def _text(dataset) -> np.ndarray:
+    return dataset.asstr()[()].astype(object) if len(dataset) else np.array([], dtype=object)
+
+
+def _dataset_name(tap: str, pooling: str) -> str:
+    return f"{tap}/{pooling}"
+
+
+@dataclass
+class SampleTable:
+    """The rows of a store and what is known about each, as plain arrays.
+
+    ``done`` maps ``(tap, pooling)`` to a ``(n_rows,)`` bool array; ``n_features`` to the
+    width of that codes dataset.
+    """
+
+    ids: list
+    fingerprints: list
+    labels: np.ndarray
+    splits: np.ndarray
+    skipped: list
+    classes: list
+    done: dict = field(default_factory=dict)
+    n_features: dict = field(default_factory=dict)
+
+    def in_use(self) -> np.ndarray:
+        """``(n_rows,)`` bool: rows of the current source that were not skipped."""
+        return (np.asarray(self.splits) != "") & (np.asarray(self.skipped) == "")
+
+    def complete(self, key) -> bool:
+        return bool(self.done[key][self.in_use()].all())
+
+
+def _open(path: Path, mode: str = "r") -> h5py.File:
+    try:
+        return h5py.File(path, mode)
+    except OSError as error:
+        raise StoreError(f"cannot read feature store {path}: {error}; delete the file and run extract again") from error
+
+
+def _read_table(file: h5py.File) -> SampleTable:
+    samples = file["samples"]
+    table = SampleTable(
+        *(list(_text(samples[name])) for name in ("id", "fingerprint")),
+        labels=samples["label"][()],
+        splits=_text(samples["split"]),
+        skipped=list(_text(samples["skipped"])),
+        classes=list(_text(file["classes"])),
+    )
+
+    def collect(name, item):
+        if isinstance(item, h5py.Dataset):
+            key = (item.attrs["tap"], item.attrs["pooling"])
+            table.done[key] = samples["done"][name][()]
+            table.n_features[key] = item.shape[1]
+
+    file["features"].visititems(collect)
+    return table
+
+
+def read_table(path: str | Path) -> SampleTable | None:
+    """The sample table and done markers of the store at ``path``; None if there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with _open(path) as file:
+        try:
+            return _read_table(file)
+        except (KeyError, ValueError, OSError) as error:
+            raise StoreError(f"feature store {path} is not in the expected layout ({error}); "
+                             f"delete it and run extract again") from error
+
+
+def _write_text(group, name: str, values) -> None:
+    """Set a text column, leaving it alone when unchanged (HDF5 does not reuse freed space)."""
+    values = np.array(list(values), dtype=object)
+    if name in group:
+        if len(group[name]) == len(values) and (_text(group[name]) == values).all():
+            return
+        del group[name]
+    group.create_dataset(name, data=values, dtype=_TEXT)
+
+
+def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes) -> None:
+    """Write the store at ``path`` anew (a copy of the old one, changed), then rename it in place.
+
+    Parameters
+    ----------
+    table : SampleTable
+        The rows to have afterwards; old rows keep their positions, new rows come last.
+        ``table.done`` says which rows of the existing codes stay valid.
+    attrs : dict
+        File attributes to set.
+    write_codes : callable
+        ``write_codes(put)``, where ``put(tap, pooling, rows, codes)`` writes
+        ``(len(rows), n_features)`` codes at row positions ``rows`` (an int array) and marks
+        them done. It is called after the sample table is in place.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    if path.exists():
+        shutil.copyfile(path, partial)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)
+    dtype = np.dtype(attrs["dtype"])
+    n_rows = len(table.ids)
+    with h5py.File(partial, "r+" if path.exists() else "w") as file:
+        file.attrs.update({"format_version": FORMAT_VERSION, **attrs})
+        samples = file.require_group("samples")
+        for name, values in zip(_SAMPLE_TEXT, (table.ids, table.fingerprints, table.splits, table.skipped)):
+            _write_text(samples, name, values)
+        if "label" in samples:
+            del samples["label"]
+        samples.create_dataset("label", data=np.asarray(table.labels, dtype=np.int64))
+        _write_text(file, "classes", table.classes)
+        features, done = file.require_group("features"), samples.require_group("done")
+        for key, markers in table.done.items():
+            name = _dataset_name(*key)
+            features[name].resize(n_rows, axis=0)
+            done[name].resize(n_rows, axis=0)
+
+        def put(tap: str, pooling: str, rows: np.ndarray, codes: np.ndarray) -> None:
+            name = _dataset_name(tap, pooling)
+            if name not in features:
+                per_chunk = max(1, _CHUNK_BYTES // (codes.shape[1] * dtype.itemsize))
+                features.create_dataset(name, shape=(n_rows, codes.shape[1]), dtype=dtype,
+                                        maxshape=(None, codes.shape[1]), chunks=(per_chunk, codes.shape[1]))
+                features[name].attrs.update({"tap": tap, "pooling": pooling})
+                done.create_dataset(name, shape=(n_rows,), dtype=bool, maxshape=(None,))
+                table.done[(tap, pooling)] = np.zeros(n_rows, dtype=bool)
+            order = np.argsort(rows)  # h5py writes to increasing positions only
+            features[name][rows[order]] = codes[order]
+            table.done[(tap, pooling)][rows] = True
+
+        write_codes(put)
+        for (tap, pooling), markers in table.done.items():
+            name = _dataset_name(tap, pooling)
+            done[name][...] = markers
+            features[name].attrs["complete"] = table.complete((tap, pooling))
+    with open(partial, "rb+") as file:
+        os.fsync(file.fileno())
+    partial.replace(path)
+
+
 class FeatureStore:
-    """An open feature store file.
+    """An open feature store file, for reading.
+
+    ``ids``, ``labels`` and ``splits`` describe the rows in use (the images of the source
+    as of the last extraction, less the skipped ones), in file order; ``codes`` returns
+    rows in the same order.
 
     Parameters
     ----------
     path : str or Path
-    mode : {"r", "r+"}
-        ``r`` to read codes, ``r+`` to add codes to an existing file.
     """
 
-    def __init__(self, path: str | Path, mode: str = "r"):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"feature store {self.path} does not exist; run extract first")
+        self._file = _open(self.path)
         try:
-            self._file = h5py.File(self.path, mode)
             self.attrs = dict(self._file.attrs)
-            self.classes = [name.decode() for name in self._file["classes"][()]]
-            samples = self._file["samples"]
-            self.ids = [name.decode() for name in samples["id"][()]]
-            self.labels = samples["label"][()]
-            self.splits = np.array([name.decode() for name in samples["split"][()]])
-        except (OSError, KeyError) as error:
-            if hasattr(self, "_file"):
-                self._file.close()
-            raise StoreError(
-                f"cannot read feature store {self.path}: {error}; delete the file and run "
-                f"extract again"
-            ) from error
-
-    @classmethod
-    def create(cls, path, ids, labels, splits, classes, attrs: dict) -> "FeatureStore":
-        """Write a new file with the sample table and provenance attributes, open for writing.
-
-        The file is written under a temporary name and renamed, so a file with this name
-        always has a whole sample table.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        with h5py.File(partial, "w") as file:
-            file.attrs.update({"format_version": FORMAT_VERSION, **attrs})
-            file.create_dataset("classes", data=list(classes), dtype=_TEXT)
-            file.create_dataset("samples/id", data=list(ids), dtype=_TEXT)
-            file.create_dataset("samples/label", data=np.asarray(labels, dtype=np.int64))
-            file.create_dataset("samples/split", data=list(splits), dtype=_TEXT)
-            file.create_group("features")
-        partial.replace(path)
-        return cls(path, mode="r+")
+            self._table = _read_table(self._file)
+        except (KeyError, ValueError, OSError) as error:
+            self._file.close()
+            raise StoreError(f"feature store {self.path} is not in the expected layout ({error}); "
+                             f"delete it and run extract again") from error
+        self._rows = np.flatnonzero(self._table.in_use())
+        self.classes = self._table.classes
+        self.ids = [self._table.ids[row] for row in self._rows]
+        self.labels = self._table.labels[self._rows]
+        self.splits = np.asarray(self._table.splits)[self._rows].astype(str)
+        skipped = self._table.skipped
+        self.skipped = [(self._table.ids[row], reason) for row, reason in enumerate(skipped)
+                        if reason and self._table.splits[row] != ""]
+        """``[(id, reason)]``: images of the source that could not be read."""
 
     def __enter__(self) -> "FeatureStore":
         return self
@@ -93,46 +244,17 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @staticmethod
-    def _key(tap: str, pooling: str) -> str:
-        return f"features/{tap}/{pooling}"
-
     def available(self) -> list[tuple[str, str]]:
-        """The complete ``(tap, pooling)`` datasets, in file order."""
-        found = []
-
-        def collect(name, item):
-            if isinstance(item, h5py.Dataset) and item.attrs.get("complete", False):
-                found.append((item.attrs["tap"], item.attrs["pooling"]))
-
-        self._file["features"].visititems(collect)
-        return found
+        """The complete ``(tap, pooling)`` datasets."""
+        return [key for key in self._table.done if self._table.complete(key)]
 
     def has(self, tap: str, pooling: str) -> bool:
         return (tap, pooling) in self.available()
 
-    def begin(self, tap: str, pooling: str, n_features: int, dtype=np.float32) -> None:
-        """Create (or recreate, if an earlier run left it unfinished) an empty codes dataset."""
-        key = self._key(tap, pooling)
-        if key in self._file:
-            del self._file[key]
-        rows_per_chunk = max(1, min(len(self), _CHUNK_BYTES // (n_features * np.dtype(dtype).itemsize)))
-        dataset = self._file.create_dataset(
-            key, shape=(len(self), n_features), dtype=dtype, chunks=(rows_per_chunk, n_features)
-        )
-        dataset.attrs.update({"tap": tap, "pooling": pooling, "complete": False})
-
-    def write(self, tap: str, pooling: str, start: int, rows: np.ndarray) -> None:
-        """Write ``rows`` ``(batch, n_features)`` at sample positions ``start:start+batch``."""
-        self._file[self._key(tap, pooling)][start : start + len(rows)] = rows
-
-    def finish(self, tap: str, pooling: str) -> None:
-        """Mark a codes dataset complete; only then do readers see it."""
-        self._file[self._key(tap, pooling)].attrs["complete"] = True
-        self._file.flush()
-
     def codes(self, tap: str, pooling: str, split: str | None = None):
-        """The codes of one tap and pooling, for one split or all samples.
+        """The codes of one tap and pooling, for one split or all rows in use.
+
+        Only the chunks holding the rows asked for are read.
 
         Returns
         -------
@@ -146,18 +268,80 @@ class FeatureStore:
                 f"{self.path} has no complete codes for tap {tap!r} with pooling {pooling!r} "
                 f"(it has: {have}); run extract with that tap and pooling"
             )
-        codes = self._file[self._key(tap, pooling)][()]
-        if split is None:
-            return codes, self.labels
-        rows = self.splits == split
-        return codes[rows], self.labels[rows]
+        wanted = np.ones(len(self.ids), bool) if split is None else self.splits == split
+        dataset = self._file["features"][_dataset_name(tap, pooling)]
+        return _read_rows(dataset, self._rows[wanted]), self.labels[wanted]
+
+
+def _read_rows(dataset, rows: np.ndarray) -> np.ndarray:
+    """``dataset[rows]`` as float32, reading whole chunks (h5py's point selection is slow)."""
+    step = dataset.chunks[0]
+    blocks = []
+    for start in np.unique(rows // step) * step:
+        inside = rows[(rows >= start) & (rows < start + step)]
+        blocks.append(dataset[start : start + step][inside - start])
+    if not blocks:
+        return np.empty((0, dataset.shape[1]), np.float32)
+    return np.concatenate(blocks).astype(np.float32, copy=False)
 
 
 def read_codes(path: str | Path, tap: str, pooling: str, split: str | None = None):
     """``(X, y)`` of one tap and pooling from the store at ``path``, for one split or all rows.
 
-    The reader API for code outside ``features``: it opens the file, reads the one codes
-    dataset asked for and closes the file again.
+    The reader API for code outside ``features``: it opens the file, reads the rows of the
+    one codes dataset asked for and closes the file again.
+
+    Returns
+    -------
+    X : ndarray, (n_rows, n_features) float32
+    y : ndarray, (n_rows,) int64
     """
     with FeatureStore(path) as store:
         return store.codes(tap, pooling, split)
+
+
+def verify_store(path: str | Path) -> list[str]:
+    """The problems of the store at ``path``; an empty list when it is sound.
+
+    Checks that the file opens and has the layout, that the sample columns agree in
+    length, labels index ``/classes``, every codes dataset has one row per sample and
+    its done markers, complete datasets have every row in use written, and written rows
+    hold finite numbers only.
+    """
+    path = Path(path)
+    try:
+        table = read_table(path)
+    except StoreError as error:
+        return [str(error)]
+    if table is None:
+        return [f"{path} does not exist"]
+    problems = []
+    n_rows = len(table.ids)
+    lengths = {"fingerprint": len(table.fingerprints), "label": len(table.labels),
+               "split": len(table.splits), "skipped": len(table.skipped)}
+    problems += [f"/samples/{name} has {length} rows, /samples/id {n_rows}"
+                 for name, length in lengths.items() if length != n_rows]
+    labels = np.asarray(table.labels)
+    if len(labels) and (labels.min() < -1 or labels.max() >= len(table.classes)):
+        problems.append(f"/samples/label has values outside -1..{len(table.classes) - 1}")
+    with h5py.File(path) as file:
+        expected_dtype = np.dtype(file.attrs.get("dtype", "float32"))
+        for (tap, pooling), done in table.done.items():
+            name = _dataset_name(tap, pooling)
+            dataset = file["features"][name]
+            if dataset.shape[0] != n_rows or len(done) != n_rows:
+                problems.append(f"/features/{name} has {dataset.shape[0]} rows and {len(done)} done "
+                                f"markers for {n_rows} samples")
+                continue
+            if dataset.dtype != expected_dtype:
+                problems.append(f"/features/{name} is {dataset.dtype}, the file says {expected_dtype}")
+            missing = int((~done[table.in_use()]).sum())
+            if missing:
+                problems.append(f"/features/{name}: {missing} of {int(table.in_use().sum())} rows in use "
+                                f"are not written (run extract to finish them)")
+            if bool(dataset.attrs.get("complete")) != (missing == 0):
+                problems.append(f"/features/{name}: attribute complete disagrees with the done markers")
+            bad = int((~np.isfinite(_read_rows(dataset, np.flatnonzero(done)))).any(axis=1).sum())
+            if bad:
+                problems.append(f"/features/{name}: {bad} written rows hold NaN or infinite values")
+    return problems

@@ -1,9 +1,14 @@
-"""Image sources: the sample table each one builds, and their errors."""
+"""Image sources: the sample table each one builds, image decoding, and their errors."""
+
+import os
+from urllib.error import URLError
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from features import ImageFolder, open_named_dataset
+import features.datasets
+from features import DatasetUnavailable, ImageError, ImageFiles, ImageFolder, ImageManifest, load_image, open_named_dataset
 
 
 def test_digits_are_real_images_with_a_stratified_seeded_split():
@@ -16,6 +21,8 @@ def test_digits_are_real_images_with_a_stratified_seeded_split():
     again = open_named_dataset("digits", test_size=0.25, seed=0)
     assert again.fingerprint == source.fingerprint
     assert open_named_dataset("digits", test_size=0.25, seed=1).fingerprint != source.fingerprint
+    with_val = open_named_dataset("digits", test_size=0.2, val_size=0.1, seed=0)
+    assert dict(zip(*np.unique(with_val.splits, return_counts=True))) == {"test": 360, "train": 1257, "val": 180}
 
 
 def test_image_folder_classes_ids_and_rgb(image_folder):
@@ -33,10 +40,14 @@ def test_split_folders_give_the_splits(split_image_folder):
     assert source.ids[0] == "test/cat/cat0.png"
 
 
-def test_a_changed_file_changes_the_fingerprint(image_folder):
-    before = ImageFolder(image_folder).fingerprint
+def test_a_changed_file_changes_the_fingerprint_but_not_the_identity(image_folder):
+    before = ImageFolder(image_folder)
+    assert before.fingerprint and before.row_fingerprints  # taken now, before the change
     (image_folder / "dog" / "dog0.png").write_bytes((image_folder / "cat" / "cat0.png").read_bytes())
-    assert ImageFolder(image_folder).fingerprint != before
+    after = ImageFolder(image_folder)
+    assert after.fingerprint != before.fingerprint and after.identity == before.identity
+    assert after.row_fingerprints[8] != before.row_fingerprints[8]
+    assert after.row_fingerprints[:8] == before.row_fingerprints[:8]
 
 
 def test_a_folder_without_images_says_what_layout_is_expected(tmp_path):
@@ -44,3 +55,139 @@ def test_a_folder_without_images_says_what_layout_is_expected(tmp_path):
     (tmp_path / "cat" / "notes.txt").write_text("no images here")
     with pytest.raises(FileNotFoundError, match="no images found under .*<root>/<class>/<image>"):
         ImageFolder(tmp_path)
+
+
+def test_an_empty_class_folder_is_ignored_with_a_warning(image_folder, caplog):
+    (image_folder / "emu").mkdir()
+    source = ImageFolder(image_folder)
+    assert source.classes == ["cat", "dog"]
+    assert "class folder" in caplog.text and "emu has no images; ignored" in caplog.text
+
+
+def test_file_names_that_are_not_utf8_get_escaped_ids(image_folder):
+    name = os.fsencode(image_folder / "cat") + b"/caf\xe9.png"
+    with open(name, "wb") as file:
+        file.write((image_folder / "cat" / "cat0.png").read_bytes())
+    source = ImageFolder(image_folder)
+    index = source.ids.index("cat/caf\\xe9.png")
+    assert source.ids[index].encode("utf-8")  # valid UTF-8, storable in HDF5
+    assert source.load(index).size == (24, 20)
+
+
+def _manifest(folder, text):
+    path = folder / "list.csv"
+    path.write_text(text)
+    return path
+
+
+def test_manifest_with_splits(image_folder):
+    source = ImageManifest(_manifest(image_folder, "path,label,split\ncat/cat0.png,cat,train\n"
+                                                    "dog/dog0.png,dog,test\ncat/cat1.png,cat,val\n"))
+    assert source.ids == ["cat/cat0.png", "dog/dog0.png", "cat/cat1.png"]
+    assert list(source.labels) == [0, 1, 0] and source.classes == ["cat", "dog"]
+    assert list(source.splits) == ["train", "test", "val"]
+    assert source.load(1).mode == "RGB"
+    assert source.identity.startswith("manifest:")
+
+
+def test_manifest_without_splits_is_split_stratified(image_folder):
+    rows = "".join(f"{c}/{c}{i}.png,{c}\n" for c in ("cat", "dog") for i in range(8))
+    source = ImageManifest(_manifest(image_folder, "path,label\n" + rows), test_size=0.25)
+    assert [(source.splits[source.labels == c] == "test").sum() for c in (0, 1)] == [2, 2]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("path,label\n../outside.png,cat\n", r"line 2: path '../outside.png' is outside the manifest's folder"),
+    ("path,label\n/etc/passwd,cat\n", "is outside the manifest's folder"),
+    ("file,class\ncat/cat0.png,cat\n", "has columns file, class; expected a header line path,label"),
+    ("path,label,split\ncat/cat0.png,cat,training\n", "split 'training' is not valid; use train, val, test"),
+    ("path,label\n", "lists no images"),
+])
+def test_bad_manifests_are_refused_naming_the_line(image_folder, text, message):
+    with pytest.raises(ValueError, match=message):
+        ImageManifest(_manifest(image_folder, text))
+
+
+def test_image_files_expand_folders_for_prediction(image_folder, split_image_folder):
+    source = ImageFiles([image_folder / "cat", split_image_folder / "test" / "dog" / "dog0.png"])
+    assert len(source) == 9 and set(source.labels) == {-1}
+    assert source.ids[-1].endswith("test/dog/dog0.png")
+    with pytest.raises(FileNotFoundError, match="nowhere is neither an image file nor a folder"):
+        ImageFiles([image_folder / "nowhere"])
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "I;16", "I", "L", "P", "RGBA", "LA", "1"])
+def test_every_pixel_mode_becomes_rgb(tmp_path, mode):
+    grey = np.full((6, 5), 100, np.uint8)
+    sixteen_bit = {"I;16": np.uint16, "I": np.int32}  # 100 in 8 bits is 25700 in 16
+    image = (Image.fromarray((grey.astype(np.int64) * 257).astype(sixteen_bit[mode])) if mode in sixteen_bit
+             else Image.fromarray(grey).convert(mode))
+    assert image.mode == mode
+    path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16", "I") else "x.png")
+    image.save(path)
+    loaded = load_image(path)
+    assert loaded.mode == "RGB" and loaded.size == (5, 6)
+    if mode not in ("CMYK", "1"):
+        assert abs(int(np.asarray(loaded)[0, 0, 0]) - 100) <= 1, mode  # 16-bit scaled, not clipped to white
+
+
+def test_transparent_pixels_are_shown_over_white(tmp_path):
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert np.asarray(load_image(tmp_path / "clear.png")).min() == 255
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (30, 10), "red").save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_image(tmp_path / "rotated.jpg").size == (10, 30)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "cannot read image .*empty.png"),
+    (b"\x89PNG\r\n\x1a\n truncated", "cannot read image .*empty.png"),
+    (b"just some text", "cannot identify image file"),
+])
+def test_unreadable_files_raise_an_image_error_naming_them(tmp_path, content, message):
+    (tmp_path / "empty.png").write_bytes(content)
+    with pytest.raises(ImageError, match=message):
+        load_image(tmp_path / "empty.png")
+
+
+def test_decompression_bomb_guard_is_an_image_error(tmp_path, monkeypatch):
+    Image.new("RGB", (40, 40)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageError, match="big.png is too large to be real.*MAX_IMAGE_PIXELS"):
+        load_image(tmp_path / "big.png")
+
+
+def test_named_dataset_offline_says_what_to_do(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise URLError("Name or service not known")
+
+    monkeypatch.setattr(features.datasets.datasets, "CIFAR10", offline)
+    with pytest.raises(DatasetUnavailable, match="cannot download dataset cifar10 into .*connect to the internet once"):
+        open_named_dataset("cifar10", root=tmp_path)
+
+
+def test_torchvision_file_dataset_uses_its_own_splits(tmp_path):
+    """DTD laid out as torchvision leaves it after a download (so no download happens)."""
+    data = tmp_path / "dtd" / "dtd"
+    lists = {"train": ["banded/a.jpg", "dotted/b.jpg"], "val": ["banded/c.jpg", "dotted/d.jpg"],
+             "test": ["dotted/e.jpg", "banded/f.jpg"]}
+    (data / "labels").mkdir(parents=True)
+    for split, names in lists.items():
+        (data / "labels" / f"{split}1.txt").write_text("\n".join(names) + "\n")
+        for name in names:
+            (data / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), "blue").save(data / "images" / name)
+    source = open_named_dataset("dtd", root=tmp_path)
+    assert source.classes == ["banded", "dotted"]
+    assert list(source.splits) == ["train", "train", "val", "val", "test", "test"]
+    assert list(source.labels) == [0, 1, 0, 1, 1, 0]
+    assert source.ids[0] == "dtd/dtd/images/banded/a.jpg" and source.load(5).mode == "RGB"
+
+
+def test_unknown_dataset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid: digits, cifar10, oxford-pets"):
+        open_named_dataset("mnist")

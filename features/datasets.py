@@ -1,0 +1,123 @@
+"""Datasets by name (``data.dataset``): scikit-learn's digits and torchvision's downloads.
+
+The torchvision datasets are downloaded once into ``data.root`` (torchvision's own code
+does the download and the integrity check) and then read from there like any image
+files, through the project's one image loader. Their own splits are used; where a
+dataset has no validation split and ``val_size`` asks for one, it is carved out of
+train, stratified.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torchvision import datasets
+
+from .sources import ImageArrays, ImageSource, LabelledFiles, stratified_splits
+
+__all__ = ["NAMED_DATASETS", "DatasetUnavailable", "open_named_dataset"]
+
+
+class DatasetUnavailable(OSError):
+    """A named dataset is neither in ``data.root`` nor downloadable (no internet)."""
+
+
+def _download(factory, name: str, root: Path, **kwargs):
+    """``factory(root, download=True, **kwargs)``, with a plain message when offline."""
+    if root is None:
+        raise ValueError(f"dataset {name} needs data.root, the folder to download it into")
+    try:
+        return factory(root, download=True, **kwargs)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a failed check a RuntimeError
+        raise DatasetUnavailable(
+            f"cannot download dataset {name} into {root}: {error}; connect to the internet once "
+            f"(the files are kept in data.root = {root} for later runs), or use an image folder "
+            f"or a manifest instead"
+        ) from error
+
+
+def _with_val(labels: np.ndarray, splits: np.ndarray, val_size: float, seed: int) -> np.ndarray:
+    """``splits`` with ``val_size`` of all samples moved from train to val, stratified."""
+    if not val_size or "val" in splits:
+        return splits
+    train = np.flatnonzero(splits == "train")
+    share = val_size * len(splits) / len(train)
+    moved = stratified_splits(labels[train], share, seed)
+    splits = splits.copy()
+    splits[train[moved == "test"]] = "val"
+    return splits
+
+
+def digits(root=None, test_size: float = 0.25, val_size: float = 0.0, seed: int = 0) -> ImageArrays:
+    """scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, 10 classes."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.round(bunch.images * (255 / 16)).astype(np.uint8)  # pixel values are 0..16
+    splits = stratified_splits(bunch.target, test_size, seed, val_size)
+    return ImageArrays(images, bunch.target, bunch.target_names, splits, name="digits")
+
+
+def cifar10(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> ImageArrays:
+    """CIFAR-10: 50,000 train and 10,000 test 32x32 images, 10 classes."""
+    parts = {split: _download(datasets.CIFAR10, "cifar10", root, train=split == "train")
+             for split in ("train", "test")}
+    labels = np.concatenate([part.targets for part in parts.values()])
+    splits = np.repeat(list(parts), [len(part) for part in parts.values()])
+    images = np.concatenate([part.data for part in parts.values()])
+    return ImageArrays(images, labels, parts["train"].classes, _with_val(labels, splits, val_size, seed),
+                       name="cifar10")
+
+
+def _files_of(name: str, factory, root: Path, splits: dict, files_attr: str, classes_of, val_size, seed):
+    """A file source from torchvision dataset objects, one per split (``{ours: theirs}``).
+
+    Labels are mapped through class names, since each split object numbers its own classes.
+    """
+    parts = {ours: _download(factory, name, root, split=theirs) for ours, theirs in splits.items()}
+    classes = classes_of(parts["train"])
+    files = [file for part in parts.values() for file in getattr(part, files_attr)]
+    labels = np.array([classes.index(classes_of(part)[label]) for part in parts.values() for label in part._labels])
+    split_of = np.repeat(list(parts), [len(part) for part in parts.values()])
+    return LabelledFiles(root, files, labels, _with_val(labels, split_of, val_size, seed), classes, name=name,
+                         identity=f"torchvision:{name}:{Path(root).resolve()}")
+
+
+def oxford_pets(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> LabelledFiles:
+    """Oxford-IIIT Pet: 37 cat and dog breeds, 3,680 trainval and 3,669 test images."""
+    return _files_of("oxford-pets", datasets.OxfordIIITPet, root, {"train": "trainval", "test": "test"},
+                     "_images", lambda part: part.classes, val_size, seed)
+
+
+def flowers102(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> LabelledFiles:
+    """Oxford 102 Flowers: 102 classes, 10 train and 10 val images per class, 6,149 test."""
+    return _files_of("flowers102", datasets.Flowers102, root, {s: s for s in ("train", "val", "test")},
+                     "_image_files", lambda part: [str(index + 1) for index in range(102)], val_size, seed)
+
+
+def dtd(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> LabelledFiles:
+    """Describable Textures: 47 classes, 40 train, 40 val and 40 test images each (partition 1)."""
+    return _files_of("dtd", datasets.DTD, root, {s: s for s in ("train", "val", "test")},
+                     "_image_files", lambda part: part.classes, val_size, seed)
+
+
+NAMED_DATASETS = {
+    "digits": digits,
+    "cifar10": cifar10,
+    "oxford-pets": oxford_pets,
+    "flowers102": flowers102,
+    "dtd": dtd,
+}
+"""Datasets by name: ``(root, test_size, val_size, seed) -> ImageSource``. Only ``digits``
+ignores ``root`` (it is bundled with scikit-learn) and uses ``test_size``: the others have
+splits of their own."""
+
+
+def open_named_dataset(name: str, root=None, test_size: float = 0.25, val_size: float = 0.0,
+                       seed: int = 0) -> ImageSource:
+    """The dataset ``name``, downloaded into ``root`` first if needed."""
+    if name not in NAMED_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(NAMED_DATASETS)}")
+    return NAMED_DATASETS[name](root=Path(root) if root else None, test_size=test_size,
+                                val_size=val_size, seed=seed)

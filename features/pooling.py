@@ -1,0 +1,48 @@
+"""Pooling of a tap's output to one row of numbers per image, on the device.
+
+``avg`` and ``max`` pool each channel over the whole map, ``avgmax`` concatenates both,
+``grid<k>`` averages the map down to ``k x k`` cells and flattens it (channel-major), which
+keeps a coarse layout of where things are. Vector taps (``fc6``, ``pool``) pass through.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch.nn import functional
+
+__all__ = ["POOLINGS", "POOLING_CHOICES", "check_pooling", "pool"]
+
+POOLINGS = {
+    "avg": lambda maps: maps.mean(dim=(2, 3)),
+    "max": lambda maps: maps.amax(dim=(2, 3)),
+    "avgmax": lambda maps: torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1),
+}
+"""Fixed poolings of a ``(batch, channels, height, width)`` map to ``(batch, features)``."""
+
+_GRID = re.compile(r"grid([1-9][0-9]?)")
+POOLING_CHOICES = (*POOLINGS, "grid<k>")
+"""The valid pooling names, for messages (``grid<k>``: k = 1..99, e.g. ``grid2``)."""
+
+
+def check_pooling(name: str) -> str:
+    """``name`` if it is a valid pooling, else a ValueError listing the choices."""
+    if name not in POOLINGS and not _GRID.fullmatch(name):
+        raise ValueError(f"unknown pooling {name!r}; valid: {', '.join(POOLING_CHOICES)} (e.g. grid2)")
+    return name
+
+
+def pool(activation: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``(batch, n_features)`` rows from a tap's ``(batch, C)`` or ``(batch, C, H, W)`` output."""
+    if activation.ndim == 2:
+        return activation
+    if activation.ndim != 4:
+        raise ValueError(
+            f"a tap output of shape {tuple(activation.shape[1:])} cannot be pooled; only "
+            f"(C,) vectors and (C, H, W) maps can (pick another tap)"
+        )
+    grid = _GRID.fullmatch(check_pooling(pooling))
+    if grid:
+        return functional.adaptive_avg_pool2d(activation, int(grid.group(1))).flatten(1)
+    return POOLINGS[pooling](activation)

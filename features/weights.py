@@ -1,0 +1,277 @@
+"""Which weights a backbone runs with, and the preprocessing that goes with them.
+
+``features.weights`` names them: ``imagenet`` (torchvision's default weights for the
+model), a torchvision weights value (``IMAGENET1K_V2``), a local state-dict file,
+``random`` (seeded) or ``auto`` (ImageNet when it can be had, random otherwise). Weights
+are resolved before any model is built, because their identity names the feature cache:
+a cache hit then costs no model build at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+from torch.hub import get_dir as torch_hub_dir
+from torch.hub import load_state_dict_from_url
+from torchvision.models import get_model, get_model_weights, get_weight
+
+from .backbones import get_backbone, meta_model, tap_extractor
+
+__all__ = [
+    "WEIGHTS_CHOICES",
+    "WEIGHTS_FILE_SUFFIXES",
+    "ResolvedWeights",
+    "WeightsUnavailable",
+    "check_weights_name",
+    "is_weights_file",
+    "resolve_weights",
+    "build_model",
+    "build_tap_extractor",
+    "preprocessing",
+    "describe_preprocessing",
+    "file_sha256",
+    "weights_sha256",
+]
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_CHOICES = ("imagenet", "random", "auto")
+"""``imagenet``: torchvision's default ImageNet weights, an error when they cannot be had.
+``random``: seeded random initialisation (mechanics and timing only, not transfer learning).
+``auto``: ImageNet weights when torchvision can load them, random weights otherwise.
+Besides these: a torchvision weights value name, or a state-dict file."""
+
+WEIGHTS_FILE_SUFFIXES = (".pth", ".pt")
+_SHOWN = 6  # parameter names listed in an error message before "..."
+
+
+class WeightsUnavailable(RuntimeError):
+    """The weights asked for cannot be had: not downloadable, or a file that does not fit."""
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Which weights a backbone will run with, known before any model is built.
+
+    ``identity`` is what the feature store records: the torchvision weights name
+    (``VGG16_Weights.IMAGENET1K_V1``), ``random(seed=0)``, or a file's name. ``key`` is
+    what the cache key hashes (for a file its sha256, so a moved file finds its codes).
+    ``transforms`` names the torchvision weights whose preprocessing the images get.
+    """
+
+    backbone: str
+    identity: str
+    transforms: str
+    url: str | None = None
+    file: str | None = None
+    sha256: str = ""
+    seed: int = 0
+    fell_back: bool = False
+
+    @property
+    def is_pretrained(self) -> bool:
+        return self.url is not None or self.file is not None
+
+    @property
+    def key(self) -> str:
+        return self.sha256 or self.identity
+
+
+def is_weights_file(value: str) -> bool:
+    """Whether a ``features.weights`` value names a file rather than weights by name."""
+    return value.endswith(WEIGHTS_FILE_SUFFIXES) or "/" in value
+
+
+def check_weights_name(backbone: str, value: str) -> None:
+    """A ValueError listing the valid choices when ``value`` cannot name weights of ``backbone``."""
+    names = list(get_model_weights(backbone).__members__)
+    if value not in WEIGHTS_CHOICES and value not in names and not is_weights_file(value):
+        raise ValueError(
+            f"weights {value!r} are not valid for {backbone}; valid: {', '.join(WEIGHTS_CHOICES)}, "
+            f"{', '.join(names)}, or a state-dict file ending in {' or '.join(WEIGHTS_FILE_SUFFIXES)}"
+        )
+
+
+def _cached_checkpoint(url: str) -> Path:
+    return Path(torch_hub_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def _fetch_state_dict(weights) -> dict:
+    """Load the checkpoint from torch's hub cache, downloading it once if it is missing."""
+    try:
+        return load_state_dict_from_url(weights.url, progress=True, check_hash=True)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad hash a RuntimeError
+        raise WeightsUnavailable(f"cannot load the ImageNet weights {weights} ({weights.url}): {error}") from error
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(weights: "ResolvedWeights") -> str:
+    """sha256 of the weights' file (a state-dict file or torchvision's checkpoint); "" for random."""
+    if weights.sha256 or not weights.url:
+        return weights.sha256
+    return file_sha256(_cached_checkpoint(weights.url))
+
+
+def _resolve_file(backbone: str, value: str, seed: int) -> ResolvedWeights:
+    path = Path(value)
+    if not path.is_file():
+        raise WeightsUnavailable(f"weights file {path} does not exist; set features.weights to a .pth/.pt "
+                                 f"state-dict file, or to imagenet, random or auto")
+    default = str(get_model_weights(backbone).DEFAULT)
+    return ResolvedWeights(backbone, f"file {path.name}", default, file=str(path.resolve()),
+                           sha256=file_sha256(path), seed=seed)
+
+
+def resolve_weights(backbone: str, weights: str, seed: int = 0) -> ResolvedWeights:
+    """Decide which weights ``backbone`` runs with, downloading torchvision weights if needed.
+
+    Parameters
+    ----------
+    backbone : str
+        A torchvision classification model name.
+    weights : str
+        ``imagenet``, ``random``, ``auto``, a weights value name of the model
+        (``IMAGENET1K_V2``) or the path of a state-dict file.
+    seed : int
+        Seed of the random initialisation (``random``, and the layers a partial file lacks).
+    """
+    check_weights_name(backbone, weights)
+    enum = get_model_weights(backbone)
+    if is_weights_file(weights):
+        return _resolve_file(backbone, weights, seed)
+    random = ResolvedWeights(backbone, f"random(seed={seed})", str(enum.DEFAULT), seed=seed)
+    if weights == "random":
+        return random
+    pretrained = enum[weights] if weights in enum.__members__ else enum.DEFAULT
+    resolved = ResolvedWeights(backbone, str(pretrained), str(pretrained), url=pretrained.url, seed=seed)
+    if _cached_checkpoint(pretrained.url).is_file():
+        return resolved
+    try:
+        _fetch_state_dict(pretrained)  # stores the file in the hub cache for build_model
+    except WeightsUnavailable as error:
+        if weights != "auto":
+            raise WeightsUnavailable(
+                f"{error}. Connect to the internet once so torchvision can download them into "
+                f"{_cached_checkpoint(pretrained.url).parent}, or set features.weights = \"auto\" "
+                f"(random weights when ImageNet weights are missing) or \"random\""
+            ) from error
+        log.warning("weights = \"auto\": %s; using random weights for %s, so its numbers are not "
+                    "transfer learning", error, backbone)
+        return ResolvedWeights(backbone, random.identity, random.transforms, seed=seed, fell_back=True)
+    return resolved
+
+
+def _names(keys) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:_SHOWN]) + (f", ... ({len(keys)} in all)" if len(keys) > _SHOWN else "")
+
+
+def _load_file(weights: ResolvedWeights, taps=()) -> dict:
+    """The state dict in a weights file, loaded without running code from it, and checked.
+
+    The file's parameters must exist in the model with the same shapes; it may lack some,
+    but not any that a tap in ``taps`` needs. Which parameters a tap needs is read from
+    the graph the feature extractor keeps for it (built on the ``meta`` device: no cost).
+    """
+    try:
+        state = torch.load(weights.file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise WeightsUnavailable(
+            f"cannot load weights file {weights.file}: {str(error).splitlines()[0]}; it must be a "
+            f"state dict saved with torch.save(model.state_dict(), path)"
+        ) from error
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise WeightsUnavailable(
+            f"weights file {weights.file} holds a {type(state).__name__}, not a state dict "
+            f"(a dict of tensors, as saved by torch.save(model.state_dict(), path))"
+        )
+    model = meta_model(weights.backbone)
+    expected = model.state_dict()
+    unexpected = set(state) - set(expected)
+    if unexpected:
+        raise WeightsUnavailable(
+            f"weights file {weights.file} has parameters that {weights.backbone} does not have "
+            f"({_names(unexpected)}); is it a state dict of another model?"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise WeightsUnavailable(
+                f"weights file {weights.file} does not fit {weights.backbone}: {key} has shape "
+                f"{tuple(value.shape)} in the file and {tuple(expected[key].shape)} in the model"
+            )
+    for tap in taps:
+        needed = tap_extractor(model, weights.backbone, [tap]).state_dict()
+        lacking = {key for key in needed if key not in state and not key.endswith("num_batches_tracked")}
+        if lacking:
+            raise WeightsUnavailable(
+                f"tap {tap!r} of {weights.backbone} needs parameters that weights file "
+                f"{weights.file} lacks: {_names(lacking)}; choose shallower taps or a complete file"
+            )
+    return state
+
+
+def build_model(weights: ResolvedWeights, taps=()) -> nn.Module:
+    """The full classifier in eval mode, with the weights asked for.
+
+    It starts from seeded random weights: all there is for ``random``, and what a partial
+    weights file leaves in the parameters it lacks (which no tap in ``taps`` needs).
+    """
+    state = _load_file(weights, taps) if weights.file else None  # checked before the costly build
+    with torch.random.fork_rng(devices=[]):  # seed without touching the caller's RNG
+        torch.manual_seed(weights.seed)
+        model = get_model(weights.backbone, weights=None)
+    if weights.url:
+        model.load_state_dict(_fetch_state_dict(get_weight(weights.transforms)))
+    elif state is not None:
+        model.load_state_dict(state, strict=False)
+    return model.eval().requires_grad_(False)
+
+
+def build_tap_extractor(weights: ResolvedWeights, taps: list[str]) -> nn.Module:
+    """A frozen module returning ``{tap: activation}`` for the requested taps, one forward pass.
+
+    With a weights file that covers only part of the model (say VGG16's conv layers), a
+    tap whose computation needs a parameter the file lacks is refused, before any build.
+    """
+    for tap in taps:  # names first: a typo should not wait for a model build
+        get_backbone(weights.backbone).node(tap)
+    return tap_extractor(build_model(weights, taps), weights.backbone, taps)
+
+
+def preprocessing(weights: ResolvedWeights, image_size: int):
+    """The weights' own eval transform, resized for ``image_size`` crops.
+
+    The resize/crop ratio of the weights is kept (ImageNet: 256 -> 224), so at 224 this is
+    exactly torchvision's transform. Random weights and files use the model's default
+    weights' transform, so that switching weights never changes the pixels a model sees.
+    """
+    enum_value = get_weight(weights.transforms)
+    transform = enum_value.transforms()
+    resize = round(image_size * transform.resize_size[0] / transform.crop_size[0])
+    return enum_value.transforms(crop_size=image_size, resize_size=resize)
+
+
+def describe_preprocessing(transform) -> dict:
+    """The numbers of a transform that change the pixels, for the store's attributes."""
+    return {
+        "resize_size": list(transform.resize_size),
+        "crop_size": list(transform.crop_size),
+        "mean": list(transform.mean),
+        "std": list(transform.std),
+        "interpolation": transform.interpolation.value,
+        "antialias": bool(transform.antialias),
+    }
