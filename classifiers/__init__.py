@@ -1,19 +1,54 @@
-"""CNN codes -> predictions: the classifier zoo, fitting and scoring, and reports.
+"""CNN codes -> predictions: the classifier zoo, torch heads, model selection, metrics,
+persistence and the benchmark report.
 
-Codes are read only through ``features.store``.
+Codes are read only through ``features``' reader API (``read_codes``, ``FeatureStore``).
 """
 
-from .benchmark import fit_and_score, train_test_codes
-from .report import format_table, plot_accuracy_by_depth, write_csv, write_markdown
-from .zoo import ZOO, make_classifier
+from .benchmark import Codes, benchmark_model, load_codes
+from .chunks import fit_in_chunks
+from .heads import TorchHead
+from .metrics import score
+from .persistence import ModelFileError, feature_spec, load_model, save_model, sidecar_path
+from .predict import predict_table
+from .preprocessing import PREPROCESSING, check_preprocessing
+from .report import (
+    best_row,
+    format_table,
+    plot_accuracy_by_depth,
+    plot_confusion_matrix,
+    rank_rows,
+    write_csv,
+    write_markdown,
+)
+from .selection import Selection, select_model
+from .zoo import ZOO, check_grid, make_model, param_grid
 
 __all__ = [
     "ZOO",
-    "make_classifier",
-    "train_test_codes",
-    "fit_and_score",
+    "PREPROCESSING",
+    "make_model",
+    "param_grid",
+    "check_grid",
+    "check_preprocessing",
+    "TorchHead",
+    "fit_in_chunks",
+    "Selection",
+    "select_model",
+    "score",
+    "Codes",
+    "load_codes",
+    "benchmark_model",
+    "ModelFileError",
+    "feature_spec",
+    "save_model",
+    "load_model",
+    "sidecar_path",
+    "predict_table",
+    "rank_rows",
+    "best_row",
     "format_table",
     "write_csv",
     "plot_accuracy_by_depth",
+    "plot_confusion_matrix",
     "write_markdown",
 ]

@@ -1,35 +1,50 @@
-"""Results of a benchmark as a printed table, ``results.csv``, a plot and ``report.md``.
+"""Results of a benchmark as a printed table, ``results.csv``, plots and ``report.md``.
 
-A row is one fitted classifier on one (backbone, tap, pooling): the dicts that
-``fit_and_score`` returns, plus ``backbone``, ``weights`` and ``depth`` (tap order from
-the input, for the plot's x axis).
+A row is one tuned classifier on one (backbone, tap, pooling): the dict that
+``benchmark_model`` returns plus ``backbone``, ``weights``, ``pretrained`` and ``depth``
+(tap order, for the plot's x axis). The best model, overall and per backbone, is the one
+with the highest cross-validation accuracy on the training split, ties going to the
+faster fit: choosing by test accuracy would spend the test split on selection and make the
+winner's test number optimistic. Test accuracy is the number each row reports.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display is needed or assumed
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-__all__ = ["COLUMNS", "sort_rows", "format_table", "write_csv", "plot_accuracy_by_depth", "write_markdown"]
+__all__ = [
+    "COLUMNS", "rank_rows", "best_row", "format_table", "write_csv",
+    "plot_accuracy_by_depth", "plot_confusion_matrix", "write_markdown",
+]
 
 COLUMNS = (
-    "backbone", "weights", "tap", "depth", "pooling", "classifier",
-    "n_features", "n_train", "n_test", "test_accuracy", "fit_seconds",
+    "backbone", "weights", "tap", "depth", "pooling", "classifier", "preprocessing", "params",
+    "n_features", "n_train", "n_val", "n_test", "cv_folds", "candidates", "cv_accuracy",
+    "test_accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
+    "search_seconds", "fit_seconds", "predict_seconds_per_1000", "model_bytes", "model", "best",
 )
+"""Columns of ``results.csv`` (the confusion matrices stay in ``results.json``)."""
+
 _SHOWN = (
     ("backbone", "backbone"), ("tap", "tap"), ("pooling", "pooling"), ("classifier", "classifier"),
-    ("n_features", "features"), ("test_accuracy", "test acc"), ("fit_seconds", "fit s"),
+    ("params", "setting"), ("n_features", "features"), ("cv_accuracy", "cv acc"),
+    ("test_accuracy", "test acc"), ("macro_f1", "macro F1"), ("top5_accuracy", "top-5"),
+    ("fit_seconds", "fit s"), ("predict_seconds_per_1000", "ms/img"), ("best", "best"),
 )
+_PERCENT = {"cv_accuracy", "test_accuracy", "macro_f1", "top5_accuracy"}
 
 
-def sort_rows(rows: list[dict]) -> list[dict]:
-    """Best test accuracy first, each row marked ``best`` = overall / backbone / ''."""
-    ordered = sorted(rows, key=lambda row: -row["test_accuracy"])
+def rank_rows(rows: list[dict]) -> list[dict]:
+    """Rows best first (cv accuracy, then fit seconds), marked ``best`` = overall / backbone / ''."""
+    ordered = sorted(rows, key=lambda row: (-row["cv_accuracy"], row["fit_seconds"]))
     seen_backbones = set()
     marked = []
     for rank, row in enumerate(ordered):
@@ -39,17 +54,28 @@ def sort_rows(rows: list[dict]) -> list[dict]:
     return marked
 
 
+def best_row(rows: list[dict]) -> dict:
+    """The overall best row of ``rank_rows``."""
+    return rank_rows(rows)[0]
+
+
 def _cell(row: dict, key: str) -> str:
     value = row[key]
-    if key == "test_accuracy":
+    if value is None:
+        return "-"
+    if key in _PERCENT:
         return f"{100 * value:.1f} %"
+    if key == "predict_seconds_per_1000":
+        return f"{value:.3f}"  # seconds per 1,000 samples = milliseconds per sample
+    if key == "params":
+        return " ".join(f"{name}={setting}" for name, setting in value.items())
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def format_table(rows: list[dict], markdown: bool = False) -> str:
-    """The sorted results as aligned text (or a Markdown table), best rows marked."""
-    header = [title for _, title in _SHOWN] + ["best"]
-    body = [[_cell(row, key) for key, _ in _SHOWN] + [row["best"]] for row in sort_rows(rows)]
+    """The ranked results as aligned text (or a Markdown table), best rows marked."""
+    header = [title for _, title in _SHOWN]
+    body = [[_cell(row, key) for key, _ in _SHOWN] for row in rank_rows(rows)]
     if markdown:
         lines = [header, ["---"] * len(header), *body]
         return "\n".join("| " + " | ".join(line) + " |" for line in lines)
@@ -59,22 +85,26 @@ def format_table(rows: list[dict], markdown: bool = False) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """All rows, best first, one column per ``COLUMNS`` entry plus ``best``."""
+    """All rows, best first, one column per ``COLUMNS`` entry (``params`` as JSON)."""
     with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=[*COLUMNS, "best"], extrasaction="ignore")
+        writer = csv.DictWriter(file, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(sort_rows(rows))
+        writer.writerows({**row, "params": json.dumps(row["params"])} for row in rank_rows(rows))
+
+
+def _banner(figure, banner: str) -> None:
+    """The random-weights warning on the figure itself, since plots travel without the report."""
+    if banner:
+        figure.suptitle(banner, color="firebrick", fontsize=8, wrap=True)
 
 
 def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> None:
-    """Test accuracy against tap depth: one panel per backbone, one line per classifier.
-
-    The banner (random weights) goes on the figure too, since plots travel without the report.
-    """
+    """Test accuracy against tap depth: one panel per backbone, one line per classifier."""
     backbones = list(dict.fromkeys(row["backbone"] for row in rows))  # in config order
     figure, axes = plt.subplots(
         1, len(backbones), figsize=(4.5 * len(backbones), 3.6), sharey=True, squeeze=False
     )
+    several_poolings = len({row["pooling"] for row in rows}) > 1
     for axis, backbone in zip(axes[0], backbones):
         mine = [row for row in rows if row["backbone"] == backbone]
         taps = sorted({(row["depth"], row["tap"]) for row in mine})
@@ -85,24 +115,66 @@ def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> No
                 for row in mine
                 if (row["classifier"], row["pooling"]) == line
             )
-            axis.plot(*zip(*points), marker="o", label=f"{line[0]} ({line[1]})")
+            axis.plot(*zip(*points), marker="o", label=f"{line[0]} ({line[1]})" if several_poolings else line[0])
         axis.set_xticks(range(len(taps)), [tap for _, tap in taps])
         axis.set_title(f"{backbone} ({mine[0]['weights']})", fontsize=10)
         axis.set_xlabel("tap (shallow to deep)")
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(fontsize=8, loc="lower right")
-    if banner:
-        figure.suptitle(banner, color="firebrick", fontsize=8, wrap=True)
+    _banner(figure, banner)
     figure.tight_layout()
     figure.savefig(path, dpi=120, format="png")
     plt.close(figure)
 
 
-def write_markdown(rows: list[dict], path: Path, plot_name: str, banner: str = "") -> None:
-    """``report.md``: the banner (if any), the sorted table and the plot, side by side."""
+def plot_confusion_matrix(row: dict, classes: list[str], path: Path, banner: str = "") -> None:
+    """The test confusion matrix of ``row`` (rows: true class, columns: predicted),
+    normalised per true class, with counts written in the cells when they fit."""
+    counts = np.array(row["confusion_matrix"])
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = min(12.0, 2.5 + 0.45 * len(classes))
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    if len(classes) <= 30:
+        for (true, predicted), count in np.ndenumerate(counts):
+            axis.text(predicted, true, str(count), ha="center", va="center", fontsize=7,
+                      color="white" if shares[true, predicted] > 0.5 else "black")
+        axis.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+        axis.set_yticks(range(len(classes)), classes, fontsize=7)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    axis.set_title(
+        f"{row['backbone']} {row['tap']}/{row['pooling']} {row['classifier']}: "
+        f"test accuracy {100 * row['test_accuracy']:.1f} %", fontsize=9,
+    )
+    _banner(figure, banner)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120, format="png")
+    plt.close(figure)
+
+
+def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: str = "") -> None:
+    """``report.md``: the banner (if any), the best model, the ranked table and the plots.
+
+    ``plots`` maps a caption to a PNG file name beside the report.
+    """
+    best = best_row(rows)
     parts = ["# Which layer, which classifier", ""]
     if banner:
         parts += [f"> **{banner}**", ""]
-    parts += [format_table(rows, markdown=True), "", f"![test accuracy by depth]({plot_name})", ""]
+    parts += [
+        f"Best: **{best['backbone']} {best['tap']}/{best['pooling']} {best['classifier']}** "
+        f"({_cell(best, 'params')}), test accuracy {100 * best['test_accuracy']:.1f} %, "
+        f"model `{best['model']}`.",
+        "",
+        "Settings and the best rows are chosen by cross-validation accuracy on the training "
+        "split (cv acc); the test split is used once per model, for test acc, macro F1 and top-5. "
+        "ms/img: prediction time per sample on the codes.",
+        "",
+        format_table(rows, markdown=True),
+        "",
+    ]
+    for caption, name in plots.items():
+        parts += [f"![{caption}]({name})", ""]
     path.write_text("\n".join(parts))

@@ -1,0 +1,218 @@
+"""Small trainable heads on cached codes (PyTorch), as real scikit-learn classifiers.
+
+A head is a softmax classifier on the codes, linear or with hidden layers, trained with
+AdamW (decoupled weight decay), dropout and early stopping on a stratified validation fold
+carved from the fit data. It is a ``ClassifierMixin, BaseEstimator``, so ``clone``,
+``Pipeline``, ``GridSearchCV`` and joblib treat it like any other estimator; the zoo's
+``linear-head`` and ``mlp-head`` are two settings of it.
+
+Randomness (initial weights, the validation fold, batch order, dropout masks) comes from
+``random_state`` through generators owned by the fit, never from torch's global seed, so
+two fits with the same ``random_state`` give the same model on the CPU (on a GPU, up to
+cuDNN's own non-determinism) and fits running side by side do not disturb each other.
+The fitted network is kept on the CPU: a pickled head loads on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+__all__ = ["TorchHead"]
+
+_PREDICT_BATCH = 8192
+
+
+def _device(name: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+class _Network(nn.Module):
+    """Linear layers with ReLU between them; dropout on the input of each layer.
+
+    Dropout draws its masks from the generator passed to ``forward``, not the global one.
+    """
+
+    def __init__(self, sizes: list[int], dropout: float, generator: torch.Generator):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:]))
+        self.dropout = dropout
+        for layer in self.layers:  # torch's default initialisation, from our generator
+            bound = 1 / np.sqrt(layer.in_features)
+            nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        for index, layer in enumerate(self.layers):
+            if index:
+                x = torch.relu(x)
+            if generator is not None and self.dropout:
+                keep = 1 - self.dropout
+                x = x * (torch.rand(x.shape, generator=generator, device=x.device) < keep) / keep
+            x = layer(x)
+        return x
+
+
+class TorchHead(ClassifierMixin, BaseEstimator):
+    """A linear or MLP softmax classifier trained with PyTorch.
+
+    Parameters
+    ----------
+    hidden_units : tuple of int, default=()
+        Width of each hidden layer; ``()`` is a linear (multinomial logistic) head.
+    dropout : float, default=0.0
+        Probability of zeroing each input of each layer during training.
+    weight_decay : float, default=1e-2
+        AdamW's decoupled weight decay.
+    learning_rate : float, default=1e-3
+    batch_size : int, default=256
+    max_iter : int, default=200
+        Maximum number of epochs (the name scikit-learn's MLPClassifier uses).
+    n_iter_no_change : int, default=10
+        Stop after this many epochs without a lower validation loss; the weights of the
+        best epoch are kept.
+    validation_fraction : float, default=0.1
+        Share of the fit data held out (stratified) for early stopping. When a class has
+        too few samples for that, or it is 0, all data is trained on for ``max_iter``.
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes in the loss, as in scikit-learn's linear models.
+    device : str, default="auto"
+        ``auto`` trains on CUDA when available, else the CPU; or ``cpu``, ``cuda:1``, ...
+    random_state : int, RandomState or None, default=None
+
+    Attributes
+    ----------
+    classes_ : ndarray, (n_classes,)
+    n_features_in_ : int
+    network_ : torch.nn.Module, on the CPU
+    n_iter_ : int
+        Epochs trained.
+    best_epoch_ : int
+        Epoch whose weights were kept (the last one without early stopping).
+    loss_curve_, validation_loss_curve_ : list of float
+        Mean training loss and validation loss of each epoch (the latter empty when no
+        validation fold was carved).
+    """
+
+    def __init__(
+        self,
+        hidden_units=(),
+        dropout=0.0,
+        weight_decay=1e-2,
+        learning_rate=1e-3,
+        batch_size=256,
+        max_iter=200,
+        n_iter_no_change=10,
+        validation_fraction=0.1,
+        class_weight=None,
+        device="auto",
+        random_state=None,
+    ):
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_fraction = validation_fraction
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout = {self.dropout} must be in [0, 1)")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction = {self.validation_fraction} must be in [0, 1)")
+        for name in ("batch_size", "max_iter", "n_iter_no_change"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)} must be at least 1")
+        if any(int(units) < 1 for units in self.hidden_units):
+            raise ValueError(f"hidden_units = {self.hidden_units} must be positive widths")
+
+    def _validation_split(self, y: np.ndarray, seed: int):
+        """Indices of the training and validation rows, or (all rows, None)."""
+        rows = np.arange(len(y))
+        n_classes = len(self.classes_)
+        n_val = int(np.ceil(self.validation_fraction * len(y)))
+        if not self.validation_fraction or np.bincount(y).min() < 2 or not n_classes <= n_val <= len(y) - n_classes:
+            return rows, None
+        return train_test_split(rows, test_size=n_val, stratify=y, random_state=seed)
+
+    def fit(self, X, y):
+        """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got 1 class")
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        device = _device(self.device)
+        host = torch.Generator().manual_seed(seed)
+        on_device = host if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+
+        train_rows, val_rows = self._validation_split(encoded, seed)
+        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        loss_of = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
+        X_all = torch.from_numpy(X).to(device)
+        y_all = torch.from_numpy(encoded).to(device)
+        sizes = [X.shape[1], *map(int, self.hidden_units), len(self.classes_)]
+        network = _Network(sizes, self.dropout, host).to(device)
+        optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+
+        self.loss_curve_, self.validation_loss_curve_ = [], []
+        best_loss, best_state, self.best_epoch_ = np.inf, None, 0
+        for epoch in range(1, self.max_iter + 1):
+            network.train()
+            order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=host)].to(device)
+            total = 0.0
+            for batch in order.split(int(self.batch_size)):
+                loss = loss_of(network(X_all[batch], on_device), y_all[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += loss.item() * len(batch)
+            self.loss_curve_.append(total / len(train_rows))
+            self.n_iter_ = epoch
+            if val_rows is None:
+                self.best_epoch_ = epoch
+                continue
+            network.eval()
+            with torch.inference_mode():
+                rows = torch.from_numpy(val_rows).to(device)
+                self.validation_loss_curve_.append(loss_of(network(X_all[rows]), y_all[rows]).item())
+            if self.validation_loss_curve_[-1] < best_loss:
+                best_loss, self.best_epoch_ = self.validation_loss_curve_[-1], epoch
+                best_state = copy.deepcopy(network.state_dict())
+            elif epoch - self.best_epoch_ >= self.n_iter_no_change:
+                break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+        self.network_ = network.cpu().eval()
+        return self
+
+    def _logits(self, X) -> torch.Tensor:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        with torch.inference_mode():
+            return torch.cat([self.network_(batch) for batch in torch.from_numpy(X).split(_PREDICT_BATCH)])
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, ``(n_samples, n_classes)`` in the order of ``classes_``."""
+        return torch.softmax(self._logits(X), dim=1).numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row, ``(n_samples,)``."""
+        labels = self._logits(X).argmax(dim=1).numpy()
+        return self.classes_[labels]

@@ -1,0 +1,155 @@
+"""Fitted models on disk: a joblib file and a JSON sidecar that says what it needs.
+
+``save_model`` writes ``<name>.joblib`` and ``<name>.joblib.json``. The sidecar records
+the feature spec (which backbone, weights, image preprocessing, tap and pooling made the
+codes the model was fitted on), the class names, the metrics, library versions and the
+sha256 of the joblib file. ``load_model`` checks that hash before unpickling and refuses
+features made differently from the ones the model was fitted on: a model fed codes from
+another tap or other weights predicts confidently and wrongly, without any error.
+
+joblib files are pickles: loading one runs code from it. Load only models you made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import numpy as np
+import sklearn
+import torch
+
+__all__ = ["FEATURE_SPEC_ATTRS", "ModelFileError", "feature_spec", "save_model", "load_model", "sidecar_path"]
+
+FORMAT_VERSION = 1
+FEATURE_SPEC_ATTRS = ("backbone", "weights", "weights_sha256", "preprocessing")
+"""Feature store attributes that change the codes of an image (besides tap and pooling)."""
+
+
+class ModelFileError(OSError):
+    """A model file is missing, altered, or made for other features."""
+
+
+def feature_spec(store_attrs: dict, tap: str, pooling: str) -> dict:
+    """What codes a model takes: the store's ``FEATURE_SPEC_ATTRS`` plus tap and pooling.
+
+    ``store_attrs`` is ``FeatureStore(path).attrs``; the JSON ``preprocessing`` attribute
+    is decoded so that the sidecar stays readable.
+    """
+    spec = {key: store_attrs[key] for key in FEATURE_SPEC_ATTRS if key in store_attrs}
+    if isinstance(spec.get("preprocessing"), str):
+        spec["preprocessing"] = json.loads(spec["preprocessing"])
+    return {**spec, "tap": tap, "pooling": pooling}
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """``model.joblib`` -> ``model.joblib.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _plain(value):
+    """``value`` with numpy scalars made JSON-serialisable."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def save_model(estimator, path: str | Path, spec: dict, metrics: dict, **extra) -> Path:
+    """Write ``estimator`` with joblib to ``path`` and its sidecar beside it.
+
+    Parameters
+    ----------
+    spec : dict
+        The feature spec (``feature_spec``), plus anything else that must match at load
+        time; also n_features is taken from the estimator.
+    metrics : dict
+        Test metrics (``score``), stored as they are.
+    **extra
+        More sidecar fields, e.g. ``classes``, ``classifier``, ``params``, ``preprocessing``.
+
+    Returns
+    -------
+    Path of the sidecar. Both files are written under temporary names and renamed, the
+    sidecar last, so a sidecar always describes a whole joblib file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    joblib.dump(estimator, partial)
+    os.replace(partial, path)
+    sidecar = {
+        "format_version": FORMAT_VERSION,
+        "model": path.name,
+        "sha256": _sha256(path),
+        "bytes": path.stat().st_size,
+        "spec": {**spec, "n_features": int(estimator.n_features_in_)},
+        **extra,
+        "metrics": metrics,
+        "versions": {
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "joblib": joblib.__version__,
+        },
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    target = sidecar_path(path)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(sidecar, indent=2, default=_plain) + "\n")
+    os.replace(partial, target)
+    return target
+
+
+def load_model(path: str | Path, expected_spec: dict | None = None):
+    """The estimator saved at ``path`` and its sidecar, after checking both.
+
+    Parameters
+    ----------
+    expected_spec : dict, optional
+        The spec of the features that will be fed to the model (``feature_spec`` of
+        their store); every key given must equal the sidecar's.
+
+    Returns
+    -------
+    estimator, sidecar : the unpickled estimator and the sidecar as a dict
+
+    Raises
+    ------
+    ModelFileError
+        The joblib file or its sidecar is missing, the file's sha256 differs from the
+        sidecar's, or the feature spec differs (the message names each differing field).
+    """
+    path = Path(path)
+    try:
+        sidecar = json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"cannot read the sidecar of model {path}: {error}; fit the model again") from error
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} is missing; fit the model again")
+    if _sha256(path) != sidecar["sha256"]:
+        raise ModelFileError(
+            f"model file {path} does not match the sha256 in {sidecar_path(path).name}: it was changed or "
+            f"replaced after fitting; refusing to unpickle it (fit the model again)"
+        )
+    saved = sidecar["spec"]
+    differing = [key for key in (expected_spec or {}) if saved.get(key) != expected_spec[key]]
+    if differing:
+        details = "; ".join(f"{key}: model {saved.get(key)!r}, features {expected_spec[key]!r}" for key in differing)
+        raise ModelFileError(
+            f"model {path} was fitted on other features than those given ({details}); "
+            f"extract the features it needs or pick a model fitted on these"
+        )
+    return joblib.load(path), sidecar

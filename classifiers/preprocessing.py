@@ -1,0 +1,67 @@
+"""Preprocessing of CNN codes, by name, as the first steps of a scikit-learn Pipeline.
+
+Codes from different depths differ in scale by orders of magnitude, and ReLU codes are
+sparse and heavy-tailed, so what goes in front of the classifier matters as much as the
+classifier. A chain is a list of names applied in order, e.g. ``["ssqrt", "l2"]`` (the
+signed square root then L2 normalisation of Perronnin et al.'s improved Fisher vectors).
+
+=============  ===========================================================================
+``standard``   zero mean, unit variance per feature (``StandardScaler``)
+``l2``         each sample scaled to unit L2 norm (``Normalizer``)
+``ssqrt``      signed square root of every value, ``sign(x) * sqrt(|x|)``
+``pca<n>``     the first ``n`` principal components (``PCA``, whitened off), e.g. ``pca128``
+=============  ===========================================================================
+
+Every step has ``partial_fit`` or needs no fitting (``IncrementalPCA`` stands in for
+``PCA`` when a chain is fitted in row chunks), so a chain can be learnt out of core.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from sklearn.base import TransformerMixin
+from sklearn.decomposition import PCA, IncrementalPCA
+from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
+
+__all__ = ["PREPROCESSING", "check_preprocessing", "make_preprocessing"]
+
+PREPROCESSING = ("standard", "l2", "ssqrt", "pca<n>")
+"""The step names a chain may use (``pca<n>`` with a whole number of components)."""
+
+
+def signed_sqrt(X: np.ndarray) -> np.ndarray:
+    """``sign(X) * sqrt(|X|)``: damps the few large activations that dominate CNN codes."""
+    return np.sign(X) * np.sqrt(np.abs(X))
+
+
+def _step(name: str, random_state: int, incremental: bool) -> TransformerMixin:
+    if name == "standard":
+        return StandardScaler()
+    if name == "l2":
+        return Normalizer(norm="l2")
+    if name == "ssqrt":
+        return FunctionTransformer(signed_sqrt, feature_names_out="one-to-one")
+    match = re.fullmatch(r"pca([1-9]\d*)", name)
+    if match:
+        n = int(match.group(1))
+        return IncrementalPCA(n_components=n) if incremental else PCA(n_components=n, random_state=random_state)
+    raise ValueError(f"unknown preprocessing step {name!r}; valid steps: {', '.join(PREPROCESSING)} (e.g. pca128)")
+
+
+def check_preprocessing(chain: list[str]) -> None:
+    """Raise ``ValueError`` naming the first step of ``chain`` that is not a valid name."""
+    for name in chain:
+        _step(name, 0, incremental=False)
+    if len(set(chain)) < len(chain):
+        raise ValueError(f"preprocessing {chain} names a step twice; each step may appear once")
+
+
+def make_preprocessing(chain: list[str], random_state: int = 0, incremental: bool = False) -> list[tuple]:
+    """The ``(name, transformer)`` steps of ``chain``, ready for ``sklearn.pipeline.Pipeline``.
+
+    ``incremental=True`` picks ``IncrementalPCA`` for ``pca<n>``, for fitting in row chunks.
+    """
+    check_preprocessing(chain)
+    return [(name, _step(name, random_state, incremental)) for name in chain]
