@@ -1,10 +1,14 @@
-# Set-up and stages. `make test` and `make demo` create .venv and install the project
-# into it on first use (torch and torchvision pinned by constraints.txt).
+# Set-up and stages. Every target creates .venv and installs the project into it on first
+# use (torch and torchvision pinned by constraints.txt), and again when setup.cfg,
+# pyproject.toml or constraints.txt change.
 #
-#   make demo                              the embedded digits demo
-#   make test                              the whole test suite
-#   make run CONFIG=examples/my.toml       extract -> fit -> report for any config
-#   make extract|fit|report CONFIG=...     one stage
+#   make demo                                   the embedded digits demo (examples/demo.toml)
+#   make test                                   the whole test suite
+#   make run CONFIG=examples/my.toml            every stale stage: extract -> fit -> report
+#   make extract|fit|report CONFIG=...          one stage (and the stale stages before it)
+#   make status CONFIG=...                      each stage: up to date, stale (why) or missing
+#   make clean CONFIG=... [ARGS="fit --cache"]  remove a stage's outputs (all stages by default)
+#   ARGS="--dry-run" / "--force" / "--set features.weights=random" / "--quiet"  pass options
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,10 +16,10 @@ CONFIG ?= examples/demo.toml
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help test demo run extract fit report clean-venv
+.PHONY: help test demo run extract fit report status clean clean-venv
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,12p' Makefile
 
 $(INSTALLED): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; run make PYTHON=python3.11 ...")'
@@ -27,9 +31,9 @@ test: $(INSTALLED)
 	$(PY) -m pytest -q
 
 demo: $(INSTALLED)
-	$(PY) -m pipeline run -c examples/demo.toml
+	$(PY) -m pipeline run -c examples/demo.toml $(ARGS)
 
-run extract fit report: $(INSTALLED)
+run extract fit report status clean: $(INSTALLED)
 	$(PY) -m pipeline $@ -c $(CONFIG) $(ARGS)
 
 clean-venv:

@@ -12,18 +12,11 @@ import numpy as np
 import pytest
 
 from features import FeatureStore, ImageFolder
-from pipeline.cli import main
 
 
-def _run(capsys, *args):
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_run_writes_stores_models_table_and_report(image_folder, write_config, capsys, tmp_path):
+def test_run_writes_stores_models_table_and_report(image_folder, write_config, cli, tmp_path):
     config = write_config(f'root = "{image_folder}"')
-    code, out, err = _run(capsys, "run", "-c", str(config))
+    code, out, err = cli("run", "-c", str(config))
     assert code == 0, err
 
     run_dir = tmp_path / "runs" / "test"
@@ -59,17 +52,17 @@ def test_run_writes_stores_models_table_and_report(image_folder, write_config, c
     assert "config.toml" in {p.name for p in run_dir.iterdir()}
 
 
-def test_second_run_reuses_the_cache_and_a_new_tap_adds_only_itself(image_folder, write_config, capsys, tmp_path):
+def test_second_run_reuses_the_cache_and_a_new_tap_adds_only_itself(image_folder, write_config, cli, tmp_path):
     config = write_config(f'root = "{image_folder}"')
-    assert _run(capsys, "extract", "-c", str(config))[0] == 0
+    assert cli("extract", "-c", str(config))[0] == 0
     (store_path,) = (tmp_path / "cache").glob("*.h5")
     with h5py.File(store_path) as file:
         pool_before = file["features/pool/avg"][()]
 
-    code, _, err = _run(capsys, "extract", "-c", str(config), "--force")
+    code, _, err = cli("extract", "-c", str(config), "--force")
     assert code == 0 and "computed nothing new" in err and "2 cached" in err
 
-    code, _, err = _run(capsys, "extract", "-c", str(config), "--set", 'features.taps.resnet50=["layer2", "pool"]')
+    code, _, err = cli("extract", "-c", str(config), "--set", 'features.taps.resnet50=["layer2", "pool"]')
     assert code == 0 and "computed layer2/avg" in err and "1 cached" in err
     assert list((tmp_path / "cache").glob("*.h5")) == [store_path]
     with h5py.File(store_path) as file:
@@ -77,9 +70,9 @@ def test_second_run_reuses_the_cache_and_a_new_tap_adds_only_itself(image_folder
         np.testing.assert_array_equal(file["features/pool/avg"][()], pool_before)
 
 
-def test_split_folders_are_respected_with_loader_workers(split_image_folder, write_config, capsys, tmp_path):
+def test_split_folders_are_respected_with_loader_workers(split_image_folder, write_config, cli, tmp_path):
     config = write_config(f'root = "{split_image_folder}"')
-    code, _, err = _run(capsys, "run", "-c", str(config), "--set", 'classifiers.models=["logreg"]',
+    code, _, err = cli("run", "-c", str(config), "--set", 'classifiers.models=["logreg"]',
                         "--set", "features.num_workers=2")
     assert code == 0, err
     with open(tmp_path / "runs" / "test" / "results.csv") as file:
@@ -87,8 +80,8 @@ def test_split_folders_are_respected_with_loader_workers(split_image_folder, wri
     assert {(r["n_train"], r["n_test"]) for r in rows} == {("12", "6")}
 
 
-def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, write_config, capsys, tmp_path):
-    code, out, err = _run(capsys, "fit", "-c", str(write_config(f'root = "{image_folder}"')))
+def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, write_config, cli, tmp_path):
+    code, out, err = cli("fit", "-c", str(write_config(f'root = "{image_folder}"')))
     assert code == 0, err
     assert "extract: missing (never ran); running" in err
     assert "fit: missing (never ran, extract will run); running" in err
@@ -99,8 +92,7 @@ def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, writ
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("features.weights=imagenett", "features.weights = 'imagenett' is not valid (did you mean 'imagenet'?); "
-                                       "valid choices: imagenet, random, auto"),
+        ("features.weights=imagenett", "weights 'imagenett' are not valid for resnet50; valid: imagenet, random, auto"),
         ('features.backbones=["resnet5"]', "features.backbones = 'resnet5' is not valid (did you mean 'resnet50'?); "
                                            "valid choices: vgg16, resnet50"),
         ("features.pooling=mean", "features.pooling = 'mean' is not valid; valid choices: avg, max"),
@@ -112,26 +104,26 @@ def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, writ
         ("features", "--set 'features' must look like section.key=value"),
     ],
 )
-def test_bad_config_exits_2_naming_the_key_and_choices(image_folder, write_config, capsys, override, message):
-    code, _, err = _run(capsys, "extract", "-c", str(write_config(f'root = "{image_folder}"')), "--set", override)
+def test_bad_config_exits_2_naming_the_key_and_choices(image_folder, write_config, cli, override, message):
+    code, _, err = cli("extract", "-c", str(write_config(f'root = "{image_folder}"')), "--set", override)
     assert code == 2
     assert message in err
     assert "Traceback" not in err
 
 
-def test_missing_config_file_exits_2(capsys, tmp_path):
-    code, _, err = _run(capsys, "run", "-c", str(tmp_path / "nope.toml"))
+def test_missing_config_file_exits_2(cli, tmp_path):
+    code, _, err = cli("run", "-c", str(tmp_path / "nope.toml"))
     assert code == 2 and "nope.toml does not exist" in err
 
 
-def test_missing_image_folder_exits_1_naming_it(write_config, capsys, tmp_path):
-    code, _, err = _run(capsys, "extract", "-c", str(write_config(f'root = "{tmp_path / "nowhere"}"')))
+def test_missing_image_folder_exits_1_naming_it(write_config, cli, tmp_path):
+    code, _, err = cli("extract", "-c", str(write_config(f'root = "{tmp_path / "nowhere"}"')))
     assert code == 1 and "nowhere does not exist" in err
 
 
-def test_broken_image_is_named(image_folder, write_config, capsys):
+def test_broken_image_is_named(image_folder, write_config, cli):
     (image_folder / "cat" / "cat3.png").write_bytes(b"\x89PNG truncated")
-    code, _, err = _run(capsys, "extract", "-c", str(write_config(f'root = "{image_folder}"')))
+    code, _, err = cli("extract", "-c", str(write_config(f'root = "{image_folder}"')), "--set", "data.on_error=fail")
     assert code == 1
     assert "cannot read image" in err and "cat3.png" in err
 
@@ -144,10 +136,10 @@ def test_python_dash_m_and_help_show_examples():
     assert result.returncode == 2 and "COMMAND" in result.stderr
 
 
-def test_a_failed_extraction_keeps_finished_codes(image_folder, write_config, capsys, tmp_path, monkeypatch):
+def test_a_failed_extraction_keeps_finished_codes(image_folder, write_config, cli, tmp_path, monkeypatch):
     config = write_config(f'root = "{image_folder}"')
-    assert _run(capsys, "extract", "-c", str(config))[0] == 0
-    layer2 = ("--set", 'features.taps.resnet50=["layer1", "layer2", "pool"]')
+    assert cli("extract", "-c", str(config))[0] == 0
+    layer2 = ("--set", 'features.taps.resnet50=["layer1", "layer2", "pool"]', "--set", "data.on_error=fail")
 
     load = ImageFolder.load
 
@@ -157,14 +149,14 @@ def test_a_failed_extraction_keeps_finished_codes(image_folder, write_config, ca
         return load(self, index)
 
     monkeypatch.setattr(ImageFolder, "load", fails_late)
-    code, _, err = _run(capsys, "extract", "-c", str(config), *layer2)
+    code, _, err = cli("extract", "-c", str(config), *layer2)
     assert code == 1 and "disk error" in err
     (store_path,) = (tmp_path / "cache").glob("*.h5")
     with FeatureStore(store_path) as store:
         assert sorted(store.available()) == [("layer1", "avg"), ("pool", "avg")]
 
     monkeypatch.setattr(ImageFolder, "load", load)
-    code, _, err = _run(capsys, "extract", "-c", str(config), *layer2)
+    code, _, err = cli("extract", "-c", str(config), *layer2)
     assert code == 0, err
     assert "computed layer2/avg" in err and "2 cached" in err
     with FeatureStore(store_path) as store:

@@ -36,8 +36,8 @@ def test_resolved_config_round_trips(tmp_path):
 
 def test_data_needs_exactly_one_source(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[data]\nroot = "photos"\ndataset = "digits"\n')
-    with pytest.raises(ConfigError, match="exactly one of root .* and dataset"):
+    path.write_text('[data]\nroot = "photos"\nmanifest = "photos.csv"\n')
+    with pytest.raises(ConfigError, match="exactly one of root .*, manifest .* and dataset"):
         load_config(path)
 
 
@@ -46,3 +46,45 @@ def test_unknown_section_is_named(tmp_path):
     path.write_text('[data]\ndataset = "digits"\n[feature]\n')
     with pytest.raises(ConfigError, match=r"unknown section \[feature\].*did you mean 'features'"):
         load_config(path)
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.toml")), ids=lambda path: path.name)
+def test_every_example_config_is_valid(example):
+    config = load_config(example)
+    assert Path(config.run.dir).parent == (EXAMPLES / ".." / "runs").resolve()
+
+
+def test_set_values_are_toml_and_bare_words_are_strings():
+    config = load_config(EXAMPLES / "demo.toml", [
+        "features.image_size=96", "features.weights=random", 'features.backbones=["vgg16"]',
+        "features.taps.vgg16=pool4", "run.dir=elsewhere",
+    ])
+    assert (config.features.image_size, config.features.weights) == (96, "random")
+    assert config.features.backbones == ["vgg16"] and config.features.taps_of("vgg16") == ["pool4"]
+    assert config.run.dir == str(EXAMPLES / "elsewhere")  # relative to the config file, like its own paths
+
+
+@pytest.mark.parametrize(
+    "text, overrides, message",
+    [
+        ('[data\nroot = "x"\n', [], r"c\.toml is not valid TOML: .*line 1"),
+        ('data = 3\n', [], r"\[data\] must be a table, got 3"),
+        ('[data]\nroot = "photos"\n', ["data.root.x=1"], r"--set 'data.root.x=1': data.root is a value, not a table"),
+        ('[data]\nroot = "photos"\n', ["data.root"], r"must look like section.key=value"),
+        ('[data]\nroot = "photos"\n[run]\ndri = "x"\n', [], r"unknown key 'dri' in \[run\] \(did you mean 'dir'\?\)"),
+        ('[data]\nroot = 3\n', [], r"data.root = 3 has the wrong type; expected string"),
+    ],
+)
+def test_config_errors_name_the_key_and_what_to_write(tmp_path, text, overrides, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, overrides)
+
+
+def test_a_config_error_exits_2_with_one_line(cli, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[data\n')
+    code, out, err = cli("status", "-c", path)
+    assert code == 2 and not out
+    assert err.startswith("error: config file ") and err.count("\n") == 1
