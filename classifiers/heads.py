@@ -210,7 +210,7 @@ class TorchHead(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, ``(n_samples, n_classes)`` in the order of ``classes_``."""
-        return torch.softmax(self._logits(X), dim=1).numpy().astype(np.float64)
+        return torch.softmax(self._logits(X).double(), dim=1).numpy()  # sums to 1 in float64 too
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row, ``(n_samples,)``."""

@@ -46,7 +46,7 @@ def score(estimator, X: np.ndarray, y: np.ndarray) -> dict:
     predicted = estimator.predict(X)
     predict_seconds = time.perf_counter() - started
     labels = estimator.classes_
-    unknown = sorted(set(np.unique(y)) - set(labels))
+    unknown = sorted(int(label) for label in set(np.unique(y)) - set(labels))
     if unknown:
         raise ValueError(f"the test split has labels {unknown} that the training split lacks; every class needs training images")
     probabilities, scores = class_scores(estimator, X)

@@ -64,6 +64,9 @@ def select_model(
         Folds of the stratified CV (fewer when the smallest class has fewer samples).
     n_jobs : int or None
         Parallel fits through joblib (``-1``: all cores).
+
+    Settings whose fits fail score nothing (scikit-learn warns, naming the error); when
+    every setting fails, the error is raised.
     """
     folds = _folds(y, cv_folds)
     search = GridSearchCV(
@@ -73,7 +76,7 @@ def select_model(
         cv=StratifiedKFold(folds, shuffle=True, random_state=random_state),
         n_jobs=n_jobs,
         refit=True,
-        error_score="raise",
+        error_score=np.nan,  # a setting these data cannot take (k > fold size) loses, with a warning
     )
     started = time.perf_counter()
     search.fit(X, y)

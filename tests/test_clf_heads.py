@@ -4,7 +4,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -13,13 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from classifiers.heads import TorchHead
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: threads only add synchronisation (tens of times slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @parametrize_with_checks(
