@@ -9,6 +9,7 @@ classification model works too, with its FX graph node names as taps
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -102,8 +103,11 @@ BACKBONE_CHOICES = (*BACKBONES, *sorted(set(list_models(module=torchvision.model
 
 def meta_model(name: str) -> nn.Module:
     """The model's structure without memory or initialisation cost (parameters on ``meta``)."""
-    with torch.device("meta"):
-        return get_model(name, weights=None).eval()
+    try:
+        with torch.device("meta"):
+            return get_model(name, weights=None).eval()
+    except NotImplementedError:  # a builder that computes with tensors (RegNet): build, then drop the data
+        return get_model(name, weights=None).to("meta").eval()
 
 
 @lru_cache(maxsize=None)
@@ -111,7 +115,7 @@ def get_backbone(name: str) -> Backbone:
     """The registry entry for ``name``, or one made from the model's graph node names.
 
     An unregistered torchvision model's taps are its graph nodes in eval mode (the input
-    excluded) and its default tap is the node that feeds the final classifier layer.
+    excluded) and its default tap is the node that feeds its last layer with parameters.
     """
     if name in BACKBONES:
         return BACKBONES[name]
@@ -120,8 +124,23 @@ def get_backbone(name: str) -> Backbone:
             f"unknown backbone {name!r}; registered: {', '.join(BACKBONES)}; or any torchvision "
             f"classification model: {', '.join(BACKBONE_CHOICES[len(BACKBONES):])}"
         )
-    _, nodes = get_graph_node_names(meta_model(name))
-    return Backbone(name, {node: node for node in nodes[1:]}, default_taps=(nodes[-2],))
+    model = meta_model(name)
+    with warnings.catch_warnings():  # "eval nodes are a subsequence of train nodes": eval is what runs
+        warnings.simplefilter("ignore", UserWarning)
+        _, nodes = get_graph_node_names(model)
+    return Backbone(name, {node: node for node in nodes[1:]}, default_taps=(_classifier_input(model, nodes),))
+
+
+def _classifier_input(model: nn.Module, nodes: list[str]) -> str:
+    """The node feeding the last layer with parameters: the features the model classifies."""
+    for index in range(len(nodes) - 1, 0, -1):
+        try:
+            module = model.get_submodule(nodes[index])
+        except AttributeError:  # a function node (flatten, getitem), not a module
+            continue
+        if next(module.parameters(recurse=False), None) is not None:
+            return nodes[index - 1]
+    return nodes[-1]
 
 
 def tap_extractor(model: nn.Module, backbone: str, taps: list[str]) -> nn.Module:
@@ -151,6 +170,10 @@ def list_taps(backbone: str, image_size: int = 224) -> list[TapInfo]:
     """
     entry = get_backbone(backbone)
     extractor = tap_extractor(meta_model(backbone), backbone, list(entry.taps))
-    outputs = extractor(torch.zeros(1, 3, image_size, image_size, device="meta"))
+    try:
+        outputs = extractor(torch.zeros(1, 3, image_size, image_size, device="meta"))
+    except RuntimeError as error:  # e.g. an input too small for the model's pooling layers
+        raise ValueError(f"{backbone} cannot run on {image_size} x {image_size} inputs: "
+                         f"{str(error).splitlines()[0]}") from error
     return [TapInfo(tap, node, tuple(outputs[tap].shape[1:]))
             for tap, node in entry.taps.items() if isinstance(outputs[tap], torch.Tensor)]

@@ -117,7 +117,11 @@ def _batches(source, indices, weights, datasets, image_size, batch_size, num_wor
         for images, done, failed in loader:
             codes = {}
             if images is not None:
-                outputs = extractor(images.to(device, non_blocking=True))
+                try:
+                    outputs = extractor(images.to(device, non_blocking=True))
+                except RuntimeError as error:  # e.g. inputs too small for the model, or out of memory
+                    raise ValueError(f"{weights.backbone} failed on a batch of {len(images)} images of "
+                                     f"{image_size} x {image_size}: {str(error).splitlines()[0]}") from error
                 codes = {(tap, pooling): _pooled(outputs, tap, pooling, dtype) for tap, pooling in datasets}
             yield done, codes, failed
             bar.update(len(done) + len(failed))
@@ -391,6 +395,6 @@ def _run(source, todo, positions, table, journal, weights, result, image_size, b
             if on_error == "fail":
                 raise ImageError(
                     f"{message}; stopped (data.on_error = \"fail\"): the {result.images} images computed "
-                    f"before it are kept; fix or remove the file, or set data.on_error = \"skip\""
+                    f"so far are kept; fix or remove the file, or set data.on_error = \"skip\""
                 )
 

@@ -56,8 +56,9 @@ class Journal:
             "skipped": np.array([[id_, *info] for id_, info in part.skipped.items()], dtype=str).reshape(-1, 3),
         }
         arrays.update({f"codes{index}": codes for index, codes in enumerate(part.codes.values())})
-        temporary = self.folder / f"{name}.tmp.npz"
-        np.savez(temporary, **arrays)
+        temporary = self.folder / f"{name}.tmp"
+        with open(temporary, "wb") as file:  # a file object: numpy adds no .npz to the name
+            np.savez(file, **arrays)
         temporary.replace(self.folder / f"{name}.npz")
 
     def has_parts(self) -> bool:
@@ -69,8 +70,6 @@ class Journal:
             return
         files = sorted(self.folder.glob("*.npz"), key=lambda path: (path.stat().st_mtime_ns, path.name))
         for path in files:
-            if path.name.endswith(".tmp.npz"):
-                continue
             try:
                 with np.load(path, allow_pickle=False) as arrays:
                     datasets = [tuple(name.split("\t")) for name in arrays["datasets"]]

@@ -321,6 +321,8 @@ def verify_store(path: str | Path) -> list[str]:
                "split": len(table.splits), "skipped": len(table.skipped)}
     problems += [f"/samples/{name} has {length} rows, /samples/id {n_rows}"
                  for name, length in lengths.items() if length != n_rows]
+    if problems:  # rows cannot be matched up: nothing more can be checked
+        return problems
     labels = np.asarray(table.labels)
     if len(labels) and (labels.min() < -1 or labels.max() >= len(table.classes)):
         problems.append(f"/samples/label has values outside -1..{len(table.classes) - 1}")
