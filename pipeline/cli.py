@@ -18,7 +18,7 @@ from typing import Callable
 from features import StoreError, WeightsUnavailable
 
 from .config import Config, ConfigError, load_config
-from .runner import clean, execute, plan, run_log
+from .runner import Stage, clean, execute, plan, run_log
 from .stages import STAGES
 
 __all__ = ["COMMANDS", "Command", "main", "build_parser"]
@@ -60,19 +60,27 @@ def _stage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--dry-run", action="store_true", help="say what would run and why, run nothing")
 
 
-def _run_stages(args: argparse.Namespace, config: Config) -> None:
-    """A stage brings the stages it reads from up to date first, like a make target."""
-    targets = list(STAGES) if args.command == "run" else [args.command]
+def _bring_up_to_date(args: argparse.Namespace, config: Config, stages: dict[str, Stage], targets: list[str]) -> None:
+    """Run the stale stages among ``targets`` and the stages they read from, like make.
+
+    ``args`` carries ``--force`` (rerun the targets), ``--dry-run`` (only say what would
+    run and why) and ``--quiet``. A command for a stage outside ``STAGES`` (one built
+    from its own arguments) passes ``{**STAGES, name: stage}``.
+    """
     force = targets if args.force else ()
     if args.dry_run:
-        steps = plan(config, STAGES, targets, force)
+        steps = plan(config, stages, targets, force)
         for step in steps:
             print(f"would run {step}" if step.runs else str(step))
         if not any(step.runs for step in steps):
             print("nothing to do")
         return
     with _logged(args, config):
-        execute(config, plan(config, STAGES, targets, force), progress=not args.quiet)
+        execute(config, plan(config, stages, targets, force), progress=not args.quiet)
+
+
+def _run_stages(args: argparse.Namespace, config: Config) -> None:
+    _bring_up_to_date(args, config, STAGES, list(STAGES) if args.command == "run" else [args.command])
 
 
 def _status(args: argparse.Namespace, config: Config) -> None:
@@ -100,7 +108,7 @@ COMMANDS: dict[str, Command] = {
                        _run_stages, _stage_arguments),
     "fit": Command("fit every classifier on every backbone x tap x pooling and score it on test "
                    "(extracts first if that is stale)", _run_stages, _stage_arguments),
-    "report": Command("write results.csv, report.md and the plot; print the results table "
+    "report": Command("write results.csv, report.md and the plots; print the results table "
                       "(runs stale stages before it first)", _run_stages, _stage_arguments),
     "run": Command("every stale stage in order: extract, fit, report", _run_stages, _stage_arguments),
     "status": Command("show each stage as up to date, stale (and which input changed) or missing", _status),
