@@ -7,6 +7,8 @@ from sklearn.datasets import make_classification
 from classifiers import ZOO, check_grid, fit_in_chunks, make_model, param_grid
 from classifiers.preprocessing import signed_sqrt
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the two heads
+
 
 @pytest.fixture(scope="module")
 def codes():

@@ -1,0 +1,100 @@
+"""Which classifier on which layer: the zoo's default grids against one untuned logreg.
+
+For every complete (tap, pooling) in each feature store given, this fits the baseline
+(standardised codes, LogisticRegression(C=0.1), no search: what ``../shared/bench``
+measured) and every zoo entry asked for, tuned by stratified CV on the train (+ val) rows,
+then scores each once on the test rows. It prints a Markdown table, one row per store x
+tap x pooling: test accuracy per classifier (the highest in bold), the classifier that
+cross-validation picks among them (what the pipeline's ``best`` would be, chosen without
+the test rows), its test accuracy, and its gain over the baseline; ``--out`` writes the
+same table to a file.
+
+    python benchmarks/classifiers.py cache/fashion-vgg16-*.h5 --out benchmarks/fashion.md
+    python benchmarks/classifiers.py STORE.h5 --models logreg svm-rbf --cv-folds 3 --n-jobs 2
+
+Not a test: it takes minutes to hours, depending on the stores and the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from classifiers import ZOO, load_codes, make_model, score, select_model  # noqa: E402
+from features import FeatureStore  # noqa: E402
+
+DEFAULT_MODELS = ["logreg", "linsvm", "svm-rbf", "sgd", "ridge", "knn"]
+BASELINE = {"C": 0.1}
+
+
+def baseline_accuracy(codes, seed: int) -> float:
+    """Test accuracy of StandardScaler + LogisticRegression(C=0.1), fitted on the fit rows."""
+    model = make_model("logreg", ["standard"], random_state=seed).set_params(
+        **{f"classifier__{key}": value for key, value in BASELINE.items()}
+    )
+    return score(model.fit(codes.X_fit, codes.y_fit), codes.X_test, codes.y_test)["test_accuracy"]
+
+
+def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
+    """One row per complete (tap, pooling) of the store: baseline and tuned test accuracies."""
+    with FeatureStore(path) as store:
+        cells, backbone, weights = store.available(), store.attrs.get("backbone"), store.attrs.get("weights")
+    rows = []
+    for tap, pooling in cells:
+        codes = load_codes(path, tap, pooling)
+        row = {"store": path.name, "backbone": backbone, "weights": weights, "tap": tap, "pooling": pooling,
+               "n_train": len(codes.y_fit), "n_test": len(codes.y_test), "baseline": baseline_accuracy(codes, args.seed)}
+        for name in models:
+            started = time.perf_counter()
+            chosen = select_model(name, codes.X_fit, codes.y_fit, args.preprocessing, None, args.cv_folds,
+                                  args.n_jobs, args.seed)
+            row[name] = score(chosen.model, codes.X_test, codes.y_test)["test_accuracy"]
+            row[f"{name} cv"] = chosen.cv_accuracy
+            print(f"{path.name} {tap}/{pooling} {name} {chosen.params}: cv {100 * chosen.cv_accuracy:.1f} %, "
+                  f"test {100 * row[name]:.1f} % ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict], models: list[str]) -> str:
+    """Test accuracy per tap (rows) and classifier (columns); the best of each row in bold."""
+    header = ["backbone", "weights", "tap", "pooling", "train", "test", "untuned logreg", *models,
+              "CV picks", "its test", "gain"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        best = max(models, key=lambda name: row[name])
+        picked = max(models, key=lambda name: row[f"{name} cv"])
+        cells = [f"**{100 * row[name]:.1f}**" if name == best else f"{100 * row[name]:.1f}" for name in models]
+        lines.append("| " + " | ".join([
+            row["backbone"], row["weights"], row["tap"], row["pooling"], str(row["n_train"]), str(row["n_test"]),
+            f"{100 * row['baseline']:.1f}", *cells, picked, f"{100 * row[picked]:.1f}",
+            f"{100 * (row[picked] - row['baseline']):+.1f}",
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("stores", nargs="+", type=Path, help="feature store files (.h5) written by extract")
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(ZOO), metavar="MODEL",
+                        help=f"zoo entries (default: {' '.join(DEFAULT_MODELS)}; also: linear-head mlp-head)")
+    parser.add_argument("--preprocessing", nargs="*", default=["standard"], help="chain, e.g. ssqrt l2")
+    parser.add_argument("--cv-folds", type=int, default=5)
+    parser.add_argument("--n-jobs", type=int, default=-1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    args = parser.parse_args(argv)
+    rows = [row for path in args.stores for row in benchmark_store(path, args.models, args)]
+    table = markdown_table(rows, args.models)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
