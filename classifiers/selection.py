@@ -80,6 +80,9 @@ def select_model(
     )
     started = time.perf_counter()
     search.fit(X, y)
+    if np.isnan(search.best_score_):
+        raise ValueError(f"no setting of {name}'s grid {search.param_grid} could be fitted and scored on these "
+                         f"data (the warnings above say why); change classifiers.grid.{name}")
     prefix = f"{STEP}__"
     return Selection(
         model=search.best_estimator_,

@@ -15,6 +15,7 @@ FAST = ("--set", 'classifiers.models=["logreg", "knn", "linear-head"]', "--set",
         "--set", "classifiers.n_jobs=1")
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:sklearn")  # knn's k=10 cannot score on 8-row folds
 def test_fit_and_report_write_ranked_results_models_and_plots(image_folder, write_config, cli, tmp_path):
     config = write_config(f'root = "{image_folder}"')
     code, out, err = cli("run", "-c", config, *FAST, "--set", "data.val_size=0.2",
@@ -61,6 +62,7 @@ def test_fit_and_report_write_ranked_results_models_and_plots(image_folder, writ
     [
         ('classifiers.preprocessing=["pca"]', "classifiers.preprocessing = ['pca']: unknown preprocessing step 'pca'"),
         ("classifiers.models=mlp", "classifiers.models = 'mlp' is not valid"),
+        ("classifiers.models=[]", "classifiers.models is empty; name at least one of logreg, linsvm"),
         ("classifiers.cv_folds=1", "classifiers.cv_folds = 1 must be at least 2"),
         ("classifiers.n_jobs=0", "classifiers.n_jobs = 0 must be -1 (all cores) or at least 1"),
         ("classifiers.grid.logreg.c=[1.0]", "classifiers.grid.logreg: logreg has no parameter 'c' (did you mean 'C'?)"),

@@ -40,6 +40,16 @@ def test_folds_shrink_to_the_smallest_class_and_a_lone_sample_is_refused():
         select_model("ridge", X, np.array([0] * 19 + [1]), n_jobs=1)
 
 
+def test_a_setting_the_data_cannot_take_loses_with_a_warning_and_all_failing_is_an_error(codes):
+    X, y = codes
+    with pytest.warns(UserWarning, match="non-finite"):
+        chosen = select_model("knn", X[:60], y[:60], grid={"n_neighbors": [3, 500]}, cv_folds=3, n_jobs=1)
+    assert chosen.params["n_neighbors"] == 3
+    with pytest.raises(ValueError, match="no setting of knn's grid .* could be fitted and scored"), \
+            pytest.warns(UserWarning):
+        select_model("knn", X[:60], y[:60], grid={"n_neighbors": [500]}, cv_folds=3, n_jobs=1)
+
+
 def test_metrics_with_probabilities_and_many_classes(codes):
     X, y = codes
     model = select_model("logreg", X[:200], y[:200], cv_folds=3, n_jobs=1).model
