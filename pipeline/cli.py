@@ -97,10 +97,7 @@ def _clean_arguments(parser: argparse.ArgumentParser) -> None:
 def _clean(args: argparse.Namespace, config: Config) -> None:
     stages = [STAGES[args.stage]] if args.stage else list(STAGES.values())
     with _logged(args, config):
-        removed = clean(config, stages, cache=args.cache)
-        logging.getLogger(__name__).info(
-            "clean: %s", f"removed {', '.join(map(str, removed))}" if removed else "nothing to remove"
-        )
+        clean(config, stages, cache=args.cache)
 
 
 COMMANDS: dict[str, Command] = {

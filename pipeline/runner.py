@@ -125,12 +125,15 @@ def stamp_path(config: Config, stage: str) -> Path:
 def _read_stamp(config: Config, stage: str) -> dict | None:
     path = stamp_path(config, stage)
     try:
-        return json.loads(path.read_text())
+        stamp = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except ValueError:  # a stamp damaged by hand reads as "never ran", which is safe
-        log.warning("ignoring the unreadable stamp %s", path)
-        return None
+    except ValueError:
+        stamp = None
+    if isinstance(stamp, dict) and {"id", "inputs", "upstream"} <= stamp.keys():
+        return stamp
+    log.warning("ignoring the unreadable stamp %s", path)  # a damaged stamp reads as "never ran": safe
+    return None
 
 
 def _digest(value) -> str:
@@ -264,6 +267,7 @@ def clean(config: Config, stages: list[Stage], cache: bool = False) -> list[Path
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     with suppress(OSError):  # the stamps folder goes with its last stamp
         stamp_path(config, "any").parent.rmdir()
+    log.info("clean: %s", f"removed {', '.join(map(_show, removed))}" if removed else "nothing to remove")
     return removed
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from features import FeatureStore, ImageFolder
+from pipeline.cli import COMMANDS, main
 
 
 def test_run_writes_stores_models_table_and_report(image_folder, write_config, cli, tmp_path):
@@ -128,12 +129,17 @@ def test_broken_image_is_named(image_folder, write_config, cli):
     assert "cannot read image" in err and "cat3.png" in err
 
 
-def test_python_dash_m_and_help_show_examples():
+def test_python_dash_m_and_help_show_examples(capsys):
     result = subprocess.run([sys.executable, "-m", "pipeline", "run", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "python -m pipeline run -c examples/demo.toml" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "pipeline"], capture_output=True, text=True)
-    assert result.returncode == 2 and "COMMAND" in result.stderr
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0 and "examples:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        main([])
+    assert exited.value.code == 2 and "COMMAND" in capsys.readouterr().err
 
 
 def test_a_failed_extraction_keeps_finished_codes(image_folder, write_config, cli, tmp_path, monkeypatch):

@@ -126,11 +126,11 @@ def test_a_weights_file_is_an_input_of_extract(config, tmp_path):
 
 
 def test_auto_weights_make_extract_stale_once_imagenet_weights_are_cached(config, tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # torch.hub's cache: empty
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty hub cache
     loaded = load_config(config, ["features.weights=auto"])
     assert STAGES["extract"].fingerprints(loaded)["ImageNet weights of resnet50"] == "not cached"
     url = get_model_weights("resnet50").DEFAULT.url
-    checkpoint = tmp_path / "torch" / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
+    checkpoint = tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"downloaded")
     assert STAGES["extract"].fingerprints(loaded)["ImageNet weights of resnet50"] == "cached"
@@ -251,6 +251,7 @@ def test_a_failing_stage_writes_no_stamp_and_a_damaged_stamp_reads_as_never_ran(
         execute(config, plan(config, stages, ["b"]))
     assert stamp_path(config, "a").is_file() and not stamp_path(config, "b").exists()
 
-    stamp_path(config, "a").write_text("{not json")
-    assert _states(config, stages)[0] == "a: missing (never ran)"
-    assert "ignoring the unreadable stamp" in caplog.text
+    for damaged in ("{not json", '{"stage": "a"}'):
+        stamp_path(config, "a").write_text(damaged)
+        assert _states(config, stages)[0] == "a: missing (never ran)"
+    assert caplog.text.count("ignoring the unreadable stamp") == 2
