@@ -215,9 +215,12 @@ def _plan(source: ImageSource, old: SampleTable | None) -> tuple[SampleTable, np
     row_of = {sample_id: row for row, sample_id in enumerate(ids)}
     positions, changed = [], []
     for sample_id, fingerprint in zip(source.ids, source.row_fingerprints):
-        row = row_of.setdefault(sample_id, len(ids))
-        if row == len(ids):
-            ids.append(sample_id), fingerprints.append(fingerprint), skipped.append("")
+        row = row_of.get(sample_id)
+        if row is None:
+            row = row_of[sample_id] = len(ids)
+            ids.append(sample_id)
+            fingerprints.append(fingerprint)
+            skipped.append("")
         elif fingerprints[row] != fingerprint:
             fingerprints[row], skipped[row] = fingerprint, ""
             changed.append(row)
@@ -231,8 +234,7 @@ def _plan(source: ImageSource, old: SampleTable | None) -> tuple[SampleTable, np
     for key, markers in old.done.items():
         done[key] = np.concatenate([markers, np.zeros(len(ids) - len(markers), bool)])
         done[key][changed] = False
-    return SampleTable(ids, fingerprints, labels, splits, skipped, list(source.classes), done,
-                       dict(old.n_features)), positions
+    return SampleTable(ids, fingerprints, labels, splits, skipped, list(source.classes), done), positions
 
 
 def _journal_rows(part: Part, table: SampleTable, row_of: dict):

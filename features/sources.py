@@ -24,6 +24,7 @@ from .images import load_image, readable_name
 __all__ = [
     "IMAGE_EXTENSIONS",
     "SPLITS",
+    "SPLIT_FOLDERS",
     "ImageSource",
     "LabelledFiles",
     "ImageFolder",
@@ -39,6 +40,8 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
 SPLITS = ("train", "val", "test")
+SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+"""Folder names that mark split folders (``<root>/<split>/<class>/*``), and their split."""
 
 
 class ImageSource:
@@ -172,7 +175,7 @@ def _image_files(folder: Path) -> list[Path]:
 class ImageFolder(LabelledFiles):
     """Images on disk as ``root/<class>/*`` or ``root/<split>/<class>/*``.
 
-    With split folders (``train``, ``val``, ``test``) the splits are taken from them;
+    With split folders (``train``, ``val`` or ``validation``, ``test``) the splits are taken from them;
     otherwise a seeded stratified split puts ``test_size`` (and ``val_size``) of each class
     in ``test`` (and ``val``). Classes are the sorted folder names, so label indices do not
     depend on listing order; a class folder without images is ignored with a warning.
@@ -186,19 +189,19 @@ class ImageFolder(LabelledFiles):
                 f"out as <root>/<class>/<image> or <root>/<split>/<class>/<image>"
             )
         folders = [path.name for path in _visible(root) if path.is_dir()]
-        has_splits = bool(folders) and set(folders) <= set(SPLITS)
-        split_roots = {name: root / name for name in folders} if has_splits else {"": root}
+        has_splits = bool(folders) and set(folders) <= set(SPLIT_FOLDERS)
         found = {
-            (split, folder.name): _image_files(folder)
-            for split, split_root in split_roots.items()
+            folder: _image_files(folder)
+            for split_root in ([root / name for name in folders] if has_splits else [root])
             for folder in _visible(split_root)
             if folder.is_dir()
         }
-        for (split, name), files in found.items():
+        for folder, files in found.items():
             if not files:
-                log.warning("class folder %s has no images; ignored", readable_name(split_roots[split] / name))
-        classes = sorted({name for (_, name), files in found.items() if files})
-        rows = [(file, classes.index(name), split) for (split, name), files in found.items() for file in files]
+                log.warning("class folder %s has no images; ignored", readable_name(folder))
+        classes = sorted({folder.name for folder, files in found.items() if files})
+        rows = [(file, classes.index(folder.name), SPLIT_FOLDERS.get(folder.parent.name, ""))
+                for folder, files in found.items() for file in files]
         if not rows:
             raise FileNotFoundError(
                 f"no images found under {readable_name(root)} (extensions: "
@@ -237,7 +240,7 @@ class ImageManifest(LabelledFiles):
         if not records:
             raise ValueError(f"manifest {manifest} lists no images")
         folder = manifest.resolve().parent
-        files = []
+        files, seen = [], set()
         for line, record in enumerate(records, start=2):
             file = (folder / record["path"]).resolve()
             if not file.is_relative_to(folder):
@@ -245,6 +248,8 @@ class ImageManifest(LabelledFiles):
                     f"manifest {manifest} line {line}: path {record['path']!r} is outside the "
                     f"manifest's folder {folder}; move the manifest up or the images in"
                 )
+            if file in seen:
+                raise ValueError(f"manifest {manifest} line {line}: path {record['path']!r} is listed twice")
             given = record.get("split") or ""
             if given not in ("", *SPLITS) or bool(given) != bool(records[0].get("split")):
                 raise ValueError(
@@ -252,6 +257,7 @@ class ImageManifest(LabelledFiles):
                     f"{', '.join(SPLITS)} on every line, or leave the column out"
                 )
             files.append(file)
+            seen.add(file)
         classes = sorted({record["label"] for record in records})
         labels = [classes.index(record["label"]) for record in records]
         splits = ([record["split"] for record in records] if records[0].get("split")

@@ -65,8 +65,8 @@ def _dataset_name(tap: str, pooling: str) -> str:
 class SampleTable:
     """The rows of a store and what is known about each, as plain arrays.
 
-    ``done`` maps ``(tap, pooling)`` to a ``(n_rows,)`` bool array; ``n_features`` to the
-    width of that codes dataset.
+    ``done`` maps ``(tap, pooling)`` to a ``(n_rows,)`` bool array: which rows of that codes
+    dataset are written.
     """
 
     ids: list
@@ -76,7 +76,6 @@ class SampleTable:
     skipped: list
     classes: list
     done: dict = field(default_factory=dict)
-    n_features: dict = field(default_factory=dict)
 
     def in_use(self) -> np.ndarray:
         """``(n_rows,)`` bool: rows of the current source that were not skipped."""
@@ -107,7 +106,6 @@ def _read_table(file: h5py.File) -> SampleTable:
         if isinstance(item, h5py.Dataset):
             key = (item.attrs["tap"], item.attrs["pooling"])
             table.done[key] = samples["done"][name][()]
-            table.n_features[key] = item.shape[1]
 
     file["features"].visititems(collect)
     return table

@@ -78,12 +78,10 @@ def test_preprocessing_is_the_weights_own():
 
 
 @pytest.fixture
-def hub(tmp_path):
-    """An empty torch hub cache; yields its checkpoints folder."""
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(previous)
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache; its checkpoints folder."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"
 
 
 @pytest.fixture

@@ -40,6 +40,12 @@ def test_split_folders_give_the_splits(split_image_folder):
     assert source.ids[0] == "test/cat/cat0.png"
 
 
+def test_a_validation_folder_is_the_val_split(tmp_path, split_image_folder):
+    (split_image_folder / "test").rename(split_image_folder / "validation")
+    source = ImageFolder(split_image_folder)
+    assert source.classes == ["cat", "dog"] and set(source.splits) == {"train", "val"}
+
+
 def test_a_changed_file_changes_the_fingerprint_but_not_the_identity(image_folder):
     before = ImageFolder(image_folder)
     assert before.fingerprint and before.row_fingerprints  # taken now, before the change
@@ -102,6 +108,7 @@ def test_manifest_without_splits_is_split_stratified(image_folder):
     ("file,class\ncat/cat0.png,cat\n", "has columns file, class; expected a header line path,label"),
     ("path,label,split\ncat/cat0.png,cat,training\n", "split 'training' is not valid; use train, val, test"),
     ("path,label\n", "lists no images"),
+    ("path,label\ncat/cat0.png,cat\n./cat/cat0.png,dog\n", "line 3: path './cat/cat0.png' is listed twice"),
 ])
 def test_bad_manifests_are_refused_naming_the_line(image_folder, text, message):
     with pytest.raises(ValueError, match=message):
