@@ -14,10 +14,12 @@ import pytest
 from features import FeatureStore, ImageFolder
 from pipeline.cli import COMMANDS, main
 
+ONE_PROCESS = ("--set", "classifiers.n_jobs=1")  # 16 images: worker processes cost more than they save
+
 
 def test_run_writes_stores_models_table_and_report(image_folder, write_config, cli, tmp_path):
     config = write_config(f'root = "{image_folder}"')
-    code, out, err = cli("run", "-c", str(config))
+    code, out, err = cli("run", "-c", str(config), *ONE_PROCESS)
     assert code == 0, err
 
     run_dir = tmp_path / "runs" / "test"
@@ -73,7 +75,7 @@ def test_second_run_reuses_the_cache_and_a_new_tap_adds_only_itself(image_folder
 
 def test_split_folders_are_respected_with_loader_workers(split_image_folder, write_config, cli, tmp_path):
     config = write_config(f'root = "{split_image_folder}"')
-    code, _, err = cli("run", "-c", str(config), "--set", 'classifiers.models=["logreg"]',
+    code, _, err = cli("run", "-c", str(config), "--set", 'classifiers.models=["logreg"]', *ONE_PROCESS,
                         "--set", "features.num_workers=2")
     assert code == 0, err
     with open(tmp_path / "runs" / "test" / "results.csv") as file:
@@ -82,7 +84,7 @@ def test_split_folders_are_respected_with_loader_workers(split_image_folder, wri
 
 
 def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, write_config, cli, tmp_path):
-    code, out, err = cli("fit", "-c", str(write_config(f'root = "{image_folder}"')))
+    code, out, err = cli("fit", "-c", str(write_config(f'root = "{image_folder}"')), *ONE_PROCESS)
     assert code == 0, err
     assert "extract: missing (never ran); running" in err
     assert "fit: missing (never ran, extract will run); running" in err
