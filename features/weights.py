@@ -119,7 +119,7 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def weights_sha256(weights: "ResolvedWeights") -> str:
+def weights_sha256(weights: ResolvedWeights) -> str:
     """sha256 of the weights' file (a state-dict file or torchvision's checkpoint); "" for random."""
     if weights.sha256 or not weights.url:
         return weights.sha256
