@@ -52,7 +52,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "linsvm",
             lambda seed: LinearSVC(max_iter=5000, random_state=seed),
-            {"C": [0.001, 0.01, 0.1]},
+            {"C": [0.0001, 0.001, 0.01]},
             "linear SVM (liblinear, one-vs-rest)",
         ),
         ZooEntry(
