@@ -18,8 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args, get_origin, get_type_hints
 
-from classifiers import ZOO
-from features import BACKBONES, NAMED_DATASETS, POOLINGS, WEIGHTS_CHOICES, get_backbone
+from classifiers import ZOO, check_grid, check_preprocessing
+from features import (
+    BACKBONE_CHOICES,
+    DTYPES,
+    NAMED_DATASETS,
+    ON_ERROR,
+    POOLING_CHOICES,
+    check_pooling,
+    check_weights_name,
+    get_backbone,
+)
+from features.weights import is_weights_file
 
 __all__ = ["ConfigError", "Config", "load_config", "dump_config"]
 
@@ -39,45 +49,66 @@ PATH = {"path": True}
 
 @dataclass
 class DataSection:
-    """``[data]``: the labelled images. Exactly one of ``root`` and ``dataset``."""
+    """``[data]``: the labelled images. Exactly one of ``root``, ``manifest`` and ``dataset``;
+    a downloadable ``dataset`` may also have ``root``, the folder it downloads into."""
 
     root: str = field(default="", metadata=PATH)
     dataset: str = field(default="", metadata=_choices(("", *NAMED_DATASETS)))
+    manifest: str = field(default="", metadata=PATH)
     test_size: float = 0.25
+    val_size: float = 0.0
     seed: int = 0
+    on_error: str = field(default="skip", metadata=_choices(ON_ERROR))
 
     def check(self) -> None:
-        if bool(self.root) == bool(self.dataset):
+        sources = [key for key in ("root", "manifest", "dataset") if getattr(self, key)]
+        if len(sources) != 1 and sources != ["root", "dataset"]:
             raise ConfigError(
-                "[data] needs exactly one of root (an image folder) and dataset "
-                f"({', '.join(NAMED_DATASETS)}); got root = {self.root!r}, dataset = {self.dataset!r}"
+                "[data] needs exactly one of root (an image folder), manifest (a CSV file) and dataset "
+                f"({', '.join(NAMED_DATASETS)}; with a dataset, root is the folder it downloads into); "
+                f"got {', '.join(f'{key} = {getattr(self, key)!r}' for key in sources) or 'none'}"
             )
         if not 0 < self.test_size < 1:
             raise ConfigError(f"data.test_size = {self.test_size} must be between 0 and 1 (e.g. 0.25)")
+        if not 0 <= self.val_size < 1 - self.test_size:
+            raise ConfigError(f"data.val_size = {self.val_size} must be at least 0 and less than "
+                              f"1 - data.test_size (e.g. 0.1)")
 
 
 @dataclass
 class FeaturesSection:
     """``[features]``: which backbones, weights, taps and poolings make the codes."""
 
-    backbones: list[str] = field(default_factory=lambda: ["vgg16", "resnet50"], metadata=_choices(BACKBONES))
-    weights: str = field(default="imagenet", metadata=_choices(WEIGHTS_CHOICES))
+    backbones: list[str] = field(default_factory=lambda: ["vgg16", "resnet50"],
+                                 metadata=_choices(BACKBONE_CHOICES))
+    weights: str = field(default="imagenet", metadata={"path": is_weights_file})
     taps: dict[str, list[str]] = field(default_factory=dict)
-    pooling: list[str] = field(default_factory=lambda: ["avg"], metadata=_choices(POOLINGS))
+    pooling: list[str] = field(default_factory=lambda: ["avg"])
     image_size: int = 224
     batch_size: int = 32
     num_workers: int = 2
     device: str = "auto"
     seed: int = 0
+    dtype: str = field(default="float32", metadata=_choices(DTYPES))
     cache_dir: str = field(default="cache", metadata=PATH)
 
     def check(self) -> None:
+        for backbone in self.backbones:
+            try:
+                check_weights_name(backbone, self.weights)
+            except ValueError as error:
+                raise ConfigError(f"features.weights: {error}") from None
         for backbone, taps in self.taps.items():
-            if backbone not in BACKBONES:
-                raise ConfigError(_bad_choice("features.taps", backbone, BACKBONES))
+            if backbone not in BACKBONE_CHOICES:
+                raise ConfigError(_bad_choice("features.taps", backbone, BACKBONE_CHOICES))
             for tap in taps:
                 if tap not in get_backbone(backbone).taps:
                     raise ConfigError(_bad_choice(f"features.taps.{backbone}", tap, get_backbone(backbone).taps))
+        for pooling in self.pooling:
+            try:
+                check_pooling(pooling)
+            except ValueError:
+                raise ConfigError(_bad_choice("features.pooling", pooling, POOLING_CHOICES)) from None
         for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0)):
             if getattr(self, key) < minimum:
                 raise ConfigError(f"features.{key} = {getattr(self, key)} must be at least {minimum}")
@@ -85,16 +116,45 @@ class FeaturesSection:
             raise ConfigError(f"features.device = {self.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
 
     def taps_of(self, backbone: str) -> list[str]:
-        """The configured taps of ``backbone``, or its registry defaults."""
+        """The configured taps of ``backbone``, or its defaults (registry, or the node before the classifier)."""
         return self.taps.get(backbone) or list(get_backbone(backbone).default_taps)
 
 
 @dataclass
 class ClassifiersSection:
-    """``[classifiers]``: which zoo entries to fit on every (backbone, tap, pooling)."""
+    """``[classifiers]``: which zoo entries to tune and fit on every (backbone, tap, pooling).
 
-    models: list[str] = field(default_factory=lambda: ["logreg", "linsvm"], metadata=_choices(ZOO))
+    ``grid`` overrides default grids per model, ``[classifiers.grid.logreg] C = [0.1, 1.0]``.
+    """
+
+    models: list[str] = field(default_factory=lambda: ["logreg", "ridge", "svm-rbf"], metadata=_choices(ZOO))
+    preprocessing: list[str] = field(default_factory=lambda: ["standard"])
+    cv_folds: int = 5
+    n_jobs: int = -1
     seed: int = 0
+    grid: dict[str, object] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if not self.models:
+            raise ConfigError(f"classifiers.models is empty; name at least one of {', '.join(ZOO)}")
+        try:
+            check_preprocessing(self.preprocessing)
+        except ValueError as error:
+            raise ConfigError(f"classifiers.preprocessing = {self.preprocessing}: {error}") from None
+        if self.cv_folds < 2:
+            raise ConfigError(f"classifiers.cv_folds = {self.cv_folds} must be at least 2")
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise ConfigError(f"classifiers.n_jobs = {self.n_jobs} must be -1 (all cores) or at least 1")
+        for model, table in self.grid.items():
+            if model not in ZOO:
+                raise ConfigError(_bad_choice("classifiers.grid", model, ZOO))
+            if not isinstance(table, dict):
+                raise ConfigError(f"classifiers.grid.{model} = {table!r} must be a table of parameter = [values], "
+                                  f"e.g. [classifiers.grid.{model}] followed by C = [0.1, 1.0]")
+            try:
+                check_grid(model, table)
+            except ValueError as error:
+                raise ConfigError(f"classifiers.grid.{model}: {error}") from None
 
 
 @dataclass
@@ -164,7 +224,8 @@ def _build_section(name: str, cls, table: dict, base: Path):
         values[key] = value
     section = cls(**values)
     for key, f in fields.items():  # paths, given or default, resolve against the config's folder
-        if f.metadata.get("path") and getattr(section, key):
+        is_path = f.metadata.get("path", False)  # True, or a test of the value (weights may name a file)
+        if getattr(section, key) and (is_path is True or callable(is_path) and is_path(getattr(section, key))):
             setattr(section, key, str((base / getattr(section, key)).resolve()))
     if hasattr(section, "check"):
         section.check()
@@ -207,8 +268,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     for override in overrides:
         parts, value = _parse_override(override)
         target = table
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1], 1):
             target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {override!r}: {'.'.join(parts[:depth])} is a value, not a table")
         target[parts[-1]] = value
     sections = {f.name: f.type for f in dataclasses.fields(Config)}
     hints = get_type_hints(Config)

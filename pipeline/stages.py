@@ -4,51 +4,63 @@ Stages hand over through files in the run folder, so each can run alone:
 
     extract  images -> feature stores in ``features.cache_dir``; ``features.json`` names them
     fit      ``features.json`` -> ``models/<backbone>/<tap>-<pooling>-<classifier>.joblib``
-             and ``results.json`` (test accuracy measured once per model)
-    report   ``results.json`` -> ``results.csv``, ``accuracy_by_depth.png``, ``report.md``,
+             (+ ``.joblib.json`` sidecars) and ``results.json`` (tuned by CV on train, test once)
+    report   ``results.json`` -> ``results.csv``, ``accuracy_by_depth.png``,
+             ``confusion_matrix.png``, ``report.md``,
              and the sorted table on standard output
 
 Every output is written under a temporary name and renamed, so a killed stage never
-leaves a file that looks finished.
+leaves a file that looks finished. ``STAGES`` declares, for the runner, what each stage
+reads (config sections, files, earlier stages) and writes; the runner decides from that
+which stages are stale, and the stage functions know nothing of stamps.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+from urllib.parse import urlparse
 
-import joblib
 import torch
+from torchvision.models import get_model_weights
 from tqdm.auto import tqdm
 
-from classifiers import fit_and_score, format_table, plot_accuracy_by_depth, train_test_codes, write_csv, write_markdown
-from features import FeatureStore, ImageFolder, extract_codes, get_backbone, open_named_dataset, resolve_weights
+from classifiers import (
+    benchmark_model,
+    best_row,
+    format_table,
+    load_codes,
+    plot_accuracy_by_depth,
+    plot_confusion_matrix,
+    rank_rows,
+    write_csv,
+    write_markdown,
+)
+from features import (
+    ImageFolder,
+    ImageManifest,
+    extract_codes,
+    get_backbone,
+    open_named_dataset,
+    resolve_weights,
+)
 
 from .config import Config, dump_config
+from .runner import Stage, file_digest, file_stat
+from .runner import write_atomic as _write_atomic
+from .runner import write_json as _write_json
 
 __all__ = ["STAGES", "extract", "fit", "report"]
 
 log = logging.getLogger(__name__)
 
 PLOT_NAME = "accuracy_by_depth.png"
+CONFUSION_NAME = "confusion_matrix.png"
 
 
 class StageInputMissing(FileNotFoundError):
     """A stage needs the outputs of an earlier stage that has not run."""
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call ``write(temporary_path)``, then rename the result to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    write(partial)
-    os.replace(partial, path)
-
-
-def _write_json(path: Path, value) -> None:
-    _write_atomic(path, lambda partial: partial.write_text(json.dumps(value, indent=2) + "\n"))
 
 
 def _read_json(path: Path, stage: str):
@@ -69,11 +81,16 @@ def _device(name: str) -> str:
 
 
 def open_source(config: Config):
-    """The image source that ``[data]`` describes."""
+    """The image source that ``[data]`` describes (a named dataset downloads into ``root``,
+    by default ``<features.cache_dir>/datasets``)."""
     data = config.data
+    splits = {"test_size": data.test_size, "val_size": data.val_size, "seed": data.seed}
     if data.dataset:
-        return open_named_dataset(data.dataset, test_size=data.test_size, seed=data.seed)
-    return ImageFolder(data.root, test_size=data.test_size, seed=data.seed)
+        root = data.root or Path(config.features.cache_dir) / "datasets"
+        return open_named_dataset(data.dataset, root=root, **splits)
+    if data.manifest:
+        return ImageManifest(data.manifest, **splits)
+    return ImageFolder(data.root, **splits)
 
 
 def extract(config: Config, progress: bool = True) -> None:
@@ -96,9 +113,12 @@ def extract(config: Config, progress: bool = True) -> None:
             num_workers=features.num_workers,
             device=_device(features.device),
             progress=progress,
+            on_error=config.data.on_error,
+            dtype=features.dtype,
         )
         codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
-        speed = f" in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)" if done.computed else ""
+        speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"
+                 if done.images else "")
         log.info("extract: %s [%s] computed %s%s, %d cached -> %s",
                  backbone, weights.identity, codes, speed, len(done.cached), done.path)
         stores[backbone] = {
@@ -106,14 +126,21 @@ def extract(config: Config, progress: bool = True) -> None:
             "weights": weights.identity,
             "pretrained": weights.is_pretrained,
             "fell_back": weights.fell_back,
+            "skipped": [{"id": sample_id, "reason": reason} for sample_id, reason in done.skipped],
         }
     _write_json(run_dir / "features.json", stores)
 
 
 def fit(config: Config, progress: bool = True) -> None:
-    """Every configured classifier on every (backbone, tap, pooling), scored once on test."""
+    """Every configured classifier, tuned by cross-validation on the training split, on every
+    (backbone, tap, pooling); each best setting refitted, saved and scored once on test.
+
+    ``results.json`` holds the rows best first and ``best_model``, the path (relative to
+    the run folder) of the model that ``predict`` uses by default.
+    """
     run_dir = _run_dir(config)
     stores = _read_json(run_dir / "features.json", "extract")
+    settings = config.classifiers
     jobs = [
         (backbone, tap, pooling)
         for backbone in config.features.backbones
@@ -121,17 +148,17 @@ def fit(config: Config, progress: bool = True) -> None:
         for pooling in config.features.pooling
     ]
     rows = []
-    bar = tqdm(total=len(jobs) * len(config.classifiers.models), desc="fit", unit="model",
+    bar = tqdm(total=len(jobs) * len(settings.models), desc="fit", unit="model",
                disable=None if progress else True)
     for backbone, tap, pooling in jobs:
         if backbone not in stores:
             raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; run extract")
-        with FeatureStore(stores[backbone]["store"]) as store:
-            codes = train_test_codes(store, tap, pooling)
-        for classifier in config.classifiers.models:
-            estimator, record = fit_and_score(*codes, classifier, random_state=config.classifiers.seed)
+        codes = load_codes(stores[backbone]["store"], tap, pooling)
+        for classifier in settings.models:
+            bar.set_postfix_str(f"{backbone} {tap}/{pooling} {classifier}")
             model_path = run_dir / "models" / backbone / f"{tap}-{pooling}-{classifier}.joblib"
-            _write_atomic(model_path, lambda partial: joblib.dump(estimator, partial))
+            record = benchmark_model(codes, classifier, model_path, settings.preprocessing, settings.grid.get(classifier),
+                                     settings.cv_folds, settings.n_jobs, settings.seed)
             rows.append({
                 "backbone": backbone,
                 "weights": stores[backbone]["weights"],
@@ -144,7 +171,8 @@ def fit(config: Config, progress: bool = True) -> None:
             })
             bar.update()
     bar.close()
-    _write_json(run_dir / "results.json", rows)
+    ranked = rank_rows(rows)
+    _write_json(run_dir / "results.json", {"best_model": ranked[0]["model"], "classes": codes.classes, "rows": ranked})
     log.info("fit: %d models -> %s", len(rows), run_dir / "models")
 
 
@@ -160,18 +188,66 @@ def weights_banner(rows: list[dict]) -> str:
 
 
 def report(config: Config, progress: bool = True) -> None:
-    """The results table (printed and ``results.csv``), the depth plot and ``report.md``."""
+    """The ranked results table (printed and ``results.csv``), the plots and ``report.md``."""
     run_dir = _run_dir(config)
-    rows = _read_json(run_dir / "results.json", "fit")
+    results = _read_json(run_dir / "results.json", "fit")
+    rows = results["rows"]
     banner = weights_banner(rows)
+    plots = {"test accuracy by depth": PLOT_NAME, "confusion matrix of the best model": CONFUSION_NAME}
     _write_atomic(run_dir / "results.csv", lambda partial: write_csv(rows, partial))
     _write_atomic(run_dir / PLOT_NAME, lambda partial: plot_accuracy_by_depth(rows, partial, banner))
-    _write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, PLOT_NAME, banner))
+    _write_atomic(run_dir / CONFUSION_NAME,
+                  lambda partial: plot_confusion_matrix(best_row(rows), results["classes"], partial, banner))
+    _write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner))
     print(format_table(rows))
     if banner:
         print(f"\n*** {banner} ***")
-    log.info("report: %s, %s, %s", run_dir / "results.csv", run_dir / "report.md", run_dir / PLOT_NAME)
+    log.info("report: %s, %s, %s, %s", run_dir / "results.csv", run_dir / "report.md", run_dir / PLOT_NAME,
+             run_dir / CONFUSION_NAME)
 
 
-STAGES = {"extract": extract, "fit": fit, "report": report}
-"""The stages in the order ``run`` executes them."""
+def _stores(config: Config) -> list[Path]:
+    """The feature stores the last extract named (none before it ran)."""
+    path = Path(config.run.dir) / "features.json"
+    return [Path(entry["store"]) for entry in json.loads(path.read_text()).values()] if path.is_file() else []
+
+
+def _extract_inputs(config: Config) -> dict[str, str]:
+    """The images (a cheap fingerprint: paths, labels, splits, sizes, times) and a weights file."""
+    inputs = {"images": open_source(config).fingerprint}
+    if Path(config.features.weights).is_file():  # weights may name a state-dict file
+        inputs[f"weights file {Path(config.features.weights).name}"] = file_stat(config.features.weights)
+    if config.features.weights == "auto":  # random weights until ImageNet's are in the hub cache
+        for backbone in config.features.backbones:
+            url = get_model_weights(backbone).DEFAULT.url
+            cached = (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name).is_file()
+            inputs[f"ImageNet weights of {backbone}"] = "cached" if cached else "not cached"
+    return inputs
+
+
+def _fit_inputs(config: Config) -> dict[str, str]:
+    features = Path(config.run.dir) / "features.json"
+    return {"features.json": file_digest(features),
+            **{f"feature file {store.name}": file_stat(store) for store in _stores(config)}}
+
+
+def _report_inputs(config: Config) -> dict[str, str]:
+    return {"results.json": file_digest(Path(config.run.dir) / "results.json")}
+
+
+def _in_run_dir(*names: str):
+    return lambda config: [Path(config.run.dir) / name for name in names]
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("extract", extract, sections=("data", "features"), inputs=_extract_inputs,
+              outputs=_in_run_dir("features.json"), cache=_stores),
+        Stage("fit", fit, sections=("features", "classifiers"), inputs=_fit_inputs,
+              outputs=_in_run_dir("results.json", "models"), upstream=("extract",)),
+        Stage("report", report, inputs=_report_inputs,
+              outputs=_in_run_dir("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md"), upstream=("fit",)),
+    )
+}
+"""The stages in the order ``run`` executes them, with what each reads and writes."""

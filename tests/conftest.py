@@ -75,3 +75,43 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the command line in-process: ``cli("run", "-c", path)`` -> (exit code, stdout, stderr)."""
+    from pipeline.cli import main
+
+    def run(*args):
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def forward_calls(monkeypatch):
+    """Counts the CNN's forward passes in extraction: a list of batch sizes, one per pass."""
+    import features.extract
+
+    calls = []
+    build = features.extract.build_tap_extractor
+
+    def counting(weights, taps):
+        extractor = build(weights, taps)
+        extractor.register_forward_hook(lambda module, args, output: calls.append(len(args[0])))
+        return extractor
+
+    monkeypatch.setattr(features.extract, "build_tap_extractor", counting)
+    return calls
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread while the test runs: the heads' tiny networks only lose to thread
+    synchronisation (tens of times slower on a busy two-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
