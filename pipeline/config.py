@@ -283,15 +283,21 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
 
 
 def dump_config(config: Config) -> str:
-    """The resolved config as TOML (JSON strings, numbers and lists are valid TOML values)."""
+    """The resolved config as TOML, so a run folder records exactly what produced it.
+
+    JSON strings, numbers and lists are valid TOML values; dicts (per-backbone taps,
+    per-model grids) become [section.key] tables, nested as deep as they go.
+    """
     lines = []
     for section in dataclasses.fields(config):
-        values = dataclasses.asdict(getattr(config, section.name))
-        lines.append(f"[{section.name}]")
-        tables = {key: value for key, value in values.items() if isinstance(value, dict)}
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items() if key not in tables]
-        for key, table in tables.items():
-            lines.append(f"\n[{section.name}.{key}]")
-            lines += [f"{name} = {json.dumps(value)}" for name, value in table.items()]
-        lines.append("")
+        _dump_table(section.name, dataclasses.asdict(getattr(config, section.name)), lines)
     return "\n".join(lines)
+
+
+def _dump_table(name: str, values: dict, lines: list[str]) -> None:
+    lines.append(f"[{name}]")
+    tables = {key: value for key, value in values.items() if isinstance(value, dict)}
+    lines += [f"{json.dumps(key)} = {json.dumps(value)}" for key, value in values.items() if key not in tables]
+    lines.append("")
+    for key, table in tables.items():
+        _dump_table(f"{name}.{json.dumps(key)}", table, lines)

@@ -34,6 +34,15 @@ def test_resolved_config_round_trips(tmp_path):
     assert load_config(tmp_path / "resolved.toml") == config
 
 
+def test_resolved_config_round_trips_grid_tables(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\ndataset = "digits"\n[classifiers.grid.logreg]\nC = [0.01, 1.0]\n'
+                    '[classifiers.grid.svm-rbf]\nC = [1.0]\ngamma = ["scale"]\n')
+    config = load_config(path)
+    (tmp_path / "resolved.toml").write_text(dump_config(config))
+    assert load_config(tmp_path / "resolved.toml") == config
+
+
 def test_data_needs_exactly_one_source(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[data]\nroot = "photos"\nmanifest = "photos.csv"\n')
