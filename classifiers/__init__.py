@@ -8,7 +8,7 @@ from .benchmark import Codes, benchmark_model, load_codes
 from .chunks import fit_in_chunks
 from .heads import TorchHead
 from .metrics import score
-from .persistence import ModelFileError, feature_spec, load_model, save_model, sidecar_path
+from .persistence import ModelFileError, feature_spec, load_model, read_sidecar, save_model, sidecar_path
 from .predict import predict_table
 from .preprocessing import PREPROCESSING, check_preprocessing
 from .report import (
@@ -42,6 +42,7 @@ __all__ = [
     "feature_spec",
     "save_model",
     "load_model",
+    "read_sidecar",
     "sidecar_path",
     "predict_table",
     "rank_rows",

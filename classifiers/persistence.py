@@ -113,6 +113,17 @@ def save_model(estimator, path: str | Path, spec: dict, metrics: dict, **extra) 
     return target
 
 
+def read_sidecar(path: str | Path) -> dict:
+    """The sidecar of the model at ``path``: what it was fitted on, without unpickling it.
+
+    Raises ``ModelFileError`` when it is missing or not JSON.
+    """
+    try:
+        return json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"cannot read the sidecar of model {path}: {error}; fit the model again") from error
+
+
 def load_model(path: str | Path, expected_spec: dict | None = None):
     """The estimator saved at ``path`` and its sidecar, after checking both.
 
@@ -133,10 +144,7 @@ def load_model(path: str | Path, expected_spec: dict | None = None):
         sidecar's, or the feature spec differs (the message names each differing field).
     """
     path = Path(path)
-    try:
-        sidecar = json.loads(sidecar_path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"cannot read the sidecar of model {path}: {error}; fit the model again") from error
+    sidecar = read_sidecar(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} is missing; fit the model again")
     if _sha256(path) != sidecar["sha256"]:

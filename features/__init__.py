@@ -6,7 +6,7 @@ codes leave it.
 
 from .backbones import BACKBONE_CHOICES, BACKBONES, Backbone, TapInfo, get_backbone, list_taps
 from .datasets import NAMED_DATASETS, DatasetUnavailable, open_named_dataset
-from .extract import DTYPES, ON_ERROR, Extraction, compute_codes, extract_codes
+from .extract import DTYPES, ON_ERROR, Extraction, code_spec, compute_codes, extract_codes
 from .images import ImageError, load_image
 from .lock import StoreLocked
 from .pooling import POOLING_CHOICES, POOLINGS, check_pooling
@@ -33,6 +33,7 @@ __all__ = [
     "Extraction",
     "extract_codes",
     "compute_codes",
+    "code_spec",
     "ImageSource",
     "ImageFolder",
     "ImageManifest",

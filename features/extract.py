@@ -277,15 +277,27 @@ def _fold(journal: Journal, table: SampleTable):
     return write_codes
 
 
-def _store_attrs(source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str) -> dict:
+def code_spec(weights: ResolvedWeights, image_size: int) -> dict:
+    """What decides an image's codes besides tap and pooling, as a store's attributes record it.
+
+    Prediction compares this with a model's sidecar before reading any image, so that a
+    model never gets codes from other weights or other pixels than it was fitted on.
+    """
     return {
         "backbone": weights.backbone,
         "weights": weights.identity,
+        "weights_sha256": weights_sha256(weights),
+        "preprocessing": describe_preprocessing(preprocessing(weights, image_size)),
+    }
+
+
+def _store_attrs(source: ImageSource, weights: ResolvedWeights, spec: dict, dtype: str) -> dict:
+    return {
+        **spec,
         "weights_url": weights.url or "",
         "weights_file": weights.file or "",
-        "weights_sha256": weights_sha256(weights),
-        "image_size": pixels["crop_size"][0],
-        "preprocessing": json.dumps(pixels),
+        "image_size": spec["preprocessing"]["crop_size"][0],
+        "preprocessing": json.dumps(spec["preprocessing"]),
         "dtype": dtype,
         "source": source.name,
         "source_identity": source.identity,
@@ -349,8 +361,8 @@ def extract_codes(
     for name, value, valid in (("on_error", on_error, ON_ERROR), ("dtype", dtype, DTYPES)):
         if value not in valid:
             raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
-    pixels = describe_preprocessing(preprocessing(weights, image_size))
-    path = cache_path(cache_dir, source, weights, pixels, dtype)
+    spec = code_spec(weights, image_size)
+    path = cache_path(cache_dir, source, weights, spec["preprocessing"], dtype)
     started = time.perf_counter()
     with WriterLock(path):
         old = read_table(path)
@@ -370,7 +382,7 @@ def extract_codes(
                      num_workers, device, progress, on_error, dtype)
         finally:  # also on failure: what was computed goes into the store
             if journal.has_parts() or not _same_rows(old, table):
-                attrs = _store_attrs(source, weights, pixels, dtype)
+                attrs = _store_attrs(source, weights, spec, dtype)
                 if old is None:
                     attrs["created"] = attrs["updated"]
                 rewrite_store(path, table, attrs, _fold(journal, table))

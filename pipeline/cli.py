@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from features import StoreError, WeightsUnavailable
+from features import BACKBONE_CHOICES, StoreError, WeightsUnavailable, list_taps, verify_store
 
 from .config import Config, ConfigError, load_config
+from .predict import predict_stage
 from .runner import Stage, clean, execute, plan, run_log
 from .stages import STAGES
 
@@ -30,6 +32,9 @@ EXAMPLES = """examples:
   python -m pipeline fit -c my.toml --set 'classifiers.models=["logreg"]' --force
   python -m pipeline extract -c my.toml --set features.weights=random --set features.image_size=64
   python -m pipeline clean -c my.toml fit                    (clean --cache also drops the feature files)
+  python -m pipeline predict -c my.toml new-photos/            (the run's best model; --model for another)
+  python -m pipeline taps resnet50 --image-size 96
+  python -m pipeline verify cache/*.h5
 """
 
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, StoreError, WeightsUnavailable, ValueError, OSError)
@@ -100,6 +105,54 @@ def _clean(args: argparse.Namespace, config: Config) -> None:
         clean(config, stages, cache=args.cache)
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return int(value)
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", help="image files, or folders (searched recursively)")
+    parser.add_argument("--model", help="a fitted .joblib model (default: the run's best, from results.json)")
+    parser.add_argument("--out", help="the CSV to write (default: predictions.csv in the run folder)")
+    parser.add_argument("--top-k", type=_positive, default=5, help="classes listed per image, best first (default 5)")
+    _stage_arguments(parser)
+
+
+def _predict(args: argparse.Namespace, config: Config) -> None:
+    stage = predict_stage(args.images, args.model, args.out, args.top_k)
+    _bring_up_to_date(args, config, {**STAGES, stage.name: stage}, [stage.name])
+
+
+def _taps_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("backbone", help=f"{BACKBONE_CHOICES}, or any torchvision classification model by name")
+    parser.add_argument("--image-size", type=int, default=224, help="square input size (default 224)")
+
+
+def _taps(args: argparse.Namespace, config: None) -> None:
+    taps = list_taps(args.backbone, args.image_size)
+    width = max(len("tap"), *(len(tap.name) for tap in taps))
+    node_width = max(len("graph node"), *(len(tap.node) for tap in taps))
+    print(f"{'tap':<{width}}  {'graph node':<{node_width}}  output shape at {args.image_size} x {args.image_size}")
+    for tap in taps:
+        print(f"{tap.name:<{width}}  {tap.node:<{node_width}}  {' x '.join(map(str, tap.shape))}")
+
+
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stores", nargs="+", metavar="STORE", help="feature files (.h5) to check")
+
+
+def _verify(args: argparse.Namespace, config: None) -> int:
+    damaged = 0
+    for store in args.stores:
+        problems = verify_store(store)
+        print(f"{store}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for problem in problems:
+            print(f"  {problem}")
+        damaged += bool(problems)
+    return 1 if damaged else 0
+
+
 COMMANDS: dict[str, Command] = {
     "extract": Command("compute CNN codes into the HDF5 cache (cached codes are reused)",
                        _run_stages, _stage_arguments),
@@ -111,6 +164,12 @@ COMMANDS: dict[str, Command] = {
     "status": Command("show each stage as up to date, stale (and which input changed) or missing", _status),
     "clean": Command("remove a stage's outputs and stamp, or every stage's (the feature cache only with --cache)",
                      _clean, _clean_arguments),
+    "predict": Command("classify new images with the run's best model (or --model): a CSV and a table "
+                       "(fits first if that is stale)", _predict, _predict_arguments),
+    "taps": Command("list a backbone's taps with their output shapes (no weights needed)",
+                    _taps, _taps_arguments, config=False),
+    "verify": Command("check feature files: layout, row counts, finite codes; exit 1 on any problem",
+                      _verify, _verify_arguments, config=False),
 }
 """The subcommands, in the order ``--help`` lists them."""
 
@@ -158,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except USER_ERRORS as error:
         if args.debug:
             raise

@@ -76,7 +76,9 @@ def _run_dir(config: Config) -> Path:
     return run_dir
 
 
-def _device(name: str) -> str:
+def device_of(config: Config) -> str:
+    """``features.device``, with ``auto`` the GPU when there is one."""
+    name = config.features.device
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
@@ -111,7 +113,7 @@ def extract(config: Config, progress: bool = True) -> None:
             cache_dir=features.cache_dir,
             batch_size=features.batch_size,
             num_workers=features.num_workers,
-            device=_device(features.device),
+            device=device_of(config),
             progress=progress,
             on_error=config.data.on_error,
             dtype=features.dtype,
@@ -173,7 +175,9 @@ def fit(config: Config, progress: bool = True) -> None:
     bar.close()
     ranked = rank_rows(rows)
     _write_json(run_dir / "results.json", {"best_model": ranked[0]["model"], "classes": codes.classes, "rows": ranked})
-    log.info("fit: %d models -> %s", len(rows), run_dir / "models")
+    best = ranked[0]
+    log.info("fit: best of %d: %s %s/%s %s (cv %.1f %%)", len(rows), best["backbone"], best["tap"], best["pooling"],
+             best["classifier"], 100 * best["cv_accuracy"])
 
 
 def weights_banner(rows: list[dict]) -> str:
@@ -202,8 +206,6 @@ def report(config: Config, progress: bool = True) -> None:
     print(format_table(rows))
     if banner:
         print(f"\n*** {banner} ***")
-    log.info("report: %s, %s, %s, %s", run_dir / "results.csv", run_dir / "report.md", run_dir / PLOT_NAME,
-             run_dir / CONFUSION_NAME)
 
 
 def _stores(config: Config) -> list[Path]:

@@ -1,0 +1,135 @@
+"""predict: new images -> what a fitted model says they are, as a CSV and a short table.
+
+The model (the run's best by default) records in its sidecar the backbone, tap, pooling
+and preprocessing it was fitted on. The images go through exactly those, with the
+config's weights, and the sidecar is checked against them before any image is read:
+codes from other weights would give confident nonsense, not an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+from classifiers import feature_spec, load_model, predict_table, read_sidecar
+from features import ImageFiles, code_spec, compute_codes, resolve_weights
+
+from .config import Config
+from .runner import Stage, file_digest, write_atomic
+from .stages import device_of
+
+__all__ = ["predict", "predict_stage", "PREDICTIONS_NAME"]
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_NAME = "predictions.csv"
+SHOWN_ROWS = 20
+"""Rows of the table printed on standard output; the CSV has them all."""
+
+
+def _model_path(config: Config, model: str | None) -> Path:
+    if model:
+        return Path(model)
+    results = Path(config.run.dir) / "results.json"
+    if not results.is_file():
+        raise FileNotFoundError(f"{results} is missing; run fit first, or name a model with --model")
+    return Path(config.run.dir) / json.loads(results.read_text())["best_model"]
+
+
+def _out_path(config: Config, out: str | None) -> Path:
+    return Path(out) if out else Path(config.run.dir) / PREDICTIONS_NAME
+
+
+def predict(config: Config, images: list[str], model: str | None = None, out: str | None = None,
+            top_k: int = 5, progress: bool = True) -> list[dict]:
+    """Predict the class of every image in ``images`` (files, or folders searched recursively).
+
+    Returns one dict per image, in the order found: ``path``, ``predicted``,
+    ``probability`` (None for models without probabilities), ``top_k`` pairs and
+    ``error`` (why an image could not be read; such an image gets no prediction but does
+    not stop the others). The same rows go to the CSV ``out``.
+    """
+    source = ImageFiles(images)
+    model_path = _model_path(config, model)
+    sidecar = read_sidecar(model_path)
+    spec = sidecar["spec"]
+    tap, pooling = spec["tap"], spec["pooling"]
+    image_size = spec["preprocessing"]["crop_size"][0]
+    weights = resolve_weights(spec["backbone"], config.features.weights, seed=config.features.seed)
+    estimator, _ = load_model(model_path, feature_spec(code_spec(weights, image_size), tap, pooling))
+    log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
+             weights.identity)
+    codes, failed = compute_codes(source, weights, [tap], [pooling], image_size, config.features.batch_size,
+                                  config.features.num_workers, device_of(config), progress)
+    errors = dict(failed)
+    predicted = iter(predict_table(estimator, codes[(tap, pooling)], sidecar["classes"], top_k) if len(errors) < len(source)
+                     else [])
+    rows = []
+    for sample_id in source.ids:
+        if sample_id in errors:
+            log.warning("predict: no prediction for %s: %s", sample_id, errors[sample_id])
+            rows.append({"path": sample_id, "predicted": "", "probability": None, "top_k": [],
+                         "error": errors[sample_id]})
+        else:
+            rows.append({"path": sample_id, **next(predicted), "error": ""})
+    out_path = _out_path(config, out)
+    write_atomic(out_path, lambda partial: _write_csv(rows, partial, top_k))
+    _print_table(rows, out_path)
+    return rows
+
+
+def _write_csv(rows: list[dict], path: Path, top_k: int) -> None:
+    """Columns ``path, predicted, probability, class_1, score_1, ... class_k, score_k, error``."""
+    ranks = range(1, top_k + 1)
+    header = ["path", "predicted", "probability", *[f"{kind}_{rank}" for rank in ranks for kind in ("class", "score")],
+              "error"]
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for row in rows:
+            ranked = [value for pair in row["top_k"] for value in pair]
+            ranked += [""] * (2 * top_k - len(ranked))
+            probability = "" if row["probability"] is None else f"{row['probability']:.4f}"
+            writer.writerow([row["path"], row["predicted"], probability,
+                             *[f"{value:.4f}" if isinstance(value, float) else value for value in ranked],
+                             row["error"]])
+
+
+def _print_table(rows: list[dict], out_path: Path) -> None:
+    width = max(len("path"), *(len(row["path"]) for row in rows[:SHOWN_ROWS]))
+    print(f"{'path':<{width}}  {'predicted':<16}  probability")
+    for row in rows[:SHOWN_ROWS]:
+        if row["error"]:
+            print(f"{row['path']:<{width}}  (not readable: {row['error']})")
+            continue
+        probability = "-" if row["probability"] is None else f"{100 * row['probability']:.1f} %"
+        print(f"{row['path']:<{width}}  {row['predicted']:<16}  {probability}")
+    if len(rows) > SHOWN_ROWS:
+        print(f"... {len(rows) - SHOWN_ROWS} more in {out_path}")
+
+
+def predict_stage(images: list[str], model: str | None = None, out: str | None = None, top_k: int = 5) -> Stage:
+    """``predict`` as a runner stage: it reruns only when the images, the model, the
+    weights setting or the options change, and with the run's best model it first brings
+    ``fit`` (and so ``extract``) up to date."""
+
+    def inputs(config: Config) -> dict[str, str]:
+        found = {"images": ImageFiles(images).fingerprint, "options": f"top_k={top_k}, out={out}"}
+        if model and not Path(model).is_file():
+            raise FileNotFoundError(f"model file {model} does not exist; name a .joblib file under models/ of a run")
+        if model:
+            found[f"model {Path(model).name}"] = file_digest(model)
+        else:  # the best model is known once fit ran; results.json changes whenever it does
+            found["results.json"] = file_digest(Path(config.run.dir) / "results.json")
+        return found
+
+    return Stage(
+        "predict",
+        lambda config, progress: predict(config, images, model, out, top_k, progress),
+        sections=("features",),
+        inputs=inputs,
+        outputs=lambda config: [_out_path(config, out)],
+        upstream=() if model else ("fit",),
+    )
