@@ -8,6 +8,7 @@
 #   make extract|fit|report CONFIG=...          one stage (and the stale stages before it)
 #   make status CONFIG=...                      each stage: up to date, stale (why) or missing
 #   make clean CONFIG=... [ARGS="fit --cache"]  remove a stage's outputs (all stages by default)
+#   make predict CONFIG=... IMAGES="new/ x.jpg" classify new images with the run's best model
 #   ARGS="--dry-run" / "--force" / "--set features.weights=random" / "--quiet"  pass options
 
 PYTHON ?= python3
@@ -16,10 +17,10 @@ CONFIG ?= examples/demo.toml
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help test demo run extract fit report status clean clean-venv
+.PHONY: help test demo run extract fit report status clean predict clean-venv
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 $(INSTALLED): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; run make PYTHON=python3.11 ...")'
@@ -35,6 +36,9 @@ demo: $(INSTALLED)
 
 run extract fit report status clean: $(INSTALLED)
 	$(PY) -m pipeline $@ -c $(CONFIG) $(ARGS)
+
+predict: $(INSTALLED)
+	$(PY) -m pipeline predict -c $(CONFIG) $(IMAGES) $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

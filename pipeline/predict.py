@@ -99,13 +99,16 @@ def _write_csv(rows: list[dict], path: Path, top_k: int) -> None:
 
 def _print_table(rows: list[dict], out_path: Path) -> None:
     width = max(len("path"), *(len(row["path"]) for row in rows[:SHOWN_ROWS]))
-    print(f"{'path':<{width}}  {'predicted':<16}  probability")
+    print(f"{'path':<{width}}  {'predicted':<16}  probability (or score)")
     for row in rows[:SHOWN_ROWS]:
         if row["error"]:
             print(f"{row['path']:<{width}}  (not readable: {row['error']})")
             continue
-        probability = "-" if row["probability"] is None else f"{100 * row['probability']:.1f} %"
-        print(f"{row['path']:<{width}}  {row['predicted']:<16}  {probability}")
+        if row["probability"] is not None:
+            confidence = f"{100 * row['probability']:.1f} %"
+        else:  # ridge, SVMs: the decision function's value of the predicted class
+            confidence = f"score {row['top_k'][0][1]:.3f}" if row["top_k"] else "-"
+        print(f"{row['path']:<{width}}  {row['predicted']:<16}  {confidence}")
     if len(rows) > SHOWN_ROWS:
         print(f"... {len(rows) - SHOWN_ROWS} more in {out_path}")
 
