@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-from classifiers import ZOO, load_codes, make_model, score, select_model  # noqa: E402
+from classifiers import DEFAULT_PREPROCESSING, ZOO, load_codes, make_model, score, select_model  # noqa: E402
 from features import FeatureStore  # noqa: E402
 
 DEFAULT_MODELS = ["logreg", "linsvm", "svm-rbf", "sgd", "ridge", "knn"]
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stores", nargs="+", type=Path, help="feature store files (.h5) written by extract")
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(ZOO), metavar="MODEL",
                         help=f"zoo entries (default: {' '.join(DEFAULT_MODELS)}; also: linear-head mlp-head)")
-    parser.add_argument("--preprocessing", nargs="*", default=["standard"], help="chain, e.g. ssqrt l2")
+    parser.add_argument("--preprocessing", nargs="*", default=list(DEFAULT_PREPROCESSING),
+                        help=f"chain, e.g. ssqrt l2 (default: {' '.join(DEFAULT_PREPROCESSING)})")
     parser.add_argument("--cv-folds", type=int, default=5)
     parser.add_argument("--n-jobs", type=int, default=-1)
     parser.add_argument("--seed", type=int, default=0)

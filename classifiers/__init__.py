@@ -10,7 +10,7 @@ from .heads import TorchHead
 from .metrics import score
 from .persistence import ModelFileError, feature_spec, load_model, read_sidecar, save_model, sidecar_path
 from .predict import predict_table
-from .preprocessing import PREPROCESSING, check_preprocessing
+from .preprocessing import DEFAULT_PREPROCESSING, PREPROCESSING, check_preprocessing
 from .report import (
     best_row,
     format_table,
@@ -26,6 +26,7 @@ from .zoo import ZOO, check_grid, make_model, param_grid
 __all__ = [
     "ZOO",
     "PREPROCESSING",
+    "DEFAULT_PREPROCESSING",
     "make_model",
     "param_grid",
     "check_grid",

@@ -17,6 +17,7 @@ from features import FeatureStore, StoreError, read_codes
 
 from .metrics import score
 from .persistence import feature_spec, save_model
+from .preprocessing import DEFAULT_PREPROCESSING
 from .selection import select_model
 
 __all__ = ["Codes", "load_codes", "benchmark_model"]
@@ -68,7 +69,7 @@ def benchmark_model(
     codes: Codes,
     name: str,
     model_path: str | Path,
-    preprocessing: list[str] = ("standard",),
+    preprocessing: list[str] = DEFAULT_PREPROCESSING,
     grid: dict | None = None,
     cv_folds: int = 5,
     n_jobs: int | None = None,

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from .preprocessing import DEFAULT_PREPROCESSING
 from .zoo import STEP, make_model, param_grid
 
 __all__ = ["Selection", "select_model"]
@@ -48,7 +49,7 @@ def select_model(
     name: str,
     X: np.ndarray,
     y: np.ndarray,
-    preprocessing: list[str] = ("standard",),
+    preprocessing: list[str] = DEFAULT_PREPROCESSING,
     grid: dict | None = None,
     cv_folds: int = 5,
     n_jobs: int | None = None,

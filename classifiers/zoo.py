@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, LinearSVC
 
 from .heads import TorchHead
-from .preprocessing import make_preprocessing
+from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
 __all__ = ["ZooEntry", "ZOO", "make_model", "param_grid", "check_grid"]
 
@@ -104,7 +104,7 @@ def _entry(name: str) -> ZooEntry:
 
 
 def make_model(
-    name: str, preprocessing: list[str] = ("standard",), random_state: int = 0, incremental: bool = False
+    name: str, preprocessing: list[str] = DEFAULT_PREPROCESSING, random_state: int = 0, incremental: bool = False
 ) -> Pipeline:
     """A fresh unfitted ``Pipeline(preprocessing..., classifier)`` of zoo entry ``name``.
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args, get_origin, get_type_hints
 
-from classifiers import ZOO, check_grid, check_preprocessing
+from classifiers import DEFAULT_PREPROCESSING, ZOO, check_grid, check_preprocessing
 from features import (
     BACKBONE_CHOICES,
     DTYPES,
@@ -128,7 +128,7 @@ class ClassifiersSection:
     """
 
     models: list[str] = field(default_factory=lambda: ["logreg", "ridge", "svm-rbf"], metadata=_choices(ZOO))
-    preprocessing: list[str] = field(default_factory=lambda: ["standard"])
+    preprocessing: list[str] = field(default_factory=lambda: list(DEFAULT_PREPROCESSING))
     cv_folds: int = 5
     n_jobs: int = -1
     seed: int = 0
