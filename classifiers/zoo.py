@@ -63,7 +63,7 @@ ZOO: dict[str, ZooEntry] = {
         ),
         ZooEntry(
             "sgd",
-            lambda seed: SGDClassifier(loss="log_loss", max_iter=50, tol=1e-3, random_state=seed),
+            lambda seed: SGDClassifier(loss="log_loss", max_iter=1000, tol=1e-3, random_state=seed),
             {"alpha": [1e-4, 1e-3, 1e-2]},
             "logistic regression by stochastic gradient descent; learns in row chunks (partial_fit)",
         ),
