@@ -9,6 +9,7 @@
 #   make status CONFIG=...                      each stage: up to date, stale (why) or missing
 #   make clean CONFIG=... [ARGS="fit --cache"]  remove a stage's outputs (all stages by default)
 #   make predict CONFIG=... IMAGES="new/ x.jpg" classify new images with the run's best model
+#   make bench                                  extraction speed, reading, fit times -> benchmarks/RESULTS.md
 #   ARGS="--dry-run" / "--force" / "--set features.weights=random" / "--quiet"  pass options
 
 PYTHON ?= python3
@@ -17,10 +18,10 @@ CONFIG ?= examples/demo.toml
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help test demo run extract fit report status clean predict clean-venv
+.PHONY: help test demo bench run extract fit report status clean predict clean-venv
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,14p' Makefile
 
 $(INSTALLED): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; run make PYTHON=python3.11 ...")'
@@ -36,6 +37,9 @@ demo: $(INSTALLED)
 
 run extract fit report status clean: $(INSTALLED)
 	$(PY) -m pipeline $@ -c $(CONFIG) $(ARGS)
+
+bench: $(INSTALLED)
+	$(PY) benchmarks/extraction.py --out benchmarks/RESULTS.md $(ARGS)
 
 predict: $(INSTALLED)
 	$(PY) -m pipeline predict -c $(CONFIG) $(IMAGES) $(ARGS)

@@ -14,11 +14,7 @@ import csv
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display is needed or assumed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
 __all__ = [
     "COLUMNS", "rank_rows", "best_row", "format_table", "write_csv",
@@ -92,6 +88,17 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows({**row, "params": json.dumps(row["params"])} for row in rank_rows(rows))
 
 
+def _figure(**kwargs):
+    """A matplotlib Figure that draws to files only (no pyplot: no display, no global state).
+
+    Imported here, not at the top: matplotlib costs every command half a second of
+    start-up, and only the report draws.
+    """
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def _banner(figure, banner: str) -> None:
     """The random-weights warning on the figure itself, since plots travel without the report."""
     if banner:
@@ -101,9 +108,8 @@ def _banner(figure, banner: str) -> None:
 def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> None:
     """Test accuracy against tap depth: one panel per backbone, one line per classifier."""
     backbones = list(dict.fromkeys(row["backbone"] for row in rows))  # in config order
-    figure, axes = plt.subplots(
-        1, len(backbones), figsize=(4.5 * len(backbones), 3.6), sharey=True, squeeze=False
-    )
+    figure = _figure(figsize=(4.5 * len(backbones), 3.6))
+    axes = figure.subplots(1, len(backbones), sharey=True, squeeze=False)
     several_poolings = len({row["pooling"] for row in rows}) > 1
     for axis, backbone in zip(axes[0], backbones):
         mine = [row for row in rows if row["backbone"] == backbone]
@@ -125,7 +131,6 @@ def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> No
     _banner(figure, banner)
     figure.tight_layout()
     figure.savefig(path, dpi=120, format="png")
-    plt.close(figure)
 
 
 def plot_confusion_matrix(row: dict, classes: list[str], path: Path, banner: str = "") -> None:
@@ -134,7 +139,8 @@ def plot_confusion_matrix(row: dict, classes: list[str], path: Path, banner: str
     counts = np.array(row["confusion_matrix"])
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = min(12.0, 2.5 + 0.45 * len(classes))
-    figure, axis = plt.subplots(figsize=(size, size))
+    figure = _figure(figsize=(size, size))
+    axis = figure.subplots()
     axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     if len(classes) <= 30:
         for (true, predicted), count in np.ndenumerate(counts):
@@ -151,7 +157,6 @@ def plot_confusion_matrix(row: dict, classes: list[str], path: Path, banner: str
     _banner(figure, banner)
     figure.tight_layout()
     figure.savefig(path, dpi=120, format="png")
-    plt.close(figure)
 
 
 def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: str = "") -> None:
