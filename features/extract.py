@@ -291,7 +291,9 @@ def code_spec(weights: ResolvedWeights, image_size: int) -> dict:
     }
 
 
-def _store_attrs(source: ImageSource, weights: ResolvedWeights, spec: dict, dtype: str) -> dict:
+def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int, dtype: str) -> dict:
+    """Only computed when the store is written: the spec hashes the weights' file."""
+    spec = code_spec(weights, image_size)
     return {
         **spec,
         "weights_url": weights.url or "",
@@ -361,8 +363,7 @@ def extract_codes(
     for name, value, valid in (("on_error", on_error, ON_ERROR), ("dtype", dtype, DTYPES)):
         if value not in valid:
             raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
-    spec = code_spec(weights, image_size)
-    path = cache_path(cache_dir, source, weights, spec["preprocessing"], dtype)
+    path = cache_path(cache_dir, source, weights, describe_preprocessing(preprocessing(weights, image_size)), dtype)
     started = time.perf_counter()
     with WriterLock(path):
         old = read_table(path)
@@ -382,7 +383,7 @@ def extract_codes(
                      num_workers, device, progress, on_error, dtype)
         finally:  # also on failure: what was computed goes into the store
             if journal.has_parts() or not _same_rows(old, table):
-                attrs = _store_attrs(source, weights, spec, dtype)
+                attrs = _store_attrs(source, weights, image_size, dtype)
                 if old is None:
                     attrs["created"] = attrs["updated"]
                 rewrite_store(path, table, attrs, _fold(journal, table))
