@@ -7,23 +7,34 @@ For each backbone x input size x batch size it measures, in one run and on one m
 - ``pipeline``: ``python -m pipeline extract`` on JPEG photos on disk, into a fresh HDF5
   cache, as a user runs it (a separate process: its start-up is counted);
 - ``naive``: the tutorial loop: decode each image in the main process, float32, no
-  workers, codes gathered in Python lists, saved with numpy.
+  workers, codes gathered in Python lists, saved with numpy;
+- ``peer`` (with ``--peer PYTHON``, a python of a venv with thingsvision installed): the
+  thingsvision package on the same files, model and taps, one pass per tap and all taps in
+  one pass.
 
 Each rate is taken at the margin, ``2N / (time(3N images) - time(N images))``, so that
 start-up (imports, model build, opening files) neither hides nor fakes a difference;
 start-up is reported on its own as ``time(N) - N / rate``. This machine's speed drifts by
-10-20 % over minutes, so each case runs ``--repeats`` rounds of (bare, pipeline, naive)
-back to back and reports medians, and the ratios are medians of each round's ratios.
+10-30 % over minutes, so each case runs ``--repeats`` rounds in which every contender
+(each pipeline variant, the naive loop) runs right after a bare forward of its own, and
+reports medians; each ratio is the median over the
+rounds of (contender / the bare forward just before it), and pipeline / naive is the ratio of
+those two ratios.
 
 The files are JPEGs cut from scikit-learn's two bundled photos, each crop distinct, at a
 size that suits the input: 640x480 photos for 224x224 inputs, 96x72 thumbnails for 64x64
-(the size of data people run at 64x64; full-size photos at 224 are the photo benchmark's).
+(the size of data people run at 64x64). ``--files 4000x3000`` makes camera-sized photos
+instead (12 megapixels; upscaled crops with seeded noise, so that decoding costs what a
+camera's fine detail costs); ``--decode fast full`` then times the pipeline with and
+without reduced-scale JPEG decoding (``features.fast_decode``), and ``--workers 0 1 2``
+compares DataLoader worker counts, all against the same bare and naive rounds.
 
 Then: reading speed of one cached (tap, pooling) dataset for a split (MB/s), and the fit
 seconds of each zoo entry on 10,000 x 2,048 synthetic codes.
 
     python benchmarks/extraction.py                      # everything, prints Markdown
     python benchmarks/extraction.py --backbones resnet50 --sizes 224 --batch-sizes 32
+    python benchmarks/extraction.py --sizes 224 --files 4000x3000 --decode fast full   # camera photos
     python benchmarks/extraction.py --out benchmarks/RESULTS.md   # also appends there
 
 Not a test: minutes on a laptop CPU.
@@ -32,6 +43,7 @@ Not a test: minutes on a laptop CPU.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -40,6 +52,7 @@ import tempfile
 import textwrap
 import time
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +63,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from classifiers import ZOO, make_model  # noqa: E402
-from features import get_backbone, read_codes, resolve_weights  # noqa: E402
+from features import get_backbone, load_image, read_codes, resolve_weights  # noqa: E402
 from features.store import SampleTable, rewrite_store  # noqa: E402
 from features.weights import build_tap_extractor, preprocessing  # noqa: E402
 
@@ -62,21 +75,46 @@ def photo_size(input_size: int) -> tuple[int, int]:
     return (640, 480) if input_size > 96 else (round(1.5 * input_size), round(1.125 * input_size))
 
 
-def make_photos(folder: Path, count: int, seed: int, size: tuple[int, int]) -> Path:
-    """``count`` distinct JPEGs of ``size`` in two class folders, cut from real photos."""
+def make_photos(folder: Path, count: int, seed: int, size: tuple[int, int], distinct: int = 24) -> Path:
+    """``count`` JPEGs of ``size`` in two class folders, cut from real photos.
+
+    Up to ``distinct`` files are distinct crops; the rest are hard links to them (writing
+    hundreds of 12-megapixel files would take longer than the benchmark). A crop blown up
+    beyond its own size gets seeded noise back, as a camera's sensor detail.
+    """
     from sklearn.datasets import load_sample_images
 
     photos = [Image.fromarray(image) for image in load_sample_images().images]
     rng = np.random.default_rng(seed)
     for index in range(count):
+        (folder / f"class{index % 2}").mkdir(parents=True, exist_ok=True)
+        file = folder / f"class{index % 2}" / f"{index:05d}.jpg"
+        if index >= distinct:
+            os.link(folder / f"class{index % 2}" / f"{index % distinct:05d}.jpg", file)
+            continue
         photo = photos[index % 2]
         scale = rng.uniform(0.6, 1.0)
         width, height = int(photo.width * scale), int(photo.height * scale)
         left, top = rng.integers(0, photo.width - width + 1), rng.integers(0, photo.height - height + 1)
         crop = photo.crop((left, top, left + width, top + height)).resize(size, Image.BILINEAR)
-        (folder / f"class{index % 2}").mkdir(parents=True, exist_ok=True)
-        crop.save(folder / f"class{index % 2}" / f"{index:05d}.jpg", quality=90)
+        if size[0] > width:
+            noisy = np.asarray(crop, np.float32) + rng.normal(0, 4, (size[1], size[0], 3)).astype(np.float32)
+            crop = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+        crop.save(file, quality=90)
     return folder
+
+
+def decode_ms(folder: Path, size: int, count: int = 12) -> dict[str, float]:
+    """Milliseconds per file to decode and transform ``count`` of the JPEGs, full and reduced scale, one core."""
+    transform = preprocessing(resolve_weights("resnet50", "random"), size)
+    files = sorted(folder.rglob("*.jpg"))[:count]
+    times = {}
+    for decode, min_side in (("full", None), ("fast", transform.resize_size[0])):
+        started = time.perf_counter()
+        for file in files:
+            transform(load_image(file, min_side))
+        times[decode] = 1000 * (time.perf_counter() - started) / len(files)
+    return times
 
 
 def at_margin(measure, n: int) -> tuple[float, float]:
@@ -128,8 +166,49 @@ def naive(backbone: str, taps: list[str], size: int, batch: int, n: int, folders
     return at_margin(measure, n)
 
 
+PEER = """
+import sys
+from pathlib import Path
+
+import numpy as np
+from thingsvision import get_extractor
+from thingsvision.utils.data import DataLoader, ImageDataset
+
+root, out, backbone, size, batch, passes, *modules = sys.argv[1:]
+extractor = get_extractor(model_name=backbone, source="torchvision", device="cpu", pretrained=False)
+transforms = extractor.get_transformations(resize_dim=round(int(size) * 256 / 224), crop_dim=int(size))
+dataset = ImageDataset(root=root, out_path=out, backend=extractor.get_backend(), transforms=transforms)
+batches = DataLoader(dataset=dataset, batch_size=int(batch), backend=extractor.get_backend())
+for group in ([[module] for module in modules] if passes == "per-layer" else [modules]):
+    features = extractor.extract_features(batches=batches, module_names=group, flatten_acts=True)
+    for module, codes in features.items():
+        np.save(Path(out) / f"{module}.npy", codes)
+"""
+
+
+def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict,
+         scratch: Path) -> tuple[float, float]:
+    """thingsvision, run by ``python`` (its own venv), on the same files, model and taps.
+
+    Its documented use: its own data loader (decoding in the main process), full
+    activations (``flatten_acts``; it does not pool), saved with numpy; ``passes``:
+    ``per-layer`` (one ``extract_features`` call, one pass over the images, per tap) or
+    ``one-pass`` (all taps in one call, which its recent versions allow).
+    """
+    modules = [get_backbone(backbone).node(tap) for tap in taps]
+
+    def measure(count: int) -> float:
+        out = scratch / f"peer-{count}-{time.perf_counter_ns()}"
+        started = time.perf_counter()
+        subprocess.run([python, "-c", PEER, str(folders[count]), str(out), backbone, str(size), str(batch), passes,
+                        *modules], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+    return at_margin(measure, n)
+
+
 def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict, workers: int,
-             scratch: Path) -> tuple[float, float]:
+             decode: str, scratch: Path) -> tuple[float, float]:
     """``python -m pipeline extract`` as a user runs it, into a fresh cache each time."""
 
     def measure(count: int) -> float:
@@ -144,7 +223,8 @@ def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, fold
             weights = "random"
             image_size = {size}
             batch_size = {batch}
-            num_workers = {workers}
+            num_workers = {json.dumps(workers)}
+            fast_decode = {str(decode == "fast").lower()}
             cache_dir = "cache"
             [features.taps]
             {backbone} = {taps!r}
@@ -174,24 +254,42 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
                 rate, _ = bare(backbone, taps, size, batch, 2 * batch)  # a first estimate, to size N
                 # N: the 2N images of the margin take about --seconds of bare forward
                 n = args.n or batch * max(2, round(args.seconds * rate / 2 / batch))
-                folders = {count: folder(count, photo_size(size)) for count in (n, 3 * n)}
+                files = args.files or photo_size(size)
+                folders = {count: folder(count, files) for count in (n, 3 * n)}
+                variants = [(decode, workers) for decode in args.decode for workers in args.workers]
+                contenders = {
+                    **{(decode, workers): partial(pipeline, backbone, taps, size, batch, n, folders, workers, decode,
+                                                  scratch) for decode, workers in variants},
+                    "naive": partial(naive, backbone, taps, size, batch, n, folders),
+                    **{f"peer {passes}": partial(peer, args.peer, passes, backbone, taps, size, batch, n, folders,
+                                                 scratch) for passes in (("per-layer", "one-pass") if args.peer else ())},
+                }
                 rounds = []
                 for _ in range(args.repeats):
-                    measured = {"bare": bare(backbone, taps, size, batch, n),
-                                "pipeline": pipeline(backbone, taps, size, batch, n, folders, args.workers, scratch),
-                                "naive": naive(backbone, taps, size, batch, n, folders)}
+                    # each contender right after its own bare forward: the machine drifts over minutes
+                    measured = {name: (bare(backbone, taps, size, batch, n), measure())
+                                for name, measure in contenders.items()}
                     rounds.append(measured)
                     print(f"{backbone} {size}px batch {batch} N {n}: " + ", ".join(
-                        f"{name} {rate:.1f} images/s" for name, (rate, _) in measured.items()), file=sys.stderr)
+                        f"{name} {rate:.1f} images/s (bare {ceiling:.1f})"
+                        for name, ((ceiling, _), (rate, _)) in measured.items()), file=sys.stderr)
                 median = lambda values: float(np.median(values))  # noqa: E731
-                rows.append({
+                of_bare = lambda r, name: r[name][1][0] / r[name][0][0]  # noqa: E731
+                decoding = decode_ms(folders[n], size)
+                rows += [{
                     "backbone": backbone, "size": size, "batch": batch, "taps": len(taps), "n": n,
-                    "files": "x".join(map(str, photo_size(size))),
-                    **{name: median([r[name][0] for r in rounds]) for name in ("bare", "pipeline", "naive")},
-                    "start-up": median([r["pipeline"][1] for r in rounds]),
-                    "pipeline / bare": median([r["pipeline"][0] / r["bare"][0] for r in rounds]),
-                    "pipeline / naive": median([r["pipeline"][0] / r["naive"][0] for r in rounds]),
-                })
+                    "files": "x".join(map(str, files)), "decode": decode, "workers": workers,
+                    "decode ms": decoding,
+                    "bare": median([r[name][0][0] for r in rounds for name in r]),
+                    "pipeline": median([r[decode, workers][1][0] for r in rounds]),
+                    "naive": median([r["naive"][1][0] for r in rounds]),
+                    "start-up": median([r[decode, workers][1][1] for r in rounds]),
+                    "pipeline / bare": median([of_bare(r, (decode, workers)) for r in rounds]),
+                    "pipeline / naive": median([of_bare(r, (decode, workers)) / of_bare(r, "naive") for r in rounds]),
+                    "peers": {name: (median([r[name][1][0] for r in rounds]),
+                                     median([of_bare(r, (decode, workers)) / of_bare(r, name) for r in rounds]))
+                              for name in contenders if str(name).startswith("peer")},
+                } for decode, workers in variants]
     return rows
 
 
@@ -241,25 +339,37 @@ def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], arg
         f"{platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
         f"{torch.get_num_threads()} torch threads. Command: `python benchmarks/extraction.py "
         f"{' '.join(sys.argv[1:])}`. JPEG files; random weights (speed does not depend on "
-        f"their values); the backbone's default taps; pipeline `num_workers = {args.workers}`.",
+        f"their values); the backbone's default taps.",
         "",
     ]
     if extraction:
         lines += [
-            f"Images/s at the margin (N and 3N images), medians of {args.repeats} rounds; start-up (command "
+            f"Images/s at the margin (N and 3N images), medians of {args.repeats} rounds (bare: of every bare "
+            "forward run, one before each contender; ratios: to the bare forward run just before); start-up (command "
             "to first batch, imports included) in seconds:",
             "",
-            "| backbone | input | files | batch | taps | N | bare forward | pipeline | pipeline / bare | "
-            "start-up s | naive | pipeline / naive |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| backbone | input | files | decode | workers | batch | taps | N | bare forward | pipeline | "
+            "pipeline / bare | start-up s | naive | pipeline / naive |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         lines += [
-            f"| {r['backbone']} | {r['size']} | {r['files']} | {r['batch']} | {r['taps']} | {r['n']} | "
-            f"{r['bare']:.1f} | {r['pipeline']:.1f} | {100 * r['pipeline / bare']:.0f} % | {r['start-up']:.1f} | "
-            f"{r['naive']:.1f} | {r['pipeline / naive']:.2f}x |"
+            f"| {r['backbone']} | {r['size']} | {r['files']} | {r['decode']} | {r['workers']} | {r['batch']} | "
+            f"{r['taps']} | {r['n']} | {r['bare']:.1f} | {r['pipeline']:.1f} | {100 * r['pipeline / bare']:.0f} % | "
+            f"{r['start-up']:.1f} | {r['naive']:.1f} | {r['pipeline / naive']:.2f}x |"
             for r in extraction
         ]
-        lines.append("")
+        peers = [(r, name, rate, ratio) for r in extraction for name, (rate, ratio) in r["peers"].items()]
+        if peers:
+            lines += ["", f"Against thingsvision (`--peer`, its own venv), same files, model, input size, batch and "
+                      "taps, measured in the same rounds:", "",
+                      "| backbone | input | taps | decode | workers | peer | peer images/s | pipeline / peer |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines += [f"| {r['backbone']} | {r['size']} | {r['taps']} | {r['decode']} | {r['workers']} | {name} | "
+                      f"{rate:.1f} | {ratio:.2f}x |" for r, name, rate, ratio in peers]
+        lines += ["", *dict.fromkeys(
+            f"Decoding and transforming one {r['files']} JPEG for a {r['size']}x{r['size']} input, in one process: "
+            f"{r['decode ms']['full']:.1f} ms at full scale, {r['decode ms']['fast']:.1f} ms at reduced scale "
+            f"(`fast_decode`)." for r in extraction), ""]
     if reading:
         lines += [f"Reading one cached dataset (`read_codes`, train split, {reading['rows']} x {reading['width']} "
                   f"float32 of a store holding two such datasets): {reading['MB']:.0f} MB in "
@@ -273,6 +383,26 @@ def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], arg
     return "\n".join(lines)
 
 
+def publish(text: str, out: Path | None) -> None:
+    """Print the Markdown, and append it to ``out`` (``benchmarks/RESULTS.md``) when given."""
+    print(text)
+    if out:
+        with open(out, "a") as file:
+            file.write("\n" + text)
+
+
+def _workers(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = map(int, text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 4000x3000") from None
+    return width, height
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["vgg16", "resnet50"])
@@ -282,22 +412,24 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, help="N images (default: what the bare forward does in --seconds / 2)")
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="bare-forward seconds of the 2N-image margin (default 20): longer is steadier")
-    parser.add_argument("--workers", type=int, default=2, help="the pipeline's num_workers (default 2)")
+    parser.add_argument("--files", type=_size, help="size of the JPEG files, WxH (default: suits the input)")
+    parser.add_argument("--decode", nargs="+", choices=["fast", "full"], default=["fast"],
+                        help="the pipeline's JPEG decoding: fast_decode on, off, or both (default fast)")
+    parser.add_argument("--workers", nargs="+", type=_workers, default=["auto"],
+                        help="the pipeline's num_workers (a number or auto); several to compare (default auto)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per case; medians are reported (default 3)")
     parser.add_argument("--models", nargs="*", default=[name for name in ZOO if not name.endswith("head")],
                         help="zoo entries to time on 10,000 x 2,048 codes (none: skip)")
     parser.add_argument("--no-extraction", action="store_true", help="only reading and fit times")
+    parser.add_argument("--peer", metavar="PYTHON",
+                        help="a python with thingsvision installed (its own venv): also time it on the same files")
     parser.add_argument("--out", type=Path, help="also append the Markdown to this file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cnncodes-bench-") as scratch:
         extraction = [] if args.no_extraction else extraction_rows(args, Path(scratch))
         reading = reading_rate(Path(scratch))
     fits = fit_seconds(args.models) if args.models else []
-    text = markdown(extraction, reading, fits, args)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as file:
-            file.write("\n" + text)
+    publish(markdown(extraction, reading, fits, args), args.out)
     return 0
 
 

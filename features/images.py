@@ -8,6 +8,7 @@ orientation, odd pixel modes and hostile files the same way. Problems become an
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -49,8 +50,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | Path) -> Image.Image:
+def _draft(image: Image.Image, min_side: int) -> None:
+    """Let a JPEG decode at the smallest DCT scale (1/2, 1/4 or 1/8) whose short side is still >= ``min_side``.
+
+    Decoding a 12-megapixel photo at 1/8 scale costs a fraction of full-size decoding, and
+    the resize that follows starts from at least ``min_side`` pixels, so the picture the
+    network sees differs only by the codec's scaling (``features.fast_decode``). PIL's
+    ``draft`` keeps every side at least the size asked for; other formats ignore it.
+    """
+    factor = min(image.size) / min_side
+    if image.format == "JPEG" and factor >= 2:
+        image.draft(None, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
+
+
+def load_image(path: str | Path, min_side: int | None = None) -> Image.Image:
     """The image at ``path`` decoded, EXIF-orientated and converted to RGB.
+
+    With ``min_side``, a large JPEG may be decoded at reduced scale, never to a short side
+    below ``min_side`` (the size the transform resizes to next).
 
     Raises
     ------
@@ -62,6 +79,8 @@ def load_image(path: str | Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                if min_side:
+                    _draft(image, min_side)
                 return to_rgb(ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(

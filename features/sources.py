@@ -74,7 +74,8 @@ class ImageSource:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def load(self, index: int) -> Image.Image:
+    def load(self, index: int, min_side: int | None = None) -> Image.Image:
+        """Sample ``index`` as an RGB picture; ``min_side`` allows reduced-scale decoding (``load_image``)."""
         raise NotImplementedError
 
     @cached_property
@@ -153,8 +154,8 @@ class LabelledFiles(ImageSource):
         self.name = name
         self.identity = identity
 
-    def load(self, index: int) -> Image.Image:
-        return load_image(self.files[index])
+    def load(self, index: int, min_side: int | None = None) -> Image.Image:
+        return load_image(self.files[index], min_side)
 
     @cached_property
     def row_fingerprints(self) -> list[str]:
@@ -300,7 +301,7 @@ class ImageArrays(ImageSource):
         self.name = name
         self.identity = f"arrays:{name}"
 
-    def load(self, index: int) -> Image.Image:
+    def load(self, index: int, min_side: int | None = None) -> Image.Image:
         return Image.fromarray(self.images[index]).convert("RGB")
 
     @cached_property

@@ -14,6 +14,7 @@ import difflib
 import json
 import re
 import tomllib
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args, get_origin, get_type_hints
@@ -86,10 +87,11 @@ class FeaturesSection:
     pooling: list[str] = field(default_factory=lambda: ["avg"])
     image_size: int = 224
     batch_size: int = 32
-    num_workers: int = 2
+    num_workers: int | str = "auto"
     device: str = "auto"
     seed: int = 0
     dtype: str = field(default="float32", metadata=_choices(DTYPES))
+    fast_decode: bool = True
     cache_dir: str = field(default="cache", metadata=PATH)
 
     def check(self) -> None:
@@ -109,8 +111,10 @@ class FeaturesSection:
                 check_pooling(pooling)
             except ValueError:
                 raise ConfigError(_bad_choice("features.pooling", pooling, POOLING_CHOICES)) from None
+        if self.num_workers != "auto" and not isinstance(self.num_workers, int):
+            raise ConfigError(f"features.num_workers = {self.num_workers!r} must be a whole number or \"auto\"")
         for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0)):
-            if getattr(self, key) < minimum:
+            if getattr(self, key) != "auto" and getattr(self, key) < minimum:
                 raise ConfigError(f"features.{key} = {getattr(self, key)} must be at least {minimum}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"features.device = {self.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
@@ -181,6 +185,8 @@ def _bad_choice(key: str, value, valid) -> str:
 
 def _type_name(hint) -> str:
     origin = get_origin(hint)
+    if origin is types.UnionType:
+        return " or ".join(map(_type_name, get_args(hint)))
     if origin is list:
         return f"a list of {_type_name(get_args(hint)[0])}s"
     if origin is dict:
@@ -191,7 +197,13 @@ def _type_name(hint) -> str:
 def _coerce(key: str, value, hint):
     """``value`` as type ``hint``, or a ConfigError; a lone string is a one-item list."""
     origin = get_origin(hint)
-    if origin is list:
+    if origin is types.UnionType:  # e.g. int | str: a number of workers, or "auto"
+        for option in get_args(hint):
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                pass
+    elif origin is list:
         items = [value] if isinstance(value, str) else value
         if isinstance(items, list):
             return [_coerce(key, item, get_args(hint)[0]) for item in items]

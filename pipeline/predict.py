@@ -56,13 +56,13 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     sidecar = read_sidecar(model_path)
     spec = sidecar["spec"]
     tap, pooling = spec["tap"], spec["pooling"]
-    image_size = spec["preprocessing"]["crop_size"][0]
+    image_size, fast_decode = spec["preprocessing"]["crop_size"][0], spec["preprocessing"]["fast_decode"]
     weights = resolve_weights(spec["backbone"], config.features.weights, seed=config.features.seed)
-    estimator, _ = load_model(model_path, feature_spec(code_spec(weights, image_size), tap, pooling))
+    estimator, _ = load_model(model_path, feature_spec(code_spec(weights, image_size, fast_decode), tap, pooling))
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
              weights.identity)
     codes, failed = compute_codes(source, weights, [tap], [pooling], image_size, config.features.batch_size,
-                                  config.features.num_workers, device_of(config), progress)
+                                  config.features.num_workers, device_of(config), progress, fast_decode)
     errors = dict(failed)
     predicted = iter(predict_table(estimator, codes[(tap, pooling)], sidecar["classes"], top_k) if len(errors) < len(source)
                      else [])

@@ -117,6 +117,7 @@ def extract(config: Config, progress: bool = True) -> None:
             progress=progress,
             on_error=config.data.on_error,
             dtype=features.dtype,
+            fast_decode=features.fast_decode,
         )
         codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
         speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"

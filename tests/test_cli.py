@@ -151,10 +151,10 @@ def test_a_failed_extraction_keeps_finished_codes(image_folder, write_config, cl
 
     load = ImageFolder.load
 
-    def fails_late(self, index):  # an image read error after two batches were written
+    def fails_late(self, index, min_side=None):  # an image read error after two batches were written
         if index == 12:
             raise OSError(f"cannot read image {self.root / self.ids[index]}: disk error")
-        return load(self, index)
+        return load(self, index, min_side)
 
     monkeypatch.setattr(ImageFolder, "load", fails_late)
     code, _, err = cli("extract", "-c", str(config), *layer2)

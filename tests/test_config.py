@@ -82,6 +82,10 @@ def test_set_values_are_toml_and_bare_words_are_strings():
         ('[data]\nroot = "photos"\n', ["data.root"], r"must look like section.key=value"),
         ('[data]\nroot = "photos"\n[run]\ndri = "x"\n', [], r"unknown key 'dri' in \[run\] \(did you mean 'dir'\?\)"),
         ('[data]\nroot = 3\n', [], r"data.root = 3 has the wrong type; expected string"),
+        ('[data]\nroot = "p"\n', ["features.num_workers=many"], r"num_workers = 'many' must be a whole number or \"auto\""),
+        ('[data]\nroot = "p"\n', ["features.num_workers=-1"], r"features.num_workers = -1 must be at least 0"),
+        ('[data]\nroot = "p"\n', ["features.num_workers=1.5"], r"expected integer or string"),
+        ('[data]\nroot = "p"\n', ["features.fast_decode=yes"], r"features.fast_decode = 'yes' has the wrong type; expected boolean"),
     ],
 )
 def test_config_errors_name_the_key_and_what_to_write(tmp_path, text, overrides, message):
@@ -97,3 +101,11 @@ def test_a_config_error_exits_2_with_one_line(cli, tmp_path):
     code, out, err = cli("status", "-c", path)
     assert code == 2 and not out
     assert err.startswith("error: config file ") and err.count("\n") == 1
+
+
+def test_loader_workers_are_a_number_or_auto(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\nroot = "p"\n')
+    assert load_config(path).features.num_workers == "auto"
+    assert load_config(path, ["features.num_workers=3"]).features.num_workers == 3
+

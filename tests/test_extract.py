@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from features import FeatureStore, ImageFiles, ImageFolder, compute_codes, extract_codes, resolve_weights
+from features.extract import auto_workers
 
 WEIGHTS = resolve_weights("resnet50", "random")
 
@@ -107,6 +108,16 @@ def test_float16_storage_is_its_own_file(image_folder, tmp_path):
     assert all(np.allclose(codes[key], reference[key], rtol=1e-2, atol=1e-3) for key in codes)
 
 
+def test_fast_decoding_is_part_of_the_key_and_recorded(image_folder, tmp_path):
+    fast = _extract(image_folder, tmp_path / "cache")
+    full = _extract(image_folder, tmp_path / "cache", fast_decode=False)
+    assert full.path != fast.path
+    with h5py.File(full.path) as file:
+        assert '"fast_decode": false' in file.attrs["preprocessing"]
+    codes, reference = _codes(full.path), _codes(fast.path)  # small images: nothing to reduce, same pixels
+    assert all(np.array_equal(codes[key], reference[key]) for key in codes)
+
+
 def test_in_memory_codes_match_the_store(image_folder, tmp_path):
     stored = _codes(_extract(image_folder, tmp_path / "cache", taps=["pool"]).path, tap="pool")
     (image_folder / "dog" / "dog9.png").write_bytes(b"not a png")
@@ -123,3 +134,9 @@ def test_in_memory_codes_match_the_store(image_folder, tmp_path):
 def test_unknown_taps_and_poolings_list_the_valid_ones(image_folder, tmp_path, taps, poolings, message):
     with pytest.raises(ValueError, match=message):
         _extract(image_folder, tmp_path / "cache", taps=taps, poolings=poolings)
+
+
+@pytest.mark.parametrize("cores, cpu, cuda", [(1, 1, 1), (2, 2, 1), (16, 16, 15), (64, 16, 16)])
+def test_auto_workers_follow_the_cores_and_the_device(monkeypatch, cores, cpu, cuda):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert (auto_workers("cpu"), auto_workers("cuda:0")) == (cpu, cuda)

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 import features.datasets
-from features import DatasetUnavailable, ImageError, ImageFiles, ImageFolder, ImageManifest, load_image, open_named_dataset
+from features import (DatasetUnavailable, ImageError, ImageFiles, ImageFolder, ImageManifest, load_image,
+                      open_named_dataset, resolve_weights)
+from features.weights import preprocessing
 
 
 def test_digits_are_real_images_with_a_stratified_seeded_split():
@@ -148,6 +150,43 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     Image.new("RGB", (30, 10), "red").save(tmp_path / "rotated.jpg", exif=exif)
     assert load_image(tmp_path / "rotated.jpg").size == (10, 30)
+
+
+def _photo(path, size, orientation=1):
+    """A JPEG with detail at every scale (smooth gradients plus seeded noise), EXIF-orientated."""
+    width, height = size
+    ramp = np.add.outer(np.linspace(0, 150, height), np.linspace(0, 100, width))
+    noise = np.random.default_rng(0).normal(0, 20, (height, width, 3))
+    pixels = np.clip(ramp[..., None] + noise + [0, 40, 80], 0, 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, quality=90, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("orientation, shape", [(1, (1600, 1200)), (6, (1200, 1600))])
+def test_large_jpegs_decode_at_reduced_scale_never_below_the_size_asked(tmp_path, orientation, shape):
+    photo = _photo(tmp_path / "photo.jpg", (1600, 1200), orientation)
+    assert load_image(photo).size == shape  # full size, orientation applied
+    reduced = load_image(photo, min_side=256)  # 1/4 scale: 400 x 300, short side >= 256
+    assert reduced.size == (shape[0] // 4, shape[1] // 4) and reduced.mode == "RGB"
+    assert min(load_image(photo, min_side=290).size) == 300  # 1/4 scale still covers 290
+    assert load_image(photo, min_side=700).size == shape  # 1/2 scale would be under 700
+    assert min(load_image(photo, min_side=100).size) == 150  # 1/8: the codec's smallest scale
+
+
+def test_reduced_scale_decoding_changes_the_network_input_only_slightly(tmp_path):
+    transform = preprocessing(resolve_weights("resnet50", "random"), 224)
+    photo = _photo(tmp_path / "photo.jpg", (3000, 2000))
+    full = transform(load_image(photo))
+    fast = transform(load_image(photo, min_side=transform.resize_size[0]))
+    assert fast.shape == full.shape == (3, 224, 224)
+    assert (fast - full).abs().mean() < 0.02 * full.std()
+
+
+def test_other_formats_ignore_reduced_scale_decoding(tmp_path):
+    Image.new("RGB", (1600, 1200), "red").save(tmp_path / "large.png")
+    assert load_image(tmp_path / "large.png", min_side=100).size == (1600, 1200)
 
 
 @pytest.mark.parametrize("content, message", [
