@@ -109,6 +109,8 @@ def decode_ms(folder: Path, size: int, count: int = 12) -> dict[str, float]:
     transform = preprocessing(resolve_weights("resnet50", "random"), size)
     files = sorted(folder.rglob("*.jpg"))[:count]
     times = {}
+    for min_side in (None, transform.resize_size[0]):  # warm-up: the first decode pays for loading the codec
+        transform(load_image(files[0], min_side))
     for decode, min_side in (("full", None), ("fast", transform.resize_size[0])):
         started = time.perf_counter()
         for file in files:
@@ -117,14 +119,14 @@ def decode_ms(folder: Path, size: int, count: int = 12) -> dict[str, float]:
     return times
 
 
-def at_margin(measure, n: int) -> tuple[float, float]:
-    """``(images/s at the margin, start-up seconds)`` from ``measure(count) -> seconds``."""
+def at_margin(measure, n: int) -> tuple[float, float, float]:
+    """``(images/s at the margin, start-up seconds, seconds for 3N)`` from ``measure(count) -> seconds``."""
     once, thrice = measure(n), measure(3 * n)
     rate = 2 * n / (thrice - once)
-    return rate, max(once - n / rate, 0.0)
+    return rate, max(once - n / rate, 0.0), thrice
 
 
-def bare(backbone: str, taps: list[str], size: int, batch: int, n: int) -> tuple[float, float]:
+def bare(backbone: str, taps: list[str], size: int, batch: int, n: int) -> tuple[float, float, float]:
     extractor = build_tap_extractor(resolve_weights(backbone, "random"), taps)
     images = torch.randn(batch, 3, size, size)
 
@@ -140,7 +142,7 @@ def bare(backbone: str, taps: list[str], size: int, batch: int, n: int) -> tuple
     return at_margin(measure, n)
 
 
-def naive(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict) -> tuple[float, float]:
+def naive(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict) -> tuple[float, float, float]:
     """The loop of a tutorial, on the same files, model and taps."""
     weights = resolve_weights(backbone, "random")
     transform = preprocessing(weights, size)
@@ -187,7 +189,7 @@ for group in ([[module] for module in modules] if passes == "per-layer" else [mo
 
 
 def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict,
-         scratch: Path) -> tuple[float, float]:
+         scratch: Path) -> tuple[float, float, float]:
     """thingsvision, run by ``python`` (its own venv), on the same files, model and taps.
 
     Its documented use: its own data loader (decoding in the main process), full
@@ -208,7 +210,7 @@ def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, ba
 
 
 def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict, workers: int,
-             decode: str, scratch: Path) -> tuple[float, float]:
+             decode: str, scratch: Path) -> tuple[float, float, float]:
     """``python -m pipeline extract`` as a user runs it, into a fresh cache each time."""
 
     def measure(count: int) -> float:
@@ -251,7 +253,7 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
         for batch in args.batch_sizes:
             for backbone in args.backbones:
                 taps = args.taps or list(get_backbone(backbone).default_taps)
-                rate, _ = bare(backbone, taps, size, batch, 2 * batch)  # a first estimate, to size N
+                rate, *_ = bare(backbone, taps, size, batch, 2 * batch)  # a first estimate, to size N
                 # N: the 2N images of the margin take about --seconds of bare forward
                 n = args.n or batch * max(2, round(args.seconds * rate / 2 / batch))
                 files = args.files or photo_size(size)
@@ -272,7 +274,7 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
                     rounds.append(measured)
                     print(f"{backbone} {size}px batch {batch} N {n}: " + ", ".join(
                         f"{name} {rate:.1f} images/s (bare {ceiling:.1f})"
-                        for name, ((ceiling, _), (rate, _)) in measured.items()), file=sys.stderr)
+                        for name, ((ceiling, *_), (rate, *_)) in measured.items()), file=sys.stderr)
                 median = lambda values: float(np.median(values))  # noqa: E731
                 of_bare = lambda r, name: r[name][1][0] / r[name][0][0]  # noqa: E731
                 decoding = decode_ms(folders[n], size)
@@ -287,7 +289,10 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
                     "pipeline / bare": median([of_bare(r, (decode, workers)) for r in rounds]),
                     "pipeline / naive": median([of_bare(r, (decode, workers)) / of_bare(r, "naive") for r in rounds]),
                     "peers": {name: (median([r[name][1][0] for r in rounds]),
-                                     median([of_bare(r, (decode, workers)) / of_bare(r, name) for r in rounds]))
+                                     median([of_bare(r, (decode, workers)) / of_bare(r, name) for r in rounds]),
+                                     median([r[decode, workers][1][2] for r in rounds]),
+                                     median([r[name][1][2] for r in rounds]),
+                                     median([r[name][1][2] / r[decode, workers][1][2] for r in rounds]))
                               for name in contenders if str(name).startswith("peer")},
                 } for decode, workers in variants]
     return rows
@@ -358,14 +363,16 @@ def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], arg
             f"{r['start-up']:.1f} | {r['naive']:.1f} | {r['pipeline / naive']:.2f}x |"
             for r in extraction
         ]
-        peers = [(r, name, rate, ratio) for r in extraction for name, (rate, ratio) in r["peers"].items()]
+        peers = [(r, name, *numbers) for r in extraction for name, numbers in r["peers"].items()]
         if peers:
-            lines += ["", f"Against thingsvision (`--peer`, its own venv), same files, model, input size, batch and "
-                      "taps, measured in the same rounds:", "",
-                      "| backbone | input | taps | decode | workers | peer | peer images/s | pipeline / peer |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines += ["", "Against thingsvision (`--peer`, its own venv), same files, model, input size, batch and "
+                      "taps, measured in the same rounds; end to end = seconds for 3N images, start-up included:",
+                      "", "| backbone | input | taps | decode | workers | peer | peer images/s | pipeline / peer at "
+                      "the margin | 3N images: pipeline s | peer s | peer s / pipeline s |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
             lines += [f"| {r['backbone']} | {r['size']} | {r['taps']} | {r['decode']} | {r['workers']} | {name} | "
-                      f"{rate:.1f} | {ratio:.2f}x |" for r, name, rate, ratio in peers]
+                      f"{rate:.1f} | {ratio:.2f}x | {ours:.1f} | {theirs:.1f} | {end_to_end:.2f}x |"
+                      for r, name, rate, ratio, ours, theirs, end_to_end in peers]
         lines += ["", *dict.fromkeys(
             f"Decoding and transforming one {r['files']} JPEG for a {r['size']}x{r['size']} input, in one process: "
             f"{r['decode ms']['full']:.1f} ms at full scale, {r['decode ms']['fast']:.1f} ms at reduced scale "
