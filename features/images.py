@@ -56,10 +56,11 @@ def _draft(image: Image.Image, min_side: int) -> None:
     Decoding a 12-megapixel photo at 1/8 scale costs a fraction of full-size decoding, and
     the resize that follows starts from at least ``min_side`` pixels, so the picture the
     network sees differs only by the codec's scaling (``features.fast_decode``). PIL's
-    ``draft`` keeps every side at least the size asked for; other formats ignore it.
+    ``draft`` keeps every side at least the size asked for; JPEG and MPO (the multi-picture
+    JPEG of many phones) implement it, other formats ignore it.
     """
     factor = min(image.size) / min_side
-    if image.format == "JPEG" and factor >= 2:
+    if factor >= 2:
         image.draft(None, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
 
 
