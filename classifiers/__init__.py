@@ -8,6 +8,7 @@ from .benchmark import Codes, benchmark_model, load_codes
 from .chunks import fit_in_chunks
 from .heads import TorchHead
 from .metrics import score
+from .parallel import BACKENDS, check_backend, search_backend
 from .persistence import ModelFileError, feature_spec, load_model, read_sidecar, save_model, sidecar_path
 from .predict import predict_table
 from .preprocessing import DEFAULT_PREPROCESSING, PREPROCESSING, check_preprocessing
@@ -35,6 +36,9 @@ __all__ = [
     "fit_in_chunks",
     "Selection",
     "select_model",
+    "BACKENDS",
+    "check_backend",
+    "search_backend",
     "score",
     "Codes",
     "load_codes",

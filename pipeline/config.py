@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args, get_origin, get_type_hints
 
-from classifiers import DEFAULT_PREPROCESSING, ZOO, check_grid, check_preprocessing
+from classifiers import BACKENDS, DEFAULT_PREPROCESSING, ZOO, check_backend, check_grid, check_preprocessing
 from features import (
     BACKBONE_CHOICES,
     DTYPES,
@@ -135,6 +135,8 @@ class ClassifiersSection:
     preprocessing: list[str] = field(default_factory=lambda: list(DEFAULT_PREPROCESSING))
     cv_folds: int = 5
     n_jobs: int = -1
+    backend: str = field(default="loky", metadata=_choices(BACKENDS))
+    scheduler: str = ""
     seed: int = 0
     grid: dict[str, object] = field(default_factory=dict)
 
@@ -149,6 +151,10 @@ class ClassifiersSection:
             raise ConfigError(f"classifiers.cv_folds = {self.cv_folds} must be at least 2")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ConfigError(f"classifiers.n_jobs = {self.n_jobs} must be -1 (all cores) or at least 1")
+        try:
+            check_backend(self.backend, self.scheduler)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         for model, table in self.grid.items():
             if model not in ZOO:
                 raise ConfigError(_bad_choice("classifiers.grid", model, ZOO))

@@ -34,6 +34,7 @@ from classifiers import (
     plot_accuracy_by_depth,
     plot_confusion_matrix,
     rank_rows,
+    search_backend,
     write_csv,
     write_markdown,
 )
@@ -153,26 +154,27 @@ def fit(config: Config, progress: bool = True) -> None:
     rows = []
     bar = tqdm(total=len(jobs) * len(settings.models), desc="fit", unit="model",
                disable=None if progress else True)
-    for backbone, tap, pooling in jobs:
-        if backbone not in stores:
-            raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; run extract")
-        codes = load_codes(stores[backbone]["store"], tap, pooling)
-        for classifier in settings.models:
-            bar.set_postfix_str(f"{backbone} {tap}/{pooling} {classifier}")
-            model_path = run_dir / "models" / backbone / f"{tap}-{pooling}-{classifier}.joblib"
-            record = benchmark_model(codes, classifier, model_path, settings.preprocessing, settings.grid.get(classifier),
-                                     settings.cv_folds, settings.n_jobs, settings.seed)
-            rows.append({
-                "backbone": backbone,
-                "weights": stores[backbone]["weights"],
-                "pretrained": stores[backbone]["pretrained"],
-                "tap": tap,
-                "depth": get_backbone(backbone).depth(tap),
-                "pooling": pooling,
-                **record,
-                "model": model_path.relative_to(run_dir).as_posix(),
-            })
-            bar.update()
+    with search_backend(settings.backend, settings.scheduler):  # where the searches' fits run
+        for backbone, tap, pooling in jobs:
+            if backbone not in stores:
+                raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; run extract")
+            codes = load_codes(stores[backbone]["store"], tap, pooling)
+            for classifier in settings.models:
+                bar.set_postfix_str(f"{backbone} {tap}/{pooling} {classifier}")
+                model_path = run_dir / "models" / backbone / f"{tap}-{pooling}-{classifier}.joblib"
+                record = benchmark_model(codes, classifier, model_path, settings.preprocessing, settings.grid.get(classifier),
+                                         settings.cv_folds, settings.n_jobs, settings.seed)
+                rows.append({
+                    "backbone": backbone,
+                    "weights": stores[backbone]["weights"],
+                    "pretrained": stores[backbone]["pretrained"],
+                    "tap": tap,
+                    "depth": get_backbone(backbone).depth(tap),
+                    "pooling": pooling,
+                    **record,
+                    "model": model_path.relative_to(run_dir).as_posix(),
+                })
+                bar.update()
     bar.close()
     ranked = rank_rows(rows)
     _write_json(run_dir / "results.json", {"best_model": ranked[0]["model"], "classes": codes.classes, "rows": ranked})

@@ -1,0 +1,74 @@
+"""Where the grid search's fits run: a joblib backend, local processes unless told otherwise.
+
+scikit-learn's ``GridSearchCV`` hands its fits to joblib, and joblib can send them to a
+cluster through a backend: ``dask`` (``dask.distributed``) and ``ray`` register their own.
+``search_backend`` is the one place that connects to such a cluster and makes it joblib's
+backend for the searches run inside it, so that a user with a Dask or Ray cluster sets
+``classifiers.backend`` (and ``classifiers.scheduler``, the cluster's address) and changes
+nothing else. Local backends need no connection.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+
+import joblib
+
+__all__ = ["BACKENDS", "check_backend", "search_backend"]
+
+
+@contextmanager
+def _dask(address: str):
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ImportError('classifiers.backend = "dask" needs dask.distributed: pip install "dask[distributed]"') from None
+    with Client(address or None):  # no address: a local cluster for this run
+        yield
+
+
+@contextmanager
+def _ray(address: str):
+    try:
+        import ray
+        from ray.util.joblib import register_ray
+    except ImportError:
+        raise ImportError('classifiers.backend = "ray" needs ray: pip install "ray[default]"') from None
+    register_ray()
+    ray.init(address=address or None)  # no address: a local Ray for this run
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+_CLUSTERS = {"dask": _dask, "ray": _ray}
+BACKENDS = ("loky", "threading", "multiprocessing", *_CLUSTERS)
+"""``classifiers.backend`` values: joblib's local backends, then the clusters it can use."""
+
+
+def check_backend(backend: str, scheduler: str = "") -> None:
+    """Raise ValueError, naming the setting, for a backend or a scheduler address that cannot work."""
+    if backend not in BACKENDS:
+        raise ValueError(f"classifiers.backend = {backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+    if scheduler and backend not in _CLUSTERS:
+        raise ValueError(f"classifiers.scheduler = {scheduler!r} is the address of a {' or '.join(_CLUSTERS)} "
+                         f"cluster, but classifiers.backend is {backend!r}")
+
+
+@contextmanager
+def search_backend(backend: str = "loky", scheduler: str = ""):
+    """Run the joblib work inside on ``backend``; for a cluster, connect to ``scheduler`` first.
+
+    Parameters
+    ----------
+    backend : {"loky", "threading", "multiprocessing", "dask", "ray"}
+        ``loky`` (joblib's default): local processes.
+    scheduler : str
+        Address of the Dask scheduler (``tcp://host:8786``) or of the Ray cluster
+        (``ray://host:10001``, or ``auto`` on a Ray node); empty starts a local one.
+    """
+    check_backend(backend, scheduler)
+    cluster = _CLUSTERS.get(backend)
+    with cluster(scheduler) if cluster else nullcontext(), joblib.parallel_config(backend=backend):
+        yield
