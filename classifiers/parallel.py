@@ -22,7 +22,8 @@ def _dask(address: str):
     try:
         from dask.distributed import Client
     except ImportError:
-        raise ImportError('classifiers.backend = "dask" needs dask.distributed: pip install "dask[distributed]"') from None
+        raise ImportError('classifiers.backend = "dask" needs dask.distributed: '
+                          'pip install "dask[distributed]"') from None
     with Client(address or None):  # no address: a local cluster for this run
         yield
 

@@ -56,7 +56,9 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     sidecar = read_sidecar(model_path)
     spec = sidecar["spec"]
     tap, pooling = spec["tap"], spec["pooling"]
-    image_size, fast_decode = spec["preprocessing"]["crop_size"][0], spec["preprocessing"]["fast_decode"]
+    # decode as the model's training images were; models older than fast_decode were fitted on
+    # full decoding, and the spec check below refuses them, naming the difference
+    image_size, fast_decode = spec["preprocessing"]["crop_size"][0], spec["preprocessing"].get("fast_decode", False)
     weights = resolve_weights(spec["backbone"], config.features.weights, seed=config.features.seed)
     estimator, _ = load_model(model_path, feature_spec(code_spec(weights, image_size, fast_decode), tap, pooling))
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,

@@ -157,13 +157,14 @@ def fit(config: Config, progress: bool = True) -> None:
     with search_backend(settings.backend, settings.scheduler):  # where the searches' fits run
         for backbone, tap, pooling in jobs:
             if backbone not in stores:
-                raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; run extract")
+                raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; "
+                                        f"run extract")
             codes = load_codes(stores[backbone]["store"], tap, pooling)
             for classifier in settings.models:
                 bar.set_postfix_str(f"{backbone} {tap}/{pooling} {classifier}")
                 model_path = run_dir / "models" / backbone / f"{tap}-{pooling}-{classifier}.joblib"
-                record = benchmark_model(codes, classifier, model_path, settings.preprocessing, settings.grid.get(classifier),
-                                         settings.cv_folds, settings.n_jobs, settings.seed)
+                record = benchmark_model(codes, classifier, model_path, settings.preprocessing,
+                                         settings.grid.get(classifier), settings.cv_folds, settings.n_jobs, settings.seed)
                 rows.append({
                     "backbone": backbone,
                     "weights": stores[backbone]["weights"],

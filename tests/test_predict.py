@@ -91,6 +91,17 @@ def test_a_model_fitted_on_other_weights_is_refused_naming_them(cli, config, ima
     assert not (run_dir / "predictions.csv").exists()
 
 
+def test_a_model_from_before_fast_decoding_is_refused_not_a_traceback(cli, config, image_folder, run_dir):
+    assert cli("run", "-c", config, *QUICK)[0] == 0
+    model = run_dir / "models" / "resnet50" / "pool-avg-logreg.joblib"
+    sidecar = model.with_name(model.name + ".json")
+    saved = json.loads(sidecar.read_text())
+    del saved["spec"]["preprocessing"]["fast_decode"]  # as fit wrote it before the setting existed
+    sidecar.write_text(json.dumps(saved))
+    code, _, err = cli("predict", "-c", config, "--model", model, image_folder / "dog")
+    assert code == 1 and "fitted on other features" in err and "'fast_decode': False" in err
+
+
 def test_a_changed_model_file_is_not_unpickled(cli, config, image_folder, run_dir):
     assert cli("run", "-c", config, *QUICK)[0] == 0
     model = run_dir / "models" / "resnet50" / "pool-avg-logreg.joblib"
