@@ -428,13 +428,15 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="*", default=[name for name in ZOO if not name.endswith("head")],
                         help="zoo entries to time on 10,000 x 2,048 codes (none: skip)")
     parser.add_argument("--no-extraction", action="store_true", help="only reading and fit times")
+    parser.add_argument("--read-rows", type=int, default=20_000,
+                        help="rows of the store whose reading is timed (default 20,000 x 2,048)")
     parser.add_argument("--peer", metavar="PYTHON",
                         help="a python with thingsvision installed (its own venv): also time it on the same files")
     parser.add_argument("--out", type=Path, help="also append the Markdown to this file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cnncodes-bench-") as scratch:
         extraction = [] if args.no_extraction else extraction_rows(args, Path(scratch))
-        reading = reading_rate(Path(scratch))
+        reading = reading_rate(Path(scratch), args.read_rows)
     fits = fit_seconds(args.models) if args.models else []
     publish(markdown(extraction, reading, fits, args), args.out)
     return 0
