@@ -100,7 +100,8 @@ def _clean_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _clean(args: argparse.Namespace, config: Config) -> None:
-    stages = [STAGES[args.stage]] if args.stage else list(STAGES.values())
+    # everything: the stages' outputs and the run's default predictions.csv (not an --out elsewhere)
+    stages = [STAGES[args.stage]] if args.stage else [*STAGES.values(), predict_stage([])]
     with _logged(args, config):
         clean(config, stages, cache=args.cache)
 
@@ -162,7 +163,8 @@ COMMANDS: dict[str, Command] = {
                       "(runs stale stages before it first)", _run_stages, _stage_arguments),
     "run": Command("every stale stage in order: extract, fit, report", _run_stages, _stage_arguments),
     "status": Command("show each stage as up to date, stale (and which input changed) or missing", _status),
-    "clean": Command("remove a stage's outputs and stamp, or every stage's (the feature cache only with --cache)",
+    "clean": Command("remove a stage's outputs and stamp, or every stage's and predictions.csv (the feature cache "
+                     "only with --cache)",
                      _clean, _clean_arguments),
     "predict": Command("classify new images with the run's best model (or --model): a CSV and a table "
                        "(fits first if that is stale)", _predict, _predict_arguments),

@@ -136,14 +136,16 @@ def test_auto_weights_make_extract_stale_once_imagenet_weights_are_cached(config
     assert STAGES["extract"].fingerprints(loaded)["ImageNet weights of resnet50"] == "cached"
 
 
-def test_clean_removes_a_stage_and_keeps_the_feature_cache_unless_asked(cli, config, run_dir, tmp_path):
+def test_clean_removes_a_stage_and_keeps_the_feature_cache_unless_asked(cli, config, run_dir, tmp_path, image_folder):
     assert cli("run", "-c", config)[0] == 0
+    assert cli("predict", "-c", config, image_folder / "cat")[0] == 0
     (store,) = (tmp_path / "cache").glob("*.h5")
 
     code, _, err = cli("clean", "-c", config, "fit")
     assert code == 0 and "clean: removed" in err
     assert not (run_dir / "results.json").exists() and not (run_dir / "models").exists()
     assert (run_dir / "report.md").exists() and (run_dir / "features.json").exists()
+    assert (run_dir / "predictions.csv").exists()  # only cleaning everything removes the predictions
     assert _status(cli, config)[1:] == ["fit: missing (never ran)", "report: stale (results.json changed, fit will run)"]
 
     assert cli("clean", "-c", config)[0] == 0
