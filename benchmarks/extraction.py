@@ -104,9 +104,10 @@ def make_photos(folder: Path, count: int, seed: int, size: tuple[int, int], dist
     return folder
 
 
-def decode_ms(folder: Path, size: int, count: int = 12) -> dict[str, float]:
-    """Milliseconds per file to decode and transform ``count`` of the JPEGs, full and reduced scale, one core."""
-    transform = preprocessing(resolve_weights("resnet50", "random"), size)
+def decode_ms(backbone: str, folder: Path, size: int, count: int = 12) -> dict[str, float]:
+    """Milliseconds per file to decode and transform ``count`` of the JPEGs for ``backbone``, full and reduced
+    scale, one core (the transform's resize, which reduced-scale decoding must cover, differs by backbone)."""
+    transform = preprocessing(resolve_weights(backbone, "random"), size)
     files = sorted(folder.rglob("*.jpg"))[:count]
     times = {}
     for min_side in (None, transform.resize_size[0]):  # warm-up: the first decode pays for loading the codec
@@ -277,7 +278,7 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
                         for name, ((ceiling, *_), (rate, *_)) in measured.items()), file=sys.stderr)
                 median = lambda values: float(np.median(values))  # noqa: E731
                 of_bare = lambda r, name: r[name][1][0] / r[name][0][0]  # noqa: E731
-                decoding = decode_ms(folders[n], size)
+                decoding = decode_ms(backbone, folders[n], size)
                 rows += [{
                     "backbone": backbone, "size": size, "batch": batch, "taps": len(taps), "n": n,
                     "files": "x".join(map(str, files)), "decode": decode, "workers": workers,
@@ -374,7 +375,8 @@ def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], arg
                       f"{rate:.1f} | {ratio:.2f}x | {ours:.1f} | {theirs:.1f} | {end_to_end:.2f}x |"
                       for r, name, rate, ratio, ours, theirs, end_to_end in peers]
         lines += ["", *dict.fromkeys(
-            f"Decoding and transforming one {r['files']} JPEG for a {r['size']}x{r['size']} input, in one process: "
+            f"Decoding and transforming one {r['files']} JPEG for a {r['size']}x{r['size']} {r['backbone']} input, "
+            f"in one process: "
             f"{r['decode ms']['full']:.1f} ms at full scale, {r['decode ms']['fast']:.1f} ms at reduced scale "
             f"(`fast_decode`)." for r in extraction), ""]
     if reading:
