@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from classifiers import DEFAULT_PREPROCESSING, ZOO, load_codes, make_model, score, select_model  # noqa: E402
-from features import FeatureStore  # noqa: E402
+from features import MAP, FeatureStore  # noqa: E402
 
 DEFAULT_MODELS = ["logreg", "linsvm", "svm-rbf", "sgd", "ridge", "knn"]
 BASELINE = {"C": 0.1}
@@ -43,6 +43,7 @@ def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
     """One row per complete (tap, pooling) of the store: baseline and tuned test accuracies."""
     with FeatureStore(path) as store:
         cells, backbone, weights = store.available(), store.attrs.get("backbone"), store.attrs.get("weights")
+    cells = [(tap, pooling) for tap, pooling in cells if pooling != MAP]  # whole maps are for map heads
     rows = []
     for tap, pooling in cells:
         codes = load_codes(path, tap, pooling)

@@ -6,6 +6,7 @@ Codes are read only through ``features``' reader API (``read_codes``, ``FeatureS
 
 from .benchmark import Codes, benchmark_model, load_codes
 from .chunks import fit_in_chunks
+from .finetune import FinetuneHead
 from .heads import TorchHead
 from .metrics import score
 from .parallel import BACKENDS, check_backend, search_backend
@@ -14,6 +15,7 @@ from .predict import predict_table
 from .preprocessing import DEFAULT_PREPROCESSING, PREPROCESSING, check_preprocessing
 from .report import (
     best_row,
+    finetune_summary,
     format_table,
     plot_accuracy_by_depth,
     plot_confusion_matrix,
@@ -22,10 +24,11 @@ from .report import (
     write_markdown,
 )
 from .selection import Selection, select_model
-from .zoo import ZOO, check_grid, make_model, param_grid
+from .zoo import MAPS, ZOO, check_grid, make_model, param_grid
 
 __all__ = [
     "ZOO",
+    "MAPS",
     "PREPROCESSING",
     "DEFAULT_PREPROCESSING",
     "make_model",
@@ -33,6 +36,7 @@ __all__ = [
     "check_grid",
     "check_preprocessing",
     "TorchHead",
+    "FinetuneHead",
     "fit_in_chunks",
     "Selection",
     "select_model",
@@ -53,6 +57,7 @@ __all__ = [
     "rank_rows",
     "best_row",
     "format_table",
+    "finetune_summary",
     "write_csv",
     "plot_accuracy_by_depth",
     "plot_confusion_matrix",

@@ -2,9 +2,11 @@
 
 A head is a softmax classifier on the codes, linear or with hidden layers, trained with
 AdamW (decoupled weight decay), dropout and early stopping on a stratified validation fold
-carved from the fit data. It is a ``ClassifierMixin, BaseEstimator``, so ``clone``,
-``Pipeline``, ``GridSearchCV`` and joblib treat it like any other estimator; the zoo's
-``linear-head`` and ``mlp-head`` are two settings of it.
+carved from the fit data (group-aware when rows are views of fewer images). It is a
+``ClassifierMixin, BaseEstimator``, so ``clone``, ``Pipeline``, ``GridSearchCV`` and
+joblib treat it like any other estimator; the zoo's ``linear-head`` and ``mlp-head`` are
+two settings of it. Its training loop lives in ``TorchClassifier``, which
+``classifiers.finetune.FinetuneHead`` shares.
 
 Randomness (initial weights, the validation fold, batch order, dropout masks) comes from
 ``random_state`` through generators owned by the fit, never from torch's global seed, so
@@ -16,20 +18,19 @@ The fitted network is kept on the CPU: a pickled head loads on machines without 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 from torch import nn
 
 __all__ = ["TorchHead"]
-
-_PREDICT_BATCH = 8192
 
 
 def _device(name: str) -> torch.device:
@@ -62,7 +63,156 @@ class _Network(nn.Module):
         return x
 
 
-class TorchHead(ClassifierMixin, BaseEstimator):
+class TorchClassifier(ClassifierMixin, BaseEstimator):
+    """What the torch classifiers share: checks, validation split, training loop, prediction.
+
+    A subclass says how its input is validated (``_validate``), which network it trains
+    with which AdamW parameter groups (``_build``), what each epoch trains
+    (``_set_training``) and which module predicts (``_predictor``); it keeps the fitted
+    network that ``_fit`` returns. It needs the parameters ``dropout``, ``hidden_units``,
+    ``weight_decay``, ``learning_rate``, ``batch_size``, ``max_iter``, ``n_iter_no_change``,
+    ``validation_fraction``, ``class_weight``, ``device`` and ``random_state`` (see
+    ``TorchHead``).
+    """
+
+    _predict_batch = 8192
+    """Rows per forward pass when predicting or scoring the validation fold."""
+    _data_on_device = True
+    """Move the whole training set to the device once (codes are small), rather than batch by batch."""
+
+    def _check_params(self) -> None:
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout = {self.dropout} must be in [0, 1)")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction = {self.validation_fraction} must be in [0, 1)")
+        for name in ("batch_size", "max_iter", "n_iter_no_change"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)} must be at least 1")
+        if any(int(units) < 1 for units in self.hidden_units):
+            raise ValueError(f"hidden_units = {self.hidden_units} must be positive widths")
+
+    def _validation_split(self, y: np.ndarray, seed: int, groups: np.ndarray | None = None):
+        """Indices of the training and validation rows, or (all rows, None), for encoded labels ``y``.
+
+        With ``groups`` (rows that are views of one image share a label) no group has rows
+        on both sides, so augmented copies of a training image cannot flatter the
+        validation loss: the first fold of a shuffled ``StratifiedGroupKFold`` with
+        ``round(1 / validation_fraction)`` folds is held out.
+        """
+        rows = np.arange(len(y))
+        n_classes = len(np.unique(y))
+        if groups is not None and self.validation_fraction:
+            folds = StratifiedGroupKFold(round(1 / self.validation_fraction), shuffle=True, random_state=seed)
+            try:
+                with warnings.catch_warnings():  # about folds the user never asked for
+                    warnings.simplefilter("ignore", UserWarning)
+                    train_rows, val_rows = next(folds.split(rows, y, groups))
+            except ValueError:  # fewer groups (or class members) than folds
+                return rows, None
+            return (train_rows, val_rows) if len(np.unique(y[train_rows])) == n_classes else (rows, None)
+        n_val = int(np.ceil(self.validation_fraction * len(y)))
+        if not self.validation_fraction or np.bincount(y).min() < 2 or not n_classes <= n_val <= len(y) - n_classes:
+            return rows, None
+        return train_test_split(rows, test_size=n_val, stratify=y, random_state=seed)
+
+    def _validate(self, X, y="no_validation", reset: bool = True):
+        """``validate_data`` for this estimator's input: ``X``, or ``(X, y)`` when ``y`` is given."""
+        raise NotImplementedError
+
+    def _build(self, X: np.ndarray, n_classes: int, generator: torch.Generator):
+        """The network to train and its AdamW parameter groups, initialised from ``generator``."""
+        raise NotImplementedError
+
+    def _set_training(self, network: nn.Module, epoch: int) -> None:
+        """Put ``network`` in training mode for ``epoch`` (1-based)."""
+        network.train()
+
+    def _predictor(self) -> nn.Module:
+        """The fitted module mapping a float32 batch to logits."""
+        raise NotImplementedError
+
+    def _fit(self, X, y, groups=None) -> nn.Module:
+        """Validate, train with early stopping and return the network (on the CPU, eval mode).
+
+        Sets ``classes_``, ``n_features_in_``, ``n_iter_``, ``best_epoch_``, ``loss_curve_``
+        and ``validation_loss_curve_``.
+        """
+        self._check_params()
+        X, y = self._validate(X, y)
+        check_classification_targets(y)
+        if groups is not None:
+            groups = column_or_1d(groups)
+            check_consistent_length(y, groups)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got 1 class")
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        device = _device(self.device)
+        host = torch.Generator().manual_seed(seed)
+        on_device = host if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+
+        train_rows, val_rows = self._validation_split(encoded, seed, groups)
+        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        loss_of = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
+        storage = device if self._data_on_device else torch.device("cpu")
+        X_all = torch.from_numpy(X).to(storage)  # in its own dtype: each batch becomes float32 on the device
+        y_all = torch.from_numpy(encoded).to(storage)
+        network, parameter_groups = self._build(X, len(self.classes_), host)
+        network.to(device)
+        optimiser = torch.optim.AdamW(parameter_groups, lr=self.learning_rate, weight_decay=self.weight_decay)
+
+        self.loss_curve_, self.validation_loss_curve_ = [], []
+        best_loss, best_state, self.best_epoch_ = np.inf, None, 0
+        for epoch in range(1, self.max_iter + 1):
+            self._set_training(network, epoch)
+            order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=host)].to(storage)
+            total = 0.0
+            for batch in order.split(int(self.batch_size)):
+                loss = loss_of(network(X_all[batch].to(device, torch.float32), on_device), y_all[batch].to(device))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += loss.item() * len(batch)
+            self.loss_curve_.append(total / len(train_rows))
+            self.n_iter_ = epoch
+            if val_rows is None:
+                self.best_epoch_ = epoch
+                continue
+            network.eval()
+            rows = torch.from_numpy(val_rows).to(storage)
+            logits = _batched_logits(network, X_all[rows], self._predict_batch, device)
+            self.validation_loss_curve_.append(loss_of(logits, y_all[rows].to(device)).item())
+            if self.validation_loss_curve_[-1] < best_loss:
+                best_loss, self.best_epoch_ = self.validation_loss_curve_[-1], epoch
+                best_state = copy.deepcopy(network.state_dict())
+            elif epoch - self.best_epoch_ >= self.n_iter_no_change:
+                break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+        return network.cpu().eval()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, ``(n_samples, n_classes)`` in the order of ``classes_``."""
+        return torch.softmax(self._logits(X).double(), dim=1).numpy()  # sums to 1 in float64 too
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row, ``(n_samples,)``."""
+        labels = self._logits(X).argmax(dim=1).numpy()
+        return self.classes_[labels]
+
+    def _logits(self, X) -> torch.Tensor:
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return _batched_logits(self._predictor(), torch.from_numpy(X), self._predict_batch, torch.device("cpu"))
+
+
+def _batched_logits(network: nn.Module, X: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """``network``'s logits for the rows of ``X``, ``batch_size`` rows at a time, in float32."""
+    with torch.inference_mode():
+        return torch.cat([network(batch.to(device, torch.float32)) for batch in X.split(batch_size)])
+
+
+class TorchHead(TorchClassifier):
     """A linear or MLP softmax classifier trained with PyTorch.
 
     Parameters
@@ -129,90 +279,22 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout = {self.dropout} must be in [0, 1)")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction = {self.validation_fraction} must be in [0, 1)")
-        for name in ("batch_size", "max_iter", "n_iter_no_change"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)} must be at least 1")
-        if any(int(units) < 1 for units in self.hidden_units):
-            raise ValueError(f"hidden_units = {self.hidden_units} must be positive widths")
+    def fit(self, X, y, groups=None):
+        """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``.
 
-    def _validation_split(self, y: np.ndarray, seed: int):
-        """Indices of the training and validation rows, or (all rows, None)."""
-        rows = np.arange(len(y))
-        n_classes = len(self.classes_)
-        n_val = int(np.ceil(self.validation_fraction * len(y)))
-        if not self.validation_fraction or np.bincount(y).min() < 2 or not n_classes <= n_val <= len(y) - n_classes:
-            return rows, None
-        return train_test_split(rows, test_size=n_val, stratify=y, random_state=seed)
-
-    def fit(self, X, y):
-        """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
-        self._check_params()
-        X, y = validate_data(self, X, y, dtype=np.float32)
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got 1 class")
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        device = _device(self.device)
-        host = torch.Generator().manual_seed(seed)
-        on_device = host if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
-
-        train_rows, val_rows = self._validation_split(encoded, seed)
-        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-        loss_of = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
-        X_all = torch.from_numpy(X).to(device)
-        y_all = torch.from_numpy(encoded).to(device)
-        sizes = [X.shape[1], *map(int, self.hidden_units), len(self.classes_)]
-        network = _Network(sizes, self.dropout, host).to(device)
-        optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-
-        self.loss_curve_, self.validation_loss_curve_ = [], []
-        best_loss, best_state, self.best_epoch_ = np.inf, None, 0
-        for epoch in range(1, self.max_iter + 1):
-            network.train()
-            order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=host)].to(device)
-            total = 0.0
-            for batch in order.split(int(self.batch_size)):
-                loss = loss_of(network(X_all[batch], on_device), y_all[batch])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += loss.item() * len(batch)
-            self.loss_curve_.append(total / len(train_rows))
-            self.n_iter_ = epoch
-            if val_rows is None:
-                self.best_epoch_ = epoch
-                continue
-            network.eval()
-            with torch.inference_mode():
-                rows = torch.from_numpy(val_rows).to(device)
-                self.validation_loss_curve_.append(loss_of(network(X_all[rows]), y_all[rows]).item())
-            if self.validation_loss_curve_[-1] < best_loss:
-                best_loss, self.best_epoch_ = self.validation_loss_curve_[-1], epoch
-                best_state = copy.deepcopy(network.state_dict())
-            elif epoch - self.best_epoch_ >= self.n_iter_no_change:
-                break
-        if best_state is not None:
-            network.load_state_dict(best_state)
-        self.network_ = network.cpu().eval()
+        ``groups`` ``(n_samples,)``, optional, labels rows that are views of one image
+        (augmented copies): the validation fold then never shares a group with the
+        training rows. Without it the fold is stratified by class only.
+        """
+        self.network_ = self._fit(X, y, groups)
         return self
 
-    def _logits(self, X) -> torch.Tensor:
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        with torch.inference_mode():
-            return torch.cat([self.network_(batch) for batch in torch.from_numpy(X).split(_PREDICT_BATCH)])
+    def _validate(self, X, y="no_validation", reset=True):
+        return validate_data(self, X, y, dtype=np.float32, reset=reset)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, ``(n_samples, n_classes)`` in the order of ``classes_``."""
-        return torch.softmax(self._logits(X).double(), dim=1).numpy()  # sums to 1 in float64 too
+    def _build(self, X, n_classes, generator):
+        network = _Network([X.shape[1], *map(int, self.hidden_units), n_classes], self.dropout, generator)
+        return network, network.parameters()
 
-    def predict(self, X) -> np.ndarray:
-        """The most probable class of each row, ``(n_samples,)``."""
-        labels = self._logits(X).argmax(dim=1).numpy()
-        return self.classes_[labels]
+    def _predictor(self):
+        return self.network_

@@ -24,6 +24,8 @@ import numpy as np
 import sklearn
 import torch
 
+from features import MAP
+
 __all__ = ["FEATURE_SPEC_ATTRS", "ModelFileError", "feature_spec", "save_model", "load_model", "sidecar_path"]
 
 FORMAT_VERSION = 1
@@ -39,11 +41,14 @@ def feature_spec(store_attrs: dict, tap: str, pooling: str) -> dict:
     """What codes a model takes: the store's ``FEATURE_SPEC_ATTRS`` plus tap and pooling.
 
     ``store_attrs`` is ``FeatureStore(path).attrs``; the JSON ``preprocessing`` attribute
-    is decoded so that the sidecar stays readable.
+    is decoded so that the sidecar stays readable. Whole maps (pooling ``none``) add their
+    storage type (``map_dtype``).
     """
     spec = {key: store_attrs[key] for key in FEATURE_SPEC_ATTRS if key in store_attrs}
     if isinstance(spec.get("preprocessing"), str):
         spec["preprocessing"] = json.loads(spec["preprocessing"])
+    if pooling == MAP:  # prediction rounds a new image's map to the type the model was fitted on
+        spec["map_dtype"] = store_attrs.get("map_dtype", "float16")
     return {**spec, "tap": tap, "pooling": pooling}
 
 

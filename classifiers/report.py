@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "COLUMNS", "rank_rows", "best_row", "format_table", "write_csv",
+    "COLUMNS", "rank_rows", "best_row", "format_table", "finetune_summary", "write_csv",
     "plot_accuracy_by_depth", "plot_confusion_matrix", "write_markdown",
 ]
 
 COLUMNS = (
     "backbone", "weights", "tap", "depth", "pooling", "classifier", "preprocessing", "params",
-    "n_features", "n_train", "n_val", "n_test", "cv_folds", "candidates", "cv_accuracy",
+    "n_features", "n_train", "n_views", "n_val", "n_test", "cv_folds", "candidates", "cv_accuracy",
     "test_accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
-    "search_seconds", "fit_seconds", "predict_seconds_per_1000", "model_bytes", "model", "best",
+    "search_seconds", "fit_seconds", "epochs", "frozen_ms_per_image", "recompute_seconds",
+    "predict_seconds_per_1000", "model_bytes", "model", "best",
 )
 """Columns of ``results.csv`` (the confusion matrices stay in ``results.json``)."""
 
@@ -80,6 +81,40 @@ def format_table(rows: list[dict], markdown: bool = False) -> str:
                      for line in [header, *body])
 
 
+def finetune_summary(rows: list[dict]) -> str:
+    """Fine-tuning against the frozen classifiers, in words; empty without map-head rows.
+
+    Map-head rows are those with ``recompute_seconds`` (see the fit stage). The winner is
+    decided by cross-validation accuracy, like every choice in the report; both test
+    accuracies are given.
+    """
+    heads = rank_rows([row for row in rows if row.get("recompute_seconds") is not None])
+    frozen = rank_rows([row for row in rows if row.get("recompute_seconds") is None])
+    if not heads:
+        return ""
+    lines = []
+    for row in heads:
+        views = f", {row['n_views']} of them augmented views" if row.get("n_views") else ""
+        lines.append(
+            f"Fine-tuned {row['backbone']} after {row['tap']} ({row['classifier']}): test accuracy "
+            f"{100 * row['test_accuracy']:.1f} % (cv {100 * row['cv_accuracy']:.1f} %); {row['epochs']} epochs on "
+            f"{row['n_train'] + row['n_val']} rows{views}, {row['fit_seconds']:.1f} s on cached maps. Running the "
+            f"frozen layers up to {row['tap']} in every epoch instead would have added {row['recompute_seconds']:.1f} s "
+            f"({row['frozen_ms_per_image']:.2f} ms per image, measured, x {row['epochs']} epochs x "
+            f"{row['n_train'] + row['n_val']} rows)."
+        )
+    if frozen:
+        head, best = heads[0], frozen[0]
+        won = (f"fine-tuning after {head['tap']}" if head["cv_accuracy"] > best["cv_accuracy"]
+               else f"a frozen classifier on {best['tap']}")
+        lines.append(
+            f"Best frozen classifier: {best['backbone']} {best['tap']}/{best['pooling']} {best['classifier']}, "
+            f"test accuracy {100 * best['test_accuracy']:.1f} % (cv {100 * best['cv_accuracy']:.1f} %). "
+            f"On these data {won} won (by cv accuracy)."
+        )
+    return "\n".join(lines)
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     """All rows, best first, one column per ``COLUMNS`` entry (``params`` as JSON)."""
     with open(path, "w", newline="") as file:
@@ -127,7 +162,7 @@ def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> No
         axis.set_xlabel("tap (shallow to deep)")
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    axes[0][-1].legend(fontsize=8, loc="best")
     _banner(figure, banner)
     figure.tight_layout()
     figure.savefig(path, dpi=120, format="png")
@@ -180,6 +215,8 @@ def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: 
         format_table(rows, markdown=True),
         "",
     ]
+    if finetune_summary(rows):
+        parts += ["## Fine-tuning or a frozen classifier", "", finetune_summary(rows).replace("\n", "\n\n"), ""]
     for caption, name in plots.items():
         parts += [f"![{caption}]({name})", ""]
     path.write_text("\n".join(parts))

@@ -3,7 +3,10 @@
 The search sees only the training rows (the store's ``train`` split plus its ``val`` split
 when it has one: k-fold over both uses every non-test image for choosing and for the final
 fit, which beats one fixed validation split on the small data this tool is for). The test
-rows never enter it.
+rows never enter it. Augmented views of one image share a group: the folds keep groups
+whole (``StratifiedGroupKFold``) and score the plain images only (views are training rows,
+not what is measured), and a classifier that holds out rows of its own (the torch heads'
+early stopping) gets the groups too.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
 from .preprocessing import DEFAULT_PREPROCESSING
 from .zoo import STEP, make_model, param_grid
@@ -34,8 +38,11 @@ class Selection:
     fit_seconds: float
 
 
-def _folds(y: np.ndarray, cv_folds: int) -> int:
-    """``cv_folds``, lowered to the size of the smallest class (StratifiedKFold's limit)."""
+def _folds(y: np.ndarray, cv_folds: int, groups: np.ndarray | None) -> int:
+    """``cv_folds``, lowered to the images of the smallest class (the stratified folds' limit)."""
+    if groups is not None:  # views of one image count once
+        _, first = np.unique(groups, return_index=True)
+        y = y[first]
     smallest = int(np.bincount(y)[np.unique(y)].min())
     if smallest < 2:
         raise ValueError(
@@ -54,6 +61,9 @@ def select_model(
     cv_folds: int = 5,
     n_jobs: int | None = None,
     random_state: int = 0,
+    groups: np.ndarray | None = None,
+    fixed: dict | None = None,
+    views: np.ndarray | None = None,
 ) -> Selection:
     """Grid-search zoo entry ``name`` on ``X`` ``(n_samples, n_features)``, ``y`` ``(n_samples,)``.
 
@@ -65,22 +75,43 @@ def select_model(
         Folds of the stratified CV (fewer when the smallest class has fewer samples).
     n_jobs : int or None
         Parallel fits through joblib (``-1``: all cores).
+    groups : ndarray, (n_samples,), optional
+        The image each row shows; rows of one image (augmented views) never straddle a split.
+    fixed : dict, optional
+        Parameters of the estimator set before the search and not searched (what a map
+        head is built from: ``backbone``, ``tap``, ``weights``).
+    views : ndarray of bool, (n_samples,), optional
+        Rows that are augmented views: in the folds' training rows, never scored.
 
     Settings whose fits fail score nothing (scikit-learn warns, naming the error); when
     every setting fails, the error is raised.
     """
-    folds = _folds(y, cv_folds)
+    if groups is not None and len(set(groups)) == len(groups):
+        groups = None  # one row per image: the plain folds, as without views
+    folds = _folds(y, cv_folds, groups)
+    model = make_model(name, preprocessing, random_state)
+    model.set_params(**{f"{STEP}__{key}": value for key, value in (fixed or {}).items()})
+    if groups is None:
+        cv = StratifiedKFold(folds, shuffle=True, random_state=random_state)
+    else:
+        scored = np.ones(len(y), bool) if views is None else ~np.asarray(views, bool)
+        splits = StratifiedGroupKFold(folds, shuffle=True, random_state=random_state).split(X, y, groups)
+        cv = [(train, test[scored[test]]) for train, test in splits]
     search = GridSearchCV(
-        make_model(name, preprocessing, random_state),
+        model,
         param_grid(name, grid),
         scoring="accuracy",
-        cv=StratifiedKFold(folds, shuffle=True, random_state=random_state),
+        cv=cv,
         n_jobs=n_jobs,
         refit=True,
         error_score=np.nan,  # a setting these data cannot take (k > fold size) loses, with a warning
     )
     started = time.perf_counter()
-    search.fit(X, y)
+    if groups is None:
+        search.fit(X, y)
+    else:
+        held_out = {f"{STEP}__groups": groups} if has_fit_parameter(model[STEP], "groups") else {}
+        search.fit(X, y, groups=groups, **held_out)
     if np.isnan(search.best_score_):
         raise ValueError(f"no setting of {name}'s grid {search.param_grid} could be fitted and scored on these "
                          f"data (the warnings above say why); change classifiers.grid.{name}")

@@ -4,7 +4,9 @@ An entry is a name, a factory ``build(random_state) -> estimator`` and a small d
 grid over that estimator's parameters, sized to cross-validate in seconds on a few
 thousand codes. ``make_model`` puts the estimator behind a preprocessing chain in one
 scikit-learn ``Pipeline`` (the estimator step is called ``classifier``), so that what is
-tuned, fitted, saved and loaded is one object that takes raw codes.
+tuned, fitted, saved and loaded is one object that takes raw codes. An entry that
+``takes`` maps (``finetune``) trains on a tap's whole ``(C, H, W)`` maps (pooling ``none``)
+and has no preprocessing: its first layers are the backbone's own.
 
 Adding a classifier is one entry in ``ZOO``.
 """
@@ -21,13 +23,16 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, LinearSVC
 
+from .finetune import FinetuneHead
 from .heads import TorchHead
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
-__all__ = ["ZooEntry", "ZOO", "make_model", "param_grid", "check_grid"]
+__all__ = ["ZooEntry", "ZOO", "MAPS", "make_model", "param_grid", "check_grid"]
 
 STEP = "classifier"
 """Name of the estimator step in every zoo pipeline; grid keys get ``classifier__``."""
+CODES, MAPS = "codes", "maps"
+"""What an entry trains on: pooled codes (one row of numbers per image), or whole maps."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class ZooEntry:
     build: Callable[[int], BaseEstimator]
     grid: dict[str, list] = field(default_factory=dict)
     description: str = ""
+    takes: str = CODES
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -91,6 +97,14 @@ ZOO: dict[str, ZooEntry] = {
             {"weight_decay": [1e-3, 1e-1]},
             "one hidden layer of 512 ReLU units, dropout 0.5, trained with PyTorch (AdamW, early stopping)",
         ),
+        ZooEntry(
+            "finetune",
+            lambda seed: FinetuneHead(random_state=seed),
+            {},
+            "the backbone's layers after the tap (VGG16 block 5 after pool4, ResNet50 layer4 after layer3) "
+            "fine-tuned with a new softmax layer on cached maps (pooling none)",
+            takes=MAPS,
+        ),
     )
 }
 
@@ -109,9 +123,11 @@ def make_model(
     """A fresh unfitted ``Pipeline(preprocessing..., classifier)`` of zoo entry ``name``.
 
     ``incremental=True`` builds steps that all learn in row chunks (see ``fit_in_chunks``).
+    An entry that takes maps gets no preprocessing.
     """
-    steps = make_preprocessing(list(preprocessing), random_state, incremental)
-    return Pipeline([*steps, (STEP, _entry(name).build(random_state))])
+    entry = _entry(name)
+    steps = make_preprocessing(list(preprocessing), random_state, incremental) if entry.takes == CODES else []
+    return Pipeline([*steps, (STEP, entry.build(random_state))])
 
 
 def check_grid(name: str, grid: dict) -> None:

@@ -6,12 +6,13 @@ codes leave it.
 
 from .backbones import BACKBONE_CHOICES, BACKBONES, Backbone, TapInfo, get_backbone, list_taps
 from .datasets import NAMED_DATASETS, DatasetUnavailable, open_named_dataset
-from .extract import DTYPES, ON_ERROR, Extraction, code_spec, compute_codes, extract_codes
+from .extract import DTYPES, ON_ERROR, Extraction, code_spec, compute_codes, extract_codes, forward_seconds
 from .images import ImageError, load_image
 from .lock import StoreLocked
-from .pooling import POOLING_CHOICES, POOLINGS, check_pooling
+from .pooling import MAP, POOLING_CHOICES, POOLINGS, check_pooling
 from .sources import ImageArrays, ImageFiles, ImageFolder, ImageManifest, ImageSource
 from .store import FeatureStore, StoreError, read_codes, verify_store
+from .views import AugmentedViews
 from .weights import WEIGHTS_CHOICES, WeightsUnavailable, check_weights_name, resolve_weights
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "WeightsUnavailable",
     "check_weights_name",
     "resolve_weights",
+    "MAP",
     "POOLINGS",
     "POOLING_CHOICES",
     "check_pooling",
@@ -34,11 +36,13 @@ __all__ = [
     "extract_codes",
     "compute_codes",
     "code_spec",
+    "forward_seconds",
     "ImageSource",
     "ImageFolder",
     "ImageManifest",
     "ImageFiles",
     "ImageArrays",
+    "AugmentedViews",
     "ImageError",
     "load_image",
     "NAMED_DATASETS",

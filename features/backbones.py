@@ -28,6 +28,7 @@ __all__ = [
     "list_taps",
     "meta_model",
     "tap_extractor",
+    "top_block",
 ]
 
 _SHOWN = 12  # tap names listed in an error message before "..."
@@ -45,11 +46,19 @@ class Backbone:
         Tap name -> graph node name (``get_graph_node_names``), shallow to deep.
     default_taps : tuple of str
         The taps extracted when the config names none for this backbone.
+    top : str, default=""
+        The end of the last block: the tap that feeds a new classifier head when the
+        top block is fine-tuned (``top_block``). ``""`` means the deepest default tap.
     """
 
     name: str
     taps: dict[str, str]
     default_taps: tuple[str, ...]
+    top: str = ""
+
+    def __post_init__(self):
+        if not self.top:
+            object.__setattr__(self, "top", self.default_taps[-1])  # frozen: set once, here
 
     def node(self, tap: str) -> str:
         """The graph node of a tap name, or a clear error listing the valid ones."""
@@ -80,6 +89,7 @@ BACKBONES: dict[str, Backbone] = {
                 "fc7": "classifier.4",  # after ReLU
             },
             default_taps=("pool3", "pool4", "pool5"),
+            top="pool5",
         ),
         Backbone(
             "resnet50",
@@ -92,6 +102,7 @@ BACKBONES: dict[str, Backbone] = {
                 "pool": "flatten",
             },
             default_taps=("layer2", "layer3", "pool"),
+            top="layer4",
         ),
     )
 }
@@ -115,7 +126,8 @@ def get_backbone(name: str) -> Backbone:
     """The registry entry for ``name``, or one made from the model's graph node names.
 
     An unregistered torchvision model's taps are its graph nodes in eval mode (the input
-    excluded) and its default tap is the node that feeds its last layer with parameters.
+    excluded); its default tap, and its top, is the node that feeds its last layer with
+    parameters.
     """
     if name in BACKBONES:
         return BACKBONES[name]
@@ -177,3 +189,47 @@ def list_taps(backbone: str, image_size: int = 224) -> list[TapInfo]:
                          f"{str(error).splitlines()[0]}") from error
     return [TapInfo(tap, node, tuple(outputs[tap].shape[1:]))
             for tap, node in entry.taps.items() if isinstance(outputs[tap], torch.Tensor)]
+
+
+def top_block(model: nn.Module, backbone: str, tap: str) -> nn.Module:
+    """The layers of ``model`` between tap ``tap`` and the backbone's ``top``, as a module.
+
+    It maps the tap's activation to top's (VGG16 after ``pool4``: conv5_1 .. pool5; ResNet50
+    after ``layer3``: ``layer4``), so fine-tuning the top block trains on cached activation
+    maps without running the lower layers again. The module shares ``model``'s parameters
+    and is returned in eval mode, like ``tap_extractor``.
+
+    It is cut from the FX graph: the nodes that ``top`` depends on, back to the tap, are
+    copied into a new graph whose input replaces the tap. A ``top`` that also depends on
+    the image other than through the tap (a skip connection from before it) is refused,
+    since the cached activation alone cannot compute it.
+    """
+    entry = get_backbone(backbone)
+    entry.node(tap)  # an unknown tap fails here, with the valid names
+    if entry.depth(tap) >= entry.depth(entry.top):
+        earlier = list(entry.taps)[max(entry.depth(entry.top) - 1, 0)]
+        raise ValueError(f"nothing to fine-tune after tap {tap!r} of {backbone}: its top block ends at "
+                         f"{entry.top!r}; pick an earlier tap such as {earlier!r}")
+    traced = create_feature_extractor(model, {entry.node(tap): "tap", entry.node(entry.top): "top"}).eval()
+    ends = next(node for node in traced.graph.nodes if node.op == "output").args[0]
+    start, end = ends["tap"], ends["top"]
+
+    needed, pending = set(), [end]  # end's ancestors, back to the tap
+    while pending:
+        node = pending.pop()
+        if node in needed or node is start:
+            continue
+        if node.op == "placeholder":
+            raise ValueError(f"top {entry.top!r} of {backbone} depends on the image other than through tap "
+                             f"{tap!r} (a connection that skips it), so it cannot be computed from that tap's "
+                             f"activations; pick a tap that every path to {entry.top!r} passes through")
+        needed.add(node)
+        pending.extend(node.all_input_nodes)
+
+    graph = torch.fx.Graph()
+    copies = {start: graph.placeholder("x")}
+    for node in traced.graph.nodes:  # graph order: inputs are copied before their users
+        if node in needed:
+            copies[node] = graph.node_copy(node, lambda arg: copies[arg])
+    graph.output(copies[end])
+    return torch.fx.GraphModule(traced, graph).eval()

@@ -30,21 +30,22 @@ import torchvision
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .backbones import get_backbone
+from .backbones import get_backbone, list_taps
 from .images import ImageError
 from .journal import Journal, Part
 from .lock import WriterLock
-from .pooling import check_pooling, pool
+from .pooling import MAP, check_pooling, pool
 from .sources import ImageSource
 from .store import FORMAT_VERSION, SampleTable, read_table, rewrite_store
 from .weights import ResolvedWeights, build_tap_extractor, describe_preprocessing, preprocessing, weights_sha256
 
-__all__ = ["DTYPES", "ON_ERROR", "Extraction", "cache_path", "compute_codes", "extract_codes"]
+__all__ = ["DTYPES", "ON_ERROR", "Extraction", "cache_path", "compute_codes", "extract_codes", "forward_seconds"]
 
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16")
-"""Storage types of the codes (``features.dtype``); float16 halves the files."""
+"""Storage types of the codes (``features.dtype``, and ``features.map_dtype`` for whole maps);
+float16 halves the files."""
 ON_ERROR = ("skip", "fail")
 """What an unreadable image does (``data.on_error``): skipped and recorded, or stop."""
 
@@ -87,12 +88,12 @@ def _datasets(backbone: str, taps: list[str], poolings: list[str]) -> list[tuple
     return [(tap, check_pooling(pooling)) for tap in taps for pooling in poolings]
 
 
-def _pooled(outputs: dict, tap: str, pooling: str, dtype: torch.dtype) -> np.ndarray:
+def _pooled(outputs: dict, tap: str, pooling: str, dtype: str) -> np.ndarray:
     activation = outputs[tap]
     if not isinstance(activation, torch.Tensor):
         raise ValueError(f"tap {tap!r} outputs a {type(activation).__name__}, not a tensor; pick another tap")
     try:
-        return pool(activation, pooling).to(dtype).cpu().numpy()
+        return pool(activation, pooling).to(getattr(torch, dtype)).cpu().numpy()
     except ValueError as error:
         raise ValueError(f"tap {tap!r}: {error}") from error
 
@@ -112,12 +113,13 @@ def auto_workers(device: str) -> int:
 
 
 def _batches(source, indices, weights, datasets, image_size, batch_size, num_workers, device, progress,
-             fast_decode, dtype=torch.float32):
+             fast_decode, dtype="float32", map_dtype="float16"):
     """Run the CNN over ``source[indices]`` in order, one batch at a time.
 
     Yields ``(indices, codes, failed)`` per batch: the source indices computed, ``{(tap,
-    pooling): (len(indices), n_features) ndarray}``, and ``[(index, error message)]`` of
-    the images that could not be read.
+    pooling): (len(indices), n_features) ndarray}`` (``(len(indices), C, H, W)`` in
+    ``map_dtype`` for pooling ``none``), and ``[(index, error message)]`` of the images
+    that could not be read.
     """
     extractor = build_tap_extractor(weights, sorted({tap for tap, _ in datasets})).to(device)
     loader = DataLoader(
@@ -138,9 +140,30 @@ def _batches(source, indices, weights, datasets, image_size, batch_size, num_wor
                 except RuntimeError as error:  # e.g. inputs too small for the model, or out of memory
                     raise ValueError(f"{weights.backbone} failed on a batch of {len(images)} images of "
                                      f"{image_size} x {image_size}: {str(error).splitlines()[0]}") from error
-                codes = {(tap, pooling): _pooled(outputs, tap, pooling, dtype) for tap, pooling in datasets}
+                codes = {(tap, pooling): _pooled(outputs, tap, pooling, map_dtype if pooling == MAP else dtype)
+                         for tap, pooling in datasets}
             yield done, codes, failed
             bar.update(len(done) + len(failed))
+
+
+def forward_seconds(weights: ResolvedWeights, taps: list[str], image_size: int, batch_size: int = 32,
+                    device: str = "cpu", repeats: int = 3) -> float:
+    """Seconds per image of the backbone's forward pass up to ``taps``, timed on random input.
+
+    What recomputing those frozen layers costs: a fine-tuning report multiplies it by
+    epochs and rows to show how much training on cached maps saved.
+    """
+    extractor = build_tap_extractor(weights, taps).to(device)
+    images = torch.randn(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)).to(device)
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
+    with torch.inference_mode():
+        extractor(images)  # warm-up: allocations, cuDNN's choice of kernels
+        synchronize()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            extractor(images)
+        synchronize()
+    return (time.perf_counter() - started) / (repeats * batch_size)
 
 
 def compute_codes(
@@ -154,13 +177,15 @@ def compute_codes(
     device: str = "cpu",
     progress: bool = True,
     fast_decode: bool = True,
+    map_dtype: str = "float16",
 ):
     """The codes of ``source``'s images in memory, without any store (for prediction).
 
     Returns
     -------
     codes : dict of (tap, pooling) to ndarray, (n_read, n_features) float32
-        One row per image that could be read, in the source's order.
+        One row per image that could be read, in the source's order. Maps (pooling
+        ``none``) are ``(n_read, C, H, W)`` in ``map_dtype``: the numbers a store holds.
     failed : list of (id, message)
         The images that could not be read (left out of ``codes``).
     """
@@ -168,15 +193,17 @@ def compute_codes(
     blocks = {key: [] for key in datasets}
     failed = []
     for _, codes, bad in _batches(source, np.arange(len(source)), weights, datasets, image_size,
-                                  batch_size, num_workers, device, progress, fast_decode):
+                                  batch_size, num_workers, device, progress, fast_decode,
+                                  map_dtype=map_dtype):
         for key, rows in codes.items():
             blocks[key].append(rows)
         failed += [(source.ids[index], message) for index, message in bad]
     return {key: np.concatenate(rows) if rows else np.empty((0, 0), np.float32) for key, rows in blocks.items()}, failed
 
 
-def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str = "float32") -> Path:
-    """The store file for this source, backbone, weights, preprocessing and dtype.
+def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str = "float32",
+               map_dtype: str = "float16") -> Path:
+    """The store file for this source, backbone, weights, preprocessing and storage types.
 
     ``pixels`` describes how the images become the network's input (``code_spec``). Taps
     and poolings are not in the key (they are datasets inside the file), nor are the
@@ -189,6 +216,7 @@ def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels:
         "weights": weights.key,
         "preprocessing": pixels,
         "dtype": dtype,
+        "map_dtype": map_dtype,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{source.name}-{weights.backbone}-{digest}.h5"
@@ -229,15 +257,17 @@ def _plan(source: ImageSource, old: SampleTable | None) -> tuple[SampleTable, np
     """
     old = old or SampleTable([], [], np.empty(0, np.int64), np.empty(0, object), [], [])
     ids, fingerprints, skipped = list(old.ids), list(old.fingerprints), list(old.skipped)
+    groups = list(old.groups or old.ids)
     row_of = {sample_id: row for row, sample_id in enumerate(ids)}
     positions, changed = [], []
-    for sample_id, fingerprint in zip(source.ids, source.row_fingerprints):
+    for sample_id, fingerprint, group in zip(source.ids, source.row_fingerprints, source.groups):
         row = row_of.get(sample_id)
         if row is None:
             row = row_of[sample_id] = len(ids)
             ids.append(sample_id)
             fingerprints.append(fingerprint)
             skipped.append("")
+            groups.append(group)
         elif fingerprints[row] != fingerprint:
             fingerprints[row], skipped[row] = fingerprint, ""
             changed.append(row)
@@ -251,7 +281,7 @@ def _plan(source: ImageSource, old: SampleTable | None) -> tuple[SampleTable, np
     for key, markers in old.done.items():
         done[key] = np.concatenate([markers, np.zeros(len(ids) - len(markers), bool)])
         done[key][changed] = False
-    return SampleTable(ids, fingerprints, labels, splits, skipped, list(source.classes), done), positions
+    return SampleTable(ids, fingerprints, labels, splits, skipped, list(source.classes), done, groups), positions
 
 
 def _journal_rows(part: Part, table: SampleTable, row_of: dict):
@@ -314,7 +344,7 @@ def code_spec(weights: ResolvedWeights, image_size: int, fast_decode: bool = Tru
 
 
 def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int, fast_decode: bool,
-                 dtype: str) -> dict:
+                 dtype: str, map_dtype: str) -> dict:
     """Only computed when the store is written: the spec hashes the weights' file."""
     spec = code_spec(weights, image_size, fast_decode)
     return {
@@ -324,6 +354,7 @@ def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int,
         "image_size": spec["preprocessing"]["crop_size"][0],
         "preprocessing": json.dumps(spec["preprocessing"]),
         "dtype": dtype,
+        "map_dtype": map_dtype,
         "source": source.name,
         "source_identity": source.identity,
         "source_fingerprint": source.fingerprint,
@@ -355,6 +386,8 @@ def extract_codes(
     on_error: str = "skip",
     dtype: str = "float32",
     fast_decode: bool = True,
+    map_dtype: str = "float16",
+    map_budget_gb: float = 8.0,
 ) -> Extraction:
     """Compute the codes of ``taps`` x ``poolings`` that the store does not have yet.
 
@@ -366,7 +399,7 @@ def extract_codes(
     taps : list of str
         Tap names of the backbone (``pool3``, ``layer3``, or graph node names).
     poolings : list of str
-        ``avg``, ``max``, ``avgmax`` or ``grid<k>``.
+        ``avg``, ``max``, ``avgmax``, ``grid<k>``, or ``none`` (the whole map).
     image_size : int
         Side of the square crop fed to the network.
     cache_dir : path
@@ -384,16 +417,22 @@ def extract_codes(
     fast_decode : bool
         Decode large JPEGs at reduced scale (``load_image``): several times faster on
         camera photos, pixels slightly different, so it is part of the store's key.
+    map_dtype : {"float16", "float32"}
+        Storage type of whole maps (pooling ``none``).
+    map_budget_gb : float
+        The largest map dataset (rows x bytes per row) extraction may write; a larger one
+        is refused before any CNN work. The size of every map is logged before it starts.
 
     Returns
     -------
     Extraction
     """
     wanted = _datasets(weights.backbone, taps, poolings)
-    for name, value, valid in (("on_error", on_error, ON_ERROR), ("dtype", dtype, DTYPES)):
+    for name, value, valid in (("on_error", on_error, ON_ERROR), ("dtype", dtype, DTYPES),
+                               ("map_dtype", map_dtype, DTYPES)):
         if value not in valid:
             raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
-    path = cache_path(cache_dir, source, weights, _pixels(weights, image_size, fast_decode), dtype)
+    path = cache_path(cache_dir, source, weights, _pixels(weights, image_size, fast_decode), dtype, map_dtype)
     started = time.perf_counter()
     with WriterLock(path):
         old = read_table(path)
@@ -407,13 +446,14 @@ def extract_codes(
         todo = np.flatnonzero(np.any(list(needs.values()), axis=0))
         result = Extraction(path, weights, computed=[key for key in wanted if needs[key].any()],
                             cached=[key for key in wanted if not needs[key].any()])
+        _check_map_sizes(weights.backbone, result.computed, image_size, len(table.ids), map_dtype, map_budget_gb)
         try:
             if len(todo):
                 _run(source, todo, positions, table, journal, weights, result, image_size, batch_size,
-                     num_workers, device, progress, on_error, fast_decode, dtype)
+                     num_workers, device, progress, on_error, fast_decode, dtype, map_dtype)
         finally:  # also on failure: what was computed goes into the store
             if journal.has_parts() or not _same_rows(old, table):
-                attrs = _store_attrs(source, weights, image_size, fast_decode, dtype)
+                attrs = _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype)
                 if old is None:
                     attrs["created"] = attrs["updated"]
                 rewrite_store(path, table, attrs, _fold(journal, table))
@@ -425,11 +465,32 @@ def extract_codes(
     return result
 
 
+def _check_map_sizes(backbone: str, datasets, image_size: int, n_rows: int, map_dtype: str,
+                     budget_gb: float) -> None:
+    """Log the size of each whole map to be written, and refuse one over the budget before any work."""
+    maps = [tap for tap, pooling in datasets if pooling == MAP]
+    if not maps:
+        return
+    shapes = {info.name: info.shape for info in list_taps(backbone, image_size)}
+    for tap in maps:
+        row_bytes = int(np.prod(shapes[tap])) * np.dtype(map_dtype).itemsize
+        size_gb = n_rows * row_bytes / 1e9
+        log.info("extract: %s %s/%s map %s: %d rows x %.1f kB = %.2f GB (budget %.1f GB)", backbone, tap, MAP,
+                 "x".join(map(str, shapes[tap])), n_rows, row_bytes / 1e3, size_gb, budget_gb)
+        if size_gb > budget_gb:
+            raise ValueError(
+                f"the {tap} map of {backbone} at {image_size} x {image_size} would take {size_gb:.2f} GB "
+                f"({n_rows} rows x {row_bytes / 1e3:.1f} kB of {map_dtype}), over the map budget of "
+                f"{budget_gb:g} GB (features.map_budget_gb); raise the budget, or pick a deeper tap, a "
+                f"smaller image_size or fewer views"
+            )
+
+
 def _run(source, todo, positions, table, journal, weights, result, image_size, batch_size, num_workers,
-         device, progress, on_error, fast_decode, dtype) -> None:
+         device, progress, on_error, fast_decode, dtype, map_dtype) -> None:
     """The CNN over the source images at ``todo``, each batch journaled as it finishes."""
     for done, codes, failed in _batches(source, todo, weights, result.computed, image_size, batch_size,
-                                        num_workers, device, progress, fast_decode, getattr(torch, dtype)):
+                                        num_workers, device, progress, fast_decode, dtype, map_dtype):
         skipped = {source.ids[index]: (table.fingerprints[positions[index]], message) for index, message in failed}
         journal.write(Part([source.ids[index] for index in done],
                            [table.fingerprints[positions[index]] for index in done], codes, skipped))

@@ -12,7 +12,10 @@ import re
 import torch
 from torch.nn import functional
 
-__all__ = ["POOLINGS", "POOLING_CHOICES", "check_pooling", "pool"]
+__all__ = ["MAP", "POOLINGS", "POOLING_CHOICES", "check_pooling", "pool"]
+
+MAP = "none"
+"""The pooling that keeps a tap's spatial map as it is."""
 
 POOLINGS = {
     "avg": lambda maps: maps.mean(dim=(2, 3)),
@@ -22,20 +25,21 @@ POOLINGS = {
 """Fixed poolings of a ``(batch, channels, height, width)`` map to ``(batch, features)``."""
 
 _GRID = re.compile(r"grid([1-9][0-9]?)")
-POOLING_CHOICES = (*POOLINGS, "grid<k>")
+POOLING_CHOICES = (*POOLINGS, "grid<k>", MAP)
 """The valid pooling names, for messages (``grid<k>``: k = 1..99, e.g. ``grid2``)."""
 
 
 def check_pooling(name: str) -> str:
     """``name`` if it is a valid pooling, else a ValueError listing the choices."""
-    if name not in POOLINGS and not _GRID.fullmatch(name):
+    if name not in POOLINGS and name != MAP and not _GRID.fullmatch(name):
         raise ValueError(f"unknown pooling {name!r}; valid: {', '.join(POOLING_CHOICES)} (e.g. grid2)")
     return name
 
 
 def pool(activation: torch.Tensor, pooling: str) -> torch.Tensor:
-    """``(batch, n_features)`` rows from a tap's ``(batch, C)`` or ``(batch, C, H, W)`` output."""
-    if activation.ndim == 2:
+    """``(batch, n_features)`` rows from a tap's ``(batch, C)`` or ``(batch, C, H, W)`` output;
+    with ``none`` a map stays ``(batch, C, H, W)``."""
+    if activation.ndim == 2 or pooling == MAP and activation.ndim == 4:
         return activation
     if activation.ndim != 4:
         raise ValueError(

@@ -83,6 +83,11 @@ class ImageSource:
         """Per sample, a cheap summary of its content; a changed image changes it."""
         raise NotImplementedError
 
+    @property
+    def groups(self) -> list[str]:
+        """Per sample, the id of the image it shows: its own, except for augmented views."""
+        return self.ids
+
     @cached_property
     def fingerprint(self) -> str:
         """A hash of everything about the samples that changes their codes or their rows.

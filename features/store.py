@@ -9,9 +9,12 @@ Layout (plain h5py reads it; see the README)::
     /samples/label                (n_rows,) int64   index into /classes, -1: not in the source now
     /samples/split                (n_rows,) utf-8   train / val / test, "": not in the source now
     /samples/skipped              (n_rows,) utf-8   why the image was skipped, "" if it was not
+/samples/group                (n_rows,) utf-8   the id of the image a row shows: its own id, or for an
+                                                augmented view (``features.views``) its image's id
     /samples/done/<tap>/<pool>    (n_rows,) bool    the row's codes are written
     /features/<tap>/<pool>        (n_rows, n_features) float32 or float16, chunked by rows;
                                   attrs: tap, pooling, complete
+/features/<tap>/none          (n_rows, C, H, W) the tap's whole map, float16 by default (``map_dtype``)
 
 A row is *in use* when its split is not empty and it was not skipped; a codes dataset is
 ``complete`` when every row in use is done. The reader API (``FeatureStore``,
@@ -32,6 +35,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .pooling import MAP
+
 __all__ = [
     "FORMAT_VERSION",
     "FeatureStore",
@@ -46,7 +51,7 @@ __all__ = [
 FORMAT_VERSION = 2
 _TEXT = h5py.string_dtype("utf-8")
 _CHUNK_BYTES = 1 << 20  # about 1 MiB of rows per chunk: reads of a split touch few chunks
-_SAMPLE_TEXT = ("id", "fingerprint", "split", "skipped")
+_SAMPLE_TEXT = ("id", "fingerprint", "split", "skipped", "group")
 
 
 class StoreError(OSError):
@@ -59,6 +64,11 @@ def _text(dataset) -> np.ndarray:
 
 def _dataset_name(tap: str, pooling: str) -> str:
     return f"{tap}/{pooling}"
+
+
+def _dtype_of(attrs, pooling: str) -> str:
+    """The storage type of a codes dataset: maps have their own (they are 10-100x larger)."""
+    return attrs.get("map_dtype", "float16") if pooling == MAP else attrs["dtype"]
 
 
 @dataclass
@@ -76,6 +86,8 @@ class SampleTable:
     skipped: list
     classes: list
     done: dict = field(default_factory=dict)
+    groups: list | None = None
+    """Per row, the id of the image it shows (views share their image's); None: each row its own."""
 
     def in_use(self) -> np.ndarray:
         """``(n_rows,)`` bool: rows of the current source that were not skipped."""
@@ -100,6 +112,7 @@ def _read_table(file: h5py.File) -> SampleTable:
         splits=_text(samples["split"]),
         skipped=list(_text(samples["skipped"])),
         classes=list(_text(file["classes"])),
+        groups=list(_text(samples["group"])) if "group" in samples else None,  # format 2 files lack it
     )
 
     def collect(name, item):
@@ -156,12 +169,12 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial.unlink(missing_ok=True)
-    dtype = np.dtype(attrs["dtype"])
     n_rows = len(table.ids)
     with h5py.File(partial, "r+" if path.exists() else "w") as file:
         file.attrs.update({"format_version": FORMAT_VERSION, **attrs})
         samples = file.require_group("samples")
-        for name, values in zip(_SAMPLE_TEXT, (table.ids, table.fingerprints, table.splits, table.skipped)):
+        for name, values in zip(_SAMPLE_TEXT, (table.ids, table.fingerprints, table.splits, table.skipped,
+                                               table.groups or table.ids)):
             _write_text(samples, name, values)
         if "label" in samples:
             del samples["label"]
@@ -176,9 +189,10 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
         def put(tap: str, pooling: str, rows: np.ndarray, codes: np.ndarray) -> None:
             name = _dataset_name(tap, pooling)
             if name not in features:
-                per_chunk = max(1, _CHUNK_BYTES // (codes.shape[1] * dtype.itemsize))
-                features.create_dataset(name, shape=(n_rows, codes.shape[1]), dtype=dtype,
-                                        maxshape=(None, codes.shape[1]), chunks=(per_chunk, codes.shape[1]))
+                dtype, row = np.dtype(_dtype_of(attrs, pooling)), codes.shape[1:]
+                per_chunk = max(1, _CHUNK_BYTES // (int(np.prod(row)) * dtype.itemsize))
+                features.create_dataset(name, shape=(n_rows, *row), dtype=dtype,
+                                        maxshape=(None, *row), chunks=(per_chunk, *row))
                 features[name].attrs.update({"tap": tap, "pooling": pooling})
                 done.create_dataset(name, shape=(n_rows,), dtype=bool, maxshape=(None,))
                 table.done[(tap, pooling)] = np.zeros(n_rows, dtype=bool)
@@ -225,6 +239,8 @@ class FeatureStore:
         self.ids = [self._table.ids[row] for row in self._rows]
         self.labels = self._table.labels[self._rows]
         self.splits = np.asarray(self._table.splits)[self._rows].astype(str)
+        self.groups = np.asarray(self._table.groups or self._table.ids, dtype=object)[self._rows]
+        """Per row in use, the id of the image it shows (augmented views share their image's)."""
         skipped = self._table.skipped
         self.skipped = [(self._table.ids[row], reason) for row, reason in enumerate(skipped)
                         if reason and self._table.splits[row] != ""]
@@ -256,7 +272,8 @@ class FeatureStore:
 
         Returns
         -------
-        X : ndarray, (n_rows, n_features) float32
+        X : ndarray, (n_rows, n_features) float32, or (n_rows, C, H, W) for pooling ``none``
+            Maps keep their storage type (float16 by default): they can be gigabytes.
         y : ndarray, (n_rows,) int64
             Label indices into ``classes``.
         """
@@ -268,19 +285,20 @@ class FeatureStore:
             )
         wanted = np.ones(len(self.ids), bool) if split is None else self.splits == split
         dataset = self._file["features"][_dataset_name(tap, pooling)]
-        return _read_rows(dataset, self._rows[wanted]), self.labels[wanted]
+        dtype = dataset.dtype if pooling == MAP else np.float32
+        return _read_rows(dataset, self._rows[wanted], dtype), self.labels[wanted]
 
 
-def _read_rows(dataset, rows: np.ndarray) -> np.ndarray:
-    """``dataset[rows]`` as float32, reading whole chunks (h5py's point selection is slow)."""
+def _read_rows(dataset, rows: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """``dataset[rows]`` as ``dtype``, reading whole chunks (h5py's point selection is slow)."""
     step = dataset.chunks[0]
     blocks = []
     for start in np.unique(rows // step) * step:
         inside = rows[(rows >= start) & (rows < start + step)]
         blocks.append(dataset[start : start + step][inside - start])
     if not blocks:
-        return np.empty((0, dataset.shape[1]), np.float32)
-    return np.concatenate(blocks).astype(np.float32, copy=False)
+        return np.empty((0, *dataset.shape[1:]), dtype)
+    return np.concatenate(blocks).astype(dtype, copy=False)
 
 
 def read_codes(path: str | Path, tap: str, pooling: str, split: str | None = None):
@@ -325,8 +343,8 @@ def verify_store(path: str | Path) -> list[str]:
     if len(labels) and (labels.min() < -1 or labels.max() >= len(table.classes)):
         problems.append(f"/samples/label has values outside -1..{len(table.classes) - 1}")
     with h5py.File(path) as file:
-        expected_dtype = np.dtype(file.attrs.get("dtype", "float32"))
         for (tap, pooling), done in table.done.items():
+            expected_dtype = np.dtype(_dtype_of({"dtype": "float32", **file.attrs}, pooling))
             name = _dataset_name(tap, pooling)
             dataset = file["features"][name]
             if dataset.shape[0] != n_rows or len(done) != n_rows:
@@ -341,7 +359,8 @@ def verify_store(path: str | Path) -> list[str]:
                                 f"are not written (run extract to finish them)")
             if bool(dataset.attrs.get("complete")) != (missing == 0):
                 problems.append(f"/features/{name}: attribute complete disagrees with the done markers")
-            bad = int((~np.isfinite(_read_rows(dataset, np.flatnonzero(done)))).any(axis=1).sum())
+            written = _read_rows(dataset, np.flatnonzero(done))
+            bad = int((~np.isfinite(written.reshape(len(written), -1))).any(axis=1).sum())
             if bad:
                 problems.append(f"/features/{name}: {bad} written rows hold NaN or infinite values")
     return problems

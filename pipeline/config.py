@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args, get_origin, get_type_hints
 
-from classifiers import BACKENDS, DEFAULT_PREPROCESSING, ZOO, check_backend, check_grid, check_preprocessing
+from classifiers import BACKENDS, DEFAULT_PREPROCESSING, MAPS, ZOO, check_backend, check_grid, check_preprocessing
 from features import (
     BACKBONE_CHOICES,
     DTYPES,
+    MAP,
     NAMED_DATASETS,
     ON_ERROR,
     POOLING_CHOICES,
@@ -91,6 +92,9 @@ class FeaturesSection:
     device: str = "auto"
     seed: int = 0
     dtype: str = field(default="float32", metadata=_choices(DTYPES))
+    map_dtype: str = field(default="float16", metadata=_choices(DTYPES))
+    map_budget_gb: float = 8.0
+    views: int = 0
     fast_decode: bool = True
     cache_dir: str = field(default="cache", metadata=PATH)
 
@@ -113,9 +117,11 @@ class FeaturesSection:
                 raise ConfigError(_bad_choice("features.pooling", pooling, POOLING_CHOICES)) from None
         if self.num_workers != "auto" and not isinstance(self.num_workers, int):
             raise ConfigError(f"features.num_workers = {self.num_workers!r} must be a whole number or \"auto\"")
-        for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0)):
+        for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0), ("views", 0)):
             if getattr(self, key) != "auto" and getattr(self, key) < minimum:
                 raise ConfigError(f"features.{key} = {getattr(self, key)} must be at least {minimum}")
+        if self.map_budget_gb <= 0:
+            raise ConfigError(f"features.map_budget_gb = {self.map_budget_gb} must be more than 0 (gigabytes)")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"features.device = {self.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
 
@@ -297,7 +303,22 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         if name not in sections:
             raise ConfigError(f"unknown section [{name}] in {path}{_did_you_mean(name, sections)}; valid sections: {', '.join(sections)}")
     base = path.resolve().parent
-    return Config(**{name: _build_section(name, hints[name], table.get(name, {}), base) for name in sections})
+    config = Config(**{name: _build_section(name, hints[name], table.get(name, {}), base) for name in sections})
+    _check_maps(config)
+    return config
+
+
+def _check_maps(config: Config) -> None:
+    """Whole maps (pooling ``none``) and the heads that train on them come together."""
+    map_heads = [name for name in config.classifiers.models if ZOO[name].takes == MAPS]
+    pooling = config.features.pooling
+    if map_heads and MAP not in pooling:
+        raise ConfigError(f"classifiers.models has {', '.join(map_heads)}, which trains on whole maps: add "
+                          f"\"{MAP}\" to features.pooling (e.g. pooling = [\"avg\", \"{MAP}\"])")
+    if set(pooling) == {MAP} and len(map_heads) < len(config.classifiers.models):
+        raise ConfigError(f"features.pooling = [\"{MAP}\"] keeps whole maps, which only map heads "
+                          f"({', '.join(name for name in ZOO if ZOO[name].takes == MAPS)}) train on; add a "
+                          f"pooling such as \"avg\" for the other classifiers")
 
 
 def dump_config(config: Config) -> str:

@@ -64,7 +64,8 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
              weights.identity)
     codes, failed = compute_codes(source, weights, [tap], [pooling], image_size, config.features.batch_size,
-                                  config.features.num_workers, device_of(config), progress, fast_decode)
+                                  config.features.num_workers, device_of(config), progress, fast_decode,
+                                  spec.get("map_dtype", "float16"))
     errors = dict(failed)
     predicted = iter(predict_table(estimator, codes[(tap, pooling)], sidecar["classes"], top_k) if len(errors) < len(source)
                      else [])

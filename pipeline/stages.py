@@ -27,8 +27,11 @@ from torchvision.models import get_model_weights
 from tqdm.auto import tqdm
 
 from classifiers import (
+    MAPS,
+    ZOO,
     benchmark_model,
     best_row,
+    finetune_summary,
     format_table,
     load_codes,
     plot_accuracy_by_depth,
@@ -39,9 +42,12 @@ from classifiers import (
     write_markdown,
 )
 from features import (
+    MAP,
+    AugmentedViews,
     ImageFolder,
     ImageManifest,
     extract_codes,
+    forward_seconds,
     get_backbone,
     open_named_dataset,
     resolve_weights,
@@ -102,6 +108,9 @@ def extract(config: Config, progress: bool = True) -> None:
     features = config.features
     source = open_source(config)
     log.info("extract: %s, %d images, %d classes", source.name, len(source), len(source.classes))
+    if features.views:
+        source = AugmentedViews(source, features.views, features.seed)
+        log.info("extract: %d augmented views of each training image: %d rows", features.views, len(source))
     stores = {}
     for backbone in features.backbones:
         weights = resolve_weights(backbone, features.weights, seed=features.seed)
@@ -119,6 +128,8 @@ def extract(config: Config, progress: bool = True) -> None:
             on_error=config.data.on_error,
             dtype=features.dtype,
             fast_decode=features.fast_decode,
+            map_dtype=features.map_dtype,
+            map_budget_gb=features.map_budget_gb,
         )
         codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
         speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"
@@ -135,9 +146,39 @@ def extract(config: Config, progress: bool = True) -> None:
     _write_json(run_dir / "features.json", stores)
 
 
+def _map_head_params(config: Config, store: dict, backbone: str, tap: str) -> dict:
+    """What a map head (``finetune``) is built from: the backbone's layers after ``tap``,
+    with the weights the store's codes were made with."""
+    weights = config.features.weights if store["pretrained"] else "random"  # auto may have fallen back
+    return {"backbone": backbone, "tap": tap, "weights": "imagenet" if weights == "auto" else weights,
+            "weights_seed": config.features.seed}
+
+
+def _recompute_seconds(config: Config, backbone: str, tap: str, row: dict) -> dict:
+    """What the map head's training would have cost had it run the frozen layers up to ``tap``
+    on every fit row in every epoch, as fine-tuning without a cache does: their forward
+    time per image, measured here, x epochs x rows."""
+    weights = resolve_weights(backbone, config.features.weights, seed=config.features.seed)
+    per_image = forward_seconds(weights, [tap], config.features.image_size, config.features.batch_size,
+                                device_of(config))
+    rows_per_epoch = row["n_train"] + row["n_val"]
+    return {"frozen_ms_per_image": round(1000 * per_image, 3),
+            "recompute_seconds": round(per_image * row["epochs"] * rows_per_epoch, 1)}
+
+
+def _fits(models: list[str], backbone: str, tap: str, pooling: str) -> list[str]:
+    """The classifiers that train on these codes: map heads on whole maps of a tap with layers
+    after it to fine-tune (not VGG16's ``pool5``), the others on pooled codes."""
+    entry = get_backbone(backbone)
+    if pooling != MAP:
+        return [name for name in models if ZOO[name].takes != MAPS]
+    return [name for name in models if ZOO[name].takes == MAPS and entry.depth(tap) < entry.depth(entry.top)]
+
+
 def fit(config: Config, progress: bool = True) -> None:
     """Every configured classifier, tuned by cross-validation on the training split, on every
-    (backbone, tap, pooling); each best setting refitted, saved and scored once on test.
+    (backbone, tap, pooling) it takes (map heads: whole maps, pooling ``none``; the others:
+    pooled codes); each best setting refitted, saved and scored once on test.
 
     ``results.json`` holds the rows best first and ``best_model``, the path (relative to
     the run folder) of the model that ``predict`` uses by default.
@@ -150,9 +191,14 @@ def fit(config: Config, progress: bool = True) -> None:
         for backbone in config.features.backbones
         for tap in config.features.taps_of(backbone)
         for pooling in config.features.pooling
+        if _fits(settings.models, backbone, tap, pooling)
     ]
+    if not jobs:
+        raise ValueError(f"no classifier of classifiers.models ({', '.join(settings.models)}) takes the configured "
+                         f"codes: a map head needs pooling \"{MAP}\" and a tap with layers after it (vgg16: pool4 or "
+                         f"shallower; resnet50: layer3 or shallower)")
     rows = []
-    bar = tqdm(total=len(jobs) * len(settings.models), desc="fit", unit="model",
+    bar = tqdm(total=sum(len(_fits(settings.models, *job)) for job in jobs), desc="fit", unit="model",
                disable=None if progress else True)
     with search_backend(settings.backend, settings.scheduler):  # where the searches' fits run
         for backbone, tap, pooling in jobs:
@@ -160,11 +206,15 @@ def fit(config: Config, progress: bool = True) -> None:
                 raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; "
                                         f"run extract")
             codes = load_codes(stores[backbone]["store"], tap, pooling)
-            for classifier in settings.models:
+            for classifier in _fits(settings.models, backbone, tap, pooling):
                 bar.set_postfix_str(f"{backbone} {tap}/{pooling} {classifier}")
                 model_path = run_dir / "models" / backbone / f"{tap}-{pooling}-{classifier}.joblib"
+                map_head = ZOO[classifier].takes == MAPS
                 record = benchmark_model(codes, classifier, model_path, settings.preprocessing,
-                                         settings.grid.get(classifier), settings.cv_folds, settings.n_jobs, settings.seed)
+                                         settings.grid.get(classifier), settings.cv_folds, settings.n_jobs, settings.seed,
+                                         _map_head_params(config, stores[backbone], backbone, tap) if map_head else None)
+                if map_head:
+                    record.update(_recompute_seconds(config, backbone, tap, record))
                 rows.append({
                     "backbone": backbone,
                     "weights": stores[backbone]["weights"],
@@ -208,6 +258,8 @@ def report(config: Config, progress: bool = True) -> None:
                   lambda partial: plot_confusion_matrix(best_row(rows), results["classes"], partial, banner))
     _write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner))
     print(format_table(rows))
+    if finetune_summary(rows):
+        print(f"\n{finetune_summary(rows)}")
     if banner:
         print(f"\n*** {banner} ***")
 

@@ -1,5 +1,6 @@
 """Backbones, taps and weights: the registry, any torchvision model, weights files, preprocessing."""
 
+import pickle
 from urllib.error import URLError
 
 import pytest
@@ -9,7 +10,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from features import weights as weights_module
 from features import get_backbone, list_taps, resolve_weights
-from features.backbones import BACKBONES
+from features.backbones import BACKBONES, meta_model, tap_extractor, top_block
 from features.weights import WeightsUnavailable, build_model, build_tap_extractor, preprocessing
 
 
@@ -23,7 +24,7 @@ def test_every_tap_runs_on_a_small_input_with_the_listed_shape(name):
     assert list(outputs) == list(backbone.taps) == list(listed)
     for tap, activation in outputs.items():
         assert activation.shape[0] == 2 and tuple(activation.shape[1:]) == listed[tap], tap
-    assert set(backbone.default_taps) <= set(backbone.taps)
+    assert set(backbone.default_taps) <= set(backbone.taps) and backbone.top in backbone.taps
 
 
 def test_taps_are_listed_with_nodes_and_shapes_for_an_input_size():
@@ -36,6 +37,7 @@ def test_taps_are_listed_with_nodes_and_shapes_for_an_input_size():
 def test_any_torchvision_model_works_by_name_with_graph_node_taps():
     backbone = get_backbone("mobilenet_v3_small")
     assert backbone.default_taps == ("classifier.2",)  # the features the last layer classifies
+    assert backbone.top == "classifier.2"
     taps = {tap.name: tap.shape for tap in list_taps("mobilenet_v3_small", 64)}
     assert taps["features.12"] == (576, 2, 2) and taps["classifier.2"] == (1024,)
     extractor = build_tap_extractor(resolve_weights("mobilenet_v3_small", "random"), ["features.12", "classifier.2"])
@@ -182,3 +184,32 @@ def test_weights_files_that_do_not_fit_get_a_clear_message(tmp_path):
 
     with pytest.raises(WeightsUnavailable, match="weights file .*missing.pth does not exist"):
         resolve_weights("resnet50", str(tmp_path / "missing.pth"))
+
+
+@pytest.mark.parametrize("name, tap", [("vgg16", "pool4"), ("resnet50", "layer3")])
+def test_top_block_maps_a_tap_to_the_top_and_pickles(name, tap):
+    model = get_model(name, weights=None).eval()
+    top = get_backbone(name).top
+    block = top_block(model, name, tap)
+    with torch.inference_mode():
+        outputs = tap_extractor(model, name, [tap, top])(torch.rand(2, 3, 32, 32))
+        assert torch.equal(block(outputs[tap]), outputs[top])
+        assert torch.equal(pickle.loads(pickle.dumps(block))(outputs[tap]), outputs[top])
+    assert not block.training
+
+
+def test_top_block_of_vgg16_after_pool4_is_conv5():
+    block = top_block(meta_model("vgg16"), "vgg16", "pool4")
+    assert [name for name, _ in block.named_parameters()] == [
+        f"features.{layer}.{kind}" for layer in (24, 26, 28) for kind in ("weight", "bias")]
+
+
+def test_top_block_refuses_taps_it_cannot_start_from():
+    with pytest.raises(ValueError, match="nothing to fine-tune after tap 'pool5' of vgg16: its top block ends at "
+                                         "'pool5'; pick an earlier tap such as 'pool4'"):
+        top_block(meta_model("vgg16"), "vgg16", "pool5")
+    with pytest.raises(ValueError, match="nothing to fine-tune after tap 'pool' of resnet50.*such as 'layer3'"):
+        top_block(meta_model("resnet50"), "resnet50", "pool")
+    with pytest.raises(ValueError, match="top 'flatten' of resnet18 depends on the image other than through tap "
+                                         "'layer4.0.conv1'"):  # the residual connection skips the tap
+        top_block(meta_model("resnet18"), "resnet18", "layer4.0.conv1")

@@ -82,3 +82,15 @@ def test_bad_parameters_fail_in_fit_with_their_name(blobs, params, message):
     head = TorchHead(**params)  # __init__ only stores
     with pytest.raises(ValueError, match=message):
         head.fit(X, y)
+
+
+def test_groups_never_straddle_the_validation_split(blobs):
+    X, y = blobs
+    groups = np.arange(len(y)) // 4  # four views of each image
+    head = TorchHead(validation_fraction=0.2, max_iter=3, random_state=0)
+    train, validation = head._validation_split(y, seed=0, groups=groups)
+    assert len(validation) and set(groups[train]).isdisjoint(groups[validation])
+    assert sorted([*train, *validation]) == list(range(len(y)))
+    assert head.fit(X, y, groups=groups).validation_loss_curve_
+    few = np.arange(len(y)) % 3  # fewer groups than the 5 folds: no validation fold, as for tiny classes
+    assert head._validation_split(y, seed=0, groups=few)[1] is None

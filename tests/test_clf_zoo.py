@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import ZOO, check_grid, fit_in_chunks, make_model, param_grid
+from classifiers import MAPS, ZOO, check_grid, fit_in_chunks, make_model, param_grid
 from classifiers.preprocessing import signed_sqrt
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the two heads
@@ -17,13 +17,20 @@ def codes():
     return ((X - X.min(axis=0)) ** 1.5 * np.linspace(0.1, 100, 20)).astype(np.float32), y
 
 
-@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("name", [name for name in ZOO if ZOO[name].takes != MAPS])
 def test_every_entry_learns_behind_its_preprocessing(name, codes):
     X, y = codes
     model = make_model(name, ["ssqrt", "standard"], random_state=0).fit(X[:180], y[:180])
     assert [step for step, _ in model.steps] == ["ssqrt", "standard", "classifier"]
     assert model.score(X[180:], y[180:]) > 0.6  # chance is 1/3
     assert param_grid(name), "each entry has a default grid to search"
+
+
+def test_a_map_head_has_no_preprocessing_its_first_layers_are_the_backbones():
+    (name,) = [name for name in ZOO if ZOO[name].takes == MAPS]
+    model = make_model(name, ["ssqrt", "standard"], random_state=3)
+    assert [step for step, _ in model.steps] == ["classifier"]
+    assert model[-1].get_params()["random_state"] == 3 and param_grid(name) == {}
 
 
 @pytest.mark.parametrize("chain", [[], ["standard"], ["l2"], ["ssqrt", "l2"], ["standard", "pca5"]])

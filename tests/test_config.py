@@ -86,6 +86,13 @@ def test_set_values_are_toml_and_bare_words_are_strings():
         ('[data]\nroot = "p"\n', ["features.num_workers=-1"], r"features.num_workers = -1 must be at least 0"),
         ('[data]\nroot = "p"\n', ["features.num_workers=1.5"], r"expected integer or string"),
         ('[data]\nroot = "p"\n', ["features.fast_decode=yes"], r"features.fast_decode = 'yes' has the wrong type; expected boolean"),
+        ('[data]\nroot = "p"\n', ["features.views=-1"], r"features.views = -1 must be at least 0"),
+        ('[data]\nroot = "p"\n', ["features.map_budget_gb=0"], r"features.map_budget_gb = 0.0 must be more than 0"),
+        ('[data]\nroot = "p"\n', ["features.map_dtype=int8"], r"features.map_dtype = 'int8' is not valid"),
+        ('[data]\nroot = "p"\n', ["classifiers.models=finetune"],
+         r"classifiers.models has finetune, which trains on whole maps: add \"none\" to features.pooling"),
+        ('[data]\nroot = "p"\n', ["features.pooling=none"],
+         r"features.pooling = \[\"none\"\] keeps whole maps, which only map heads \(finetune\) train on"),
     ],
 )
 def test_config_errors_name_the_key_and_what_to_write(tmp_path, text, overrides, message):

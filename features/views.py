@@ -1,0 +1,109 @@
+"""Augmented views: extra training rows, each a seeded random crop (and maybe mirror) of an image.
+
+``features.views = N`` adds N views of every training image to the store, beside the plain
+one. A view is an image of its own to the rest of extraction: the crop and flip happen when
+the picture is loaded, then the weights' usual transform resizes and centres it like every
+other image, and its codes (or map) become a row. Each view row keeps its image's id as its
+group, so that cross-validation and early stopping never see one image on both sides of a
+split. Validation and test images keep their plain view only: they are what is measured.
+
+The crop of view ``k`` of an image depends only on (seed, image id, k): a resumed or
+repeated extraction makes the same pixels, in any DataLoader worker, and raising N keeps the
+first views. The crop is drawn in fractions of the picture, so reduced-scale JPEG decoding
+(``fast_decode``) cuts the same region.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from functools import cached_property
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .sources import ImageSource
+
+__all__ = ["AugmentedViews", "CROP_SCALE", "CROP_RATIO"]
+
+CROP_SCALE = (0.25, 1.0)
+"""Share of the picture's area a view keeps (torchvision's RandomResizedCrop uses 0.08-1,
+which on the small collections this tool is for loses the object too often)."""
+CROP_RATIO = (3 / 4, 4 / 3)
+"""Aspect ratios of the crop, as RandomResizedCrop."""
+_ATTEMPTS = 10
+
+
+def _crop_box(width: int, height: int, rng: np.random.Generator) -> tuple[tuple[int, int, int, int], bool]:
+    """RandomResizedCrop's sampling in fractions of the picture: a box ``(left, top, right, bottom)``
+    and whether to mirror. After ``_ATTEMPTS`` draws that do not fit, the whole picture."""
+    box = (0.0, 0.0, 1.0, 1.0)
+    for _ in range(_ATTEMPTS):
+        area = rng.uniform(*CROP_SCALE)
+        ratio = math.exp(rng.uniform(*np.log(CROP_RATIO)))
+        crop_width = math.sqrt(area * ratio * height / width)  # fractions of width and height
+        crop_height = math.sqrt(area * width / (ratio * height))
+        if crop_width <= 1 and crop_height <= 1:
+            left, top = rng.uniform() * (1 - crop_width), rng.uniform() * (1 - crop_height)
+            box = (left, top, left + crop_width, top + crop_height)
+            break
+    mirror = bool(rng.uniform() < 0.5)
+    left, top, right, bottom = (round(fraction * size) for fraction, size in zip(box, (width, height, width, height)))
+    return (left, top, max(right, left + 1), max(bottom, top + 1)), mirror
+
+
+class AugmentedViews(ImageSource):
+    """``source``'s samples, then ``views`` augmented views of each of its training samples.
+
+    Parameters
+    ----------
+    source : ImageSource
+    views : int
+        Views per training image (0: the source's rows only).
+    seed : int
+        Seeds every crop together with the image's id and the view's number.
+
+    Rows ``0 .. len(source) - 1`` are the source's own; view ``k`` (1-based) of a sample
+    has the id ``<id>#view<k>``, the sample's label and split ``train``, and a fingerprint
+    that adds the view and the seed to the image's (so a changed seed recomputes views).
+    """
+
+    def __init__(self, source: ImageSource, views: int, seed: int = 0):
+        self.source = source
+        self.views = views
+        self.seed = seed
+        trained = np.flatnonzero(np.asarray(source.splits) == "train")
+        self.image_of = np.concatenate([np.arange(len(source)), np.repeat(trained, views)]).astype(np.int64)
+        self.view_of = np.concatenate([np.zeros(len(source), np.int64), np.tile(np.arange(1, views + 1), len(trained))])
+        self.ids = [self._view_id(index) for index in range(len(self.image_of))]
+        self.labels = np.asarray(source.labels)[self.image_of]
+        self.splits = np.asarray(source.splits)[self.image_of]
+        self.classes = source.classes
+        self.name = source.name
+        self.identity = source.identity  # views are rows: the store file stays the same
+
+    def _view_id(self, index: int) -> str:
+        image_id = self.source.ids[self.image_of[index]]
+        return f"{image_id}#view{self.view_of[index]}" if self.view_of[index] else image_id
+
+    @property
+    def groups(self) -> list[str]:
+        return [self.source.ids[index] for index in self.image_of]
+
+    @cached_property
+    def row_fingerprints(self) -> list[str]:
+        own = self.source.row_fingerprints
+        return [own[image] + (f"|view{view}|seed{self.seed}" if view else "")
+                for image, view in zip(self.image_of, self.view_of)]
+
+    def load(self, index: int, min_side: int | None = None) -> Image.Image:
+        image, view = int(self.image_of[index]), int(self.view_of[index])
+        if not view:
+            return self.source.load(image, min_side)
+        if min_side is not None:  # the smallest crop's short side must still cover min_side
+            min_side = math.ceil(min_side / math.sqrt(CROP_SCALE[0] * min(CROP_RATIO)))
+        picture = self.source.load(image, min_side)
+        digest = hashlib.sha256(f"{self.seed}\0{self.source.ids[image]}\0{view}".encode()).digest()
+        box, mirror = _crop_box(*picture.size, np.random.default_rng(int.from_bytes(digest[:8], "little")))
+        picture = picture.crop(box)
+        return ImageOps.mirror(picture) if mirror else picture
