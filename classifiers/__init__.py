@@ -8,7 +8,8 @@ from .benchmark import Codes, benchmark_model, load_codes
 from .chunks import fit_in_chunks
 from .finetune import FinetuneHead
 from .heads import TorchHead
-from .metrics import score
+from .metrics import score, score_blocks
+from .outofcore import ChunkReader, learns_in_chunks, select_in_chunks
 from .parallel import BACKENDS, check_backend, search_backend
 from .persistence import ModelFileError, feature_spec, load_model, read_sidecar, save_model, sidecar_path
 from .predict import predict_table
@@ -44,6 +45,10 @@ __all__ = [
     "check_backend",
     "search_backend",
     "score",
+    "score_blocks",
+    "ChunkReader",
+    "learns_in_chunks",
+    "select_in_chunks",
     "Codes",
     "load_codes",
     "benchmark_model",

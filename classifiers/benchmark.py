@@ -16,7 +16,8 @@ import numpy as np
 from features import FeatureStore, StoreError
 
 from .heads import TorchClassifier
-from .metrics import score
+from .metrics import score, score_blocks
+from .outofcore import ChunkReader, select_in_chunks
 from .persistence import feature_spec, save_model
 from .preprocessing import DEFAULT_PREPROCESSING
 from .selection import select_model
@@ -34,51 +35,74 @@ class Codes:
     split; see ``classifiers.selection``); ``X_test`` / ``y_test`` the test rows.
     ``groups_fit`` names the image each fit row shows: augmented views share their image's,
     so that no image is on both sides of a cross-validation split; ``views_fit`` marks the
-    augmented views (trained on, never scored).
+    augmented views (trained on, never scored). Codes larger than the memory budget stay
+    in the store: ``X_fit`` and ``X_test`` are None, and ``store`` with the rows'
+    positions in it (``positions_fit``, ``positions_test``) says where to read them.
     """
 
-    X_fit: np.ndarray
+    X_fit: np.ndarray | None
     y_fit: np.ndarray
-    X_test: np.ndarray
+    X_test: np.ndarray | None
     y_test: np.ndarray
     n_val: int
     classes: list[str]
     spec: dict
+    row_shape: tuple[int, ...]
     groups_fit: np.ndarray | None = None
     views_fit: np.ndarray | None = None
+    store: Path | None = None
+    positions_fit: np.ndarray | None = None
+    positions_test: np.ndarray | None = None
 
     @property
     def n_views(self) -> int:
         """Augmented rows among the fit rows (``features.views`` per training image)."""
         return 0 if self.views_fit is None else int(self.views_fit.sum())
 
+    @property
+    def in_memory(self) -> bool:
+        return self.X_fit is not None
 
-def load_codes(path: str | Path, tap: str, pooling: str) -> Codes:
-    """Read the train, val and test codes of ``tap``/``pooling`` from the store at ``path``."""
+
+def load_codes(path: str | Path, tap: str, pooling: str, memory_budget_gb: float | None = None) -> Codes:
+    """The train, val and test codes of ``tap``/``pooling`` in the store at ``path``: read
+    into memory, or left in the store when the training rows' codes (as float32) would
+    take more than ``memory_budget_gb``."""
     with FeatureStore(path) as store:
-        classes, attrs = store.classes, store.attrs
-        X_train, y_train = store.codes(tap, pooling, "train")
-        X_val, y_val = store.codes(tap, pooling, "val")
-        X_test, y_test = store.codes(tap, pooling, "test")
         fit_rows = np.concatenate([np.flatnonzero(store.splits == split) for split in ("train", "val")])
+        test_rows = np.flatnonzero(store.splits == "test")
+        row_shape = store.row_shape(tap, pooling)
+        if not (store.splits == "train").any() or not len(test_rows):
+            raise StoreError(
+                f"{path} has {int((store.splits == 'train').sum())} train and {len(test_rows)} test samples; both "
+                f"splits need images (check the split folders, or data.test_size)"
+            )
+        fit_gb = len(fit_rows) * int(np.prod(row_shape)) * 4 / 1e9
+        in_memory = memory_budget_gb is None or fit_gb <= memory_budget_gb
+        if in_memory:
+            X_train, _ = store.codes(tap, pooling, "train")
+            X_val, _ = store.codes(tap, pooling, "val")
+            X_test, _ = store.codes(tap, pooling, "test")
+        else:
+            log.info("fit: %s/%s: %.2f GB of training codes, over the memory budget of %g GB "
+                     "(classifiers.memory_budget_gb): learning from the store in row blocks", tap, pooling, fit_gb,
+                     memory_budget_gb)
         groups = store.groups[fit_rows]
-        views = np.asarray(store.ids, dtype=object)[fit_rows] != groups  # a view's id is not its image's
-    if not len(y_train) or not len(y_test):
-        raise StoreError(
-            f"{path} has {len(y_train)} train and {len(y_test)} test samples; both splits need images "
-            f"(check the split folders, or data.test_size)"
+        return Codes(
+            X_fit=np.concatenate([X_train, X_val]) if in_memory else None,
+            y_fit=store.labels[fit_rows],
+            X_test=X_test if in_memory else None,
+            y_test=store.labels[test_rows],
+            n_val=int((store.splits == "val").sum()),
+            classes=store.classes,
+            spec=feature_spec(store.attrs, tap, pooling),
+            row_shape=row_shape,
+            groups_fit=groups,
+            views_fit=np.asarray(store.ids, dtype=object)[fit_rows] != groups,  # a view's id is not its image's
+            store=None if in_memory else Path(path),
+            positions_fit=None if in_memory else fit_rows,
+            positions_test=None if in_memory else test_rows,
         )
-    return Codes(
-        X_fit=np.concatenate([X_train, X_val]),
-        y_fit=np.concatenate([y_train, y_val]),
-        X_test=X_test,
-        y_test=y_test,
-        n_val=len(y_val),
-        classes=classes,
-        spec=feature_spec(attrs, tap, pooling),
-        groups_fit=groups,
-        views_fit=views,
-    )
 
 
 def benchmark_model(
@@ -91,10 +115,14 @@ def benchmark_model(
     n_jobs: int | None = None,
     random_state: int = 0,
     fixed: dict | None = None,
+    memory_budget_gb: float = 4.0,
+    chunk_epochs: int = 10,
 ) -> dict:
     """Tune zoo entry ``name`` by CV on the fit rows, score the best once on test, save it.
 
-    ``fixed`` sets estimator parameters that are not searched (``select_model``).
+    ``fixed`` sets estimator parameters that are not searched (``select_model``). Codes
+    left in the store (``Codes.in_memory`` false) are learnt from in row blocks
+    (``select_in_chunks``), with ``chunk_epochs`` passes over them.
 
     Returns
     -------
@@ -104,15 +132,22 @@ def benchmark_model(
         ``fit_seconds`` (the refit of the best setting), ``epochs`` (of the refit, for
         the torch heads; else None), ``model_bytes`` and ``model`` (the joblib path).
     """
-    chosen = select_model(name, codes.X_fit, codes.y_fit, preprocessing, grid, cv_folds, n_jobs, random_state,
-                          codes.groups_fit, fixed, codes.views_fit)
-    metrics = score(chosen.model, codes.X_test, codes.y_test)
+    if codes.in_memory:
+        chosen = select_model(name, codes.X_fit, codes.y_fit, preprocessing, grid, cv_folds, n_jobs, random_state,
+                              codes.groups_fit, fixed, codes.views_fit)
+        metrics = score(chosen.model, codes.X_test, codes.y_test)
+    else:
+        with FeatureStore(codes.store) as store:
+            reader = ChunkReader(store, codes.spec["tap"], codes.spec["pooling"], codes.row_shape, memory_budget_gb)
+            chosen = select_in_chunks(name, reader, codes.positions_fit, codes.y_fit, preprocessing, grid, cv_folds,
+                                      random_state, codes.groups_fit, codes.views_fit, chunk_epochs, fixed)
+            metrics = score_blocks(chosen.model, reader.blocks(codes.positions_test))
     chain = [step for step, _ in chosen.model.steps[:-1]]  # none for a map head
     row = {
         "classifier": name,
         "preprocessing": "+".join(chain) or "none",
         "params": chosen.params,
-        "n_features": int(np.prod(codes.X_fit.shape[1:])),
+        "n_features": int(np.prod(codes.row_shape)),
         "n_train": len(codes.y_fit) - codes.n_val,
         "n_views": codes.n_views,
         "n_val": codes.n_val,
@@ -123,7 +158,9 @@ def benchmark_model(
         **metrics,
         "search_seconds": round(chosen.search_seconds, 3),
         "fit_seconds": round(chosen.fit_seconds, 3),
-        "epochs": chosen.model[-1].n_iter_ if isinstance(chosen.model[-1], TorchClassifier) else None,
+        "epochs": chunk_epochs if not codes.in_memory else
+        chosen.model[-1].n_iter_ if isinstance(chosen.model[-1], TorchClassifier) else None,
+        "out_of_core": not codes.in_memory,
     }
     save_model(
         chosen.model, model_path, codes.spec, {key: row[key] for key in ("cv_accuracy", *metrics)},

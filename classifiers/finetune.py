@@ -184,9 +184,11 @@ class FinetuneHead(TorchClassifier):
         ``(n_samples,)``, optional, labels rows that are views of one image (augmented
         copies): the validation fold never shares a group with the training rows.
         """
-        network = self._fit(X, y, groups)
-        self.block_, self.network_ = network.block, network.head
+        self._keep(self._fit(X, y, groups))
         return self
+
+    def _keep(self, network):
+        self.block_, self.network_ = network.block, network.head
 
     def _check_params(self):
         super()._check_params()
@@ -200,7 +202,7 @@ class FinetuneHead(TorchClassifier):
 
     def _validate(self, X, y="no_validation", reset=True):
         checked = validate_data(self, X, y, allow_nd=True, dtype=[np.float32, np.float16], reset=reset)
-        self._check_shape(checked[0] if reset else checked, reset)  # fit passes y and resets, predict neither
+        self._check_shape(checked[0] if isinstance(checked, tuple) else checked, reset)  # (X, y) when y is given
         return checked
 
     def _check_shape(self, X, reset):
@@ -231,10 +233,14 @@ class FinetuneHead(TorchClassifier):
             block = copy.deepcopy(_pretrained_block(weights, self.tap))
             n_features = _tap_shapes(self.backbone)[get_backbone(self.backbone).top][0]
         head = _Network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator)
-        parameter_groups = [{"params": head.parameters()}]
-        if block is not None:
-            parameter_groups.append({"params": block.parameters(), "lr": self.block_learning_rate})
-        return _Finetuner(block, head), parameter_groups
+        return _Finetuner(block, head)
+
+    def _parameter_groups(self, network):
+        """The new head at ``learning_rate``, the pre-trained block at ``block_learning_rate``."""
+        groups = [{"params": network.head.parameters()}]
+        if network.block is not None:
+            groups.append({"params": network.block.parameters(), "lr": self.block_learning_rate})
+        return groups
 
     def _set_training(self, network, epoch):
         """The head trains; the block is frozen (eval mode, no gradients) during warm-up, then

@@ -67,9 +67,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     """What the torch classifiers share: checks, validation split, training loop, prediction.
 
     A subclass says how its input is validated (``_validate``), which network it trains
-    with which AdamW parameter groups (``_build``), what each epoch trains
-    (``_set_training``) and which module predicts (``_predictor``); it keeps the fitted
-    network that ``_fit`` returns. It needs the parameters ``dropout``, ``hidden_units``,
+    (``_build``) with which AdamW parameter groups (``_parameter_groups``), what each epoch
+    trains (``_set_training``), how it keeps the trained network (``_keep``) and which module
+    predicts (``_predictor``). It needs the parameters ``dropout``, ``hidden_units``,
     ``weight_decay``, ``learning_rate``, ``batch_size``, ``max_iter``, ``n_iter_no_change``,
     ``validation_fraction``, ``class_weight``, ``device`` and ``random_state`` (see
     ``TorchHead``).
@@ -119,9 +119,17 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         """``validate_data`` for this estimator's input: ``X``, or ``(X, y)`` when ``y`` is given."""
         raise NotImplementedError
 
-    def _build(self, X: np.ndarray, n_classes: int, generator: torch.Generator):
-        """The network to train and its AdamW parameter groups, initialised from ``generator``."""
+    def _build(self, X: np.ndarray, n_classes: int, generator: torch.Generator) -> nn.Module:
+        """The network to train, initialised from ``generator``."""
         raise NotImplementedError
+
+    def _parameter_groups(self, network: nn.Module):
+        """AdamW's parameter groups of ``network`` (one group at ``learning_rate`` by default)."""
+        return network.parameters()
+
+    def _optimiser(self, network: nn.Module) -> torch.optim.AdamW:
+        return torch.optim.AdamW(self._parameter_groups(network), lr=self.learning_rate,
+                                 weight_decay=self.weight_decay)
 
     def _set_training(self, network: nn.Module, epoch: int) -> None:
         """Put ``network`` in training mode for ``epoch`` (1-based)."""
@@ -138,6 +146,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         and ``validation_loss_curve_``.
         """
         self._check_params()
+        self.__dict__.pop("_partial", None)  # a fit starts afresh, also after partial_fit
         X, y = self._validate(X, y)
         check_classification_targets(y)
         if groups is not None:
@@ -157,23 +166,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         storage = device if self._data_on_device else torch.device("cpu")
         X_all = torch.from_numpy(X).to(storage)  # in its own dtype: each batch becomes float32 on the device
         y_all = torch.from_numpy(encoded).to(storage)
-        network, parameter_groups = self._build(X, len(self.classes_), host)
-        network.to(device)
-        optimiser = torch.optim.AdamW(parameter_groups, lr=self.learning_rate, weight_decay=self.weight_decay)
+        network = self._build(X, len(self.classes_), host).to(device)
+        optimiser = self._optimiser(network)
 
         self.loss_curve_, self.validation_loss_curve_ = [], []
         best_loss, best_state, self.best_epoch_ = np.inf, None, 0
         for epoch in range(1, self.max_iter + 1):
             self._set_training(network, epoch)
-            order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=host)].to(storage)
-            total = 0.0
-            for batch in order.split(int(self.batch_size)):
-                loss = loss_of(network(X_all[batch].to(device, torch.float32), on_device), y_all[batch].to(device))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += loss.item() * len(batch)
-            self.loss_curve_.append(total / len(train_rows))
+            self.loss_curve_.append(self._train_pass(network, optimiser, loss_of, X_all, y_all, train_rows, host,
+                                                     on_device, device))
             self.n_iter_ = epoch
             if val_rows is None:
                 self.best_epoch_ = epoch
@@ -191,6 +192,73 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             network.load_state_dict(best_state)
         return network.cpu().eval()
 
+    def _train_pass(self, network, optimiser, loss_of, X, y, rows, generator, on_device, device) -> float:
+        """One pass of shuffled mini-batches over ``X[rows]``; the mean training loss."""
+        order = torch.from_numpy(rows)[torch.randperm(len(rows), generator=generator)].to(X.device)
+        total = 0.0
+        for batch in order.split(int(self.batch_size)):
+            loss = loss_of(network(X[batch].to(device, torch.float32), on_device), y[batch].to(device))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        return total / len(rows)
+
+    def _keep(self, network: nn.Module) -> None:
+        """Keep the trained network as the fitted attributes (``network_``, ...)."""
+        raise NotImplementedError
+
+    def partial_fit(self, X, y, classes=None):
+        """One pass over the rows of ``X`` and ``y``, continuing the training of earlier calls.
+
+        For data that comes in blocks too large to hold together (``fit_in_chunks`` calls
+        it once per block per epoch). ``classes``, every label there will be, is needed on
+        the first call, unless ``fit`` ran before (training then goes on from its network).
+        There is no validation fold and no early stopping: the caller's passes over its
+        blocks are the epochs (``warmup_epochs`` counts calls). Between calls the network and
+        the optimiser's state wait on the CPU, so the estimator pickles like a fitted one.
+        """
+        if not hasattr(self, "_partial"):
+            self._check_params()
+            if isinstance(self.class_weight, str):
+                raise ValueError(f"class_weight = {self.class_weight!r} needs every label at once; give a dict of "
+                                 f"weights, or use fit")
+            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            generator = torch.Generator().manual_seed(seed)
+            if hasattr(self, "classes_"):  # fitted: go on from there
+                X, y = self._validate(X, y, reset=False)
+                network = self._predictor()
+            elif classes is None:
+                raise ValueError("classes must be given on the first call to partial_fit (every label there will be)")
+            else:
+                X, y = self._validate(X, y)
+                self.classes_ = np.unique(classes)
+                network = self._build(X, len(self.classes_), generator)
+                self.loss_curve_, self.validation_loss_curve_, self.n_iter_ = [], [], 0
+            self._partial = (network, self._optimiser(network), generator)
+        else:
+            X, y = self._validate(X, y, reset=False)
+        unknown = np.setdiff1d(y, self.classes_)
+        if len(unknown):
+            raise ValueError(f"y has labels {unknown.tolist()} that are not in classes {self.classes_.tolist()}")
+        network, optimiser, generator = self._partial
+        device = _device(self.device)
+        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y) if self.class_weight else None
+        loss_of = nn.CrossEntropyLoss(weight=None if weights is None else
+                                      torch.as_tensor(weights, dtype=torch.float32, device=device))
+        _move(network, optimiser, device)
+        self.n_iter_ += 1
+        self._set_training(network, self.n_iter_)
+        on_device = generator if device.type == "cpu" else torch.Generator(device).manual_seed(
+            int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        self.loss_curve_.append(self._train_pass(network, optimiser, loss_of, torch.from_numpy(X),
+                                                 torch.from_numpy(np.searchsorted(self.classes_, y)),
+                                                 np.arange(len(y)), generator, on_device, device))
+        _move(network, optimiser, torch.device("cpu"))
+        self.best_epoch_ = self.n_iter_
+        self._keep(network.eval())
+        return self
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, ``(n_samples, n_classes)`` in the order of ``classes_``."""
         return torch.softmax(self._logits(X).double(), dim=1).numpy()  # sums to 1 in float64 too
@@ -204,6 +272,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         return _batched_logits(self._predictor(), torch.from_numpy(X), self._predict_batch, torch.device("cpu"))
+
+
+def _move(network: nn.Module, optimiser: torch.optim.Optimizer, device: torch.device) -> None:
+    """``network`` and its optimiser's state (AdamW's moments) to ``device``, in place."""
+    network.to(device)
+    for state in optimiser.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and key != "step":  # AdamW keeps its step count on the CPU
+                state[key] = value.to(device)
 
 
 def _batched_logits(network: nn.Module, X: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -286,15 +363,17 @@ class TorchHead(TorchClassifier):
         (augmented copies): the validation fold then never shares a group with the
         training rows. Without it the fold is stratified by class only.
         """
-        self.network_ = self._fit(X, y, groups)
+        self._keep(self._fit(X, y, groups))
         return self
+
+    def _keep(self, network):
+        self.network_ = network
 
     def _validate(self, X, y="no_validation", reset=True):
         return validate_data(self, X, y, dtype=np.float32, reset=reset)
 
     def _build(self, X, n_classes, generator):
-        network = _Network([X.shape[1], *map(int, self.hidden_units), n_classes], self.dropout, generator)
-        return network, network.parameters()
+        return _Network([X.shape[1], *map(int, self.hidden_units), n_classes], self.dropout, generator)
 
     def _predictor(self):
         return self.network_

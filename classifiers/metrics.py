@@ -14,7 +14,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-__all__ = ["class_scores", "score"]
+__all__ = ["class_scores", "score", "score_blocks"]
 
 TOP_K = 5
 
@@ -42,14 +42,27 @@ def score(estimator, X: np.ndarray, y: np.ndarray) -> dict:
         ``confusion_matrix`` (rows: true class, columns: predicted, in ``estimator.classes_``
         order); ``predict_seconds_per_1000`` (of ``predict`` on ``X``).
     """
-    started = time.perf_counter()
-    predicted = estimator.predict(X)
-    predict_seconds = time.perf_counter() - started
+    return score_blocks(estimator, [(X, y)])
+
+
+def score_blocks(estimator, blocks) -> dict:
+    """``score`` over ``(X, y)`` row blocks, for test rows too many to hold at once."""
     labels = estimator.classes_
+    y, predicted, probabilities, scores, predict_seconds = [], [], [], [], 0.0
+    for X_block, y_block in blocks:
+        started = time.perf_counter()
+        predicted.append(estimator.predict(X_block))
+        predict_seconds += time.perf_counter() - started
+        block_probabilities, block_scores = class_scores(estimator, X_block)
+        y.append(y_block)
+        probabilities.append(block_probabilities)
+        scores.append(block_scores)
+    y, predicted = np.concatenate(y), np.concatenate(predicted)
+    probabilities = None if probabilities[0] is None else np.concatenate(probabilities)
+    scores = None if scores[0] is None else np.concatenate(scores)
     unknown = sorted(int(label) for label in set(np.unique(y)) - set(labels))
     if unknown:
         raise ValueError(f"the test split has labels {unknown} that the training split lacks; every class needs training images")
-    probabilities, scores = class_scores(estimator, X)
     many = len(labels) > TOP_K and scores is not None
     return {
         "test_accuracy": float(accuracy_score(y, predicted)),
@@ -58,5 +71,5 @@ def score(estimator, X: np.ndarray, y: np.ndarray) -> dict:
         "top5_accuracy": float(top_k_accuracy_score(y, scores, k=TOP_K, labels=labels)) if many else None,
         "log_loss": float(log_loss(y, probabilities, labels=labels)) if probabilities is not None else None,
         "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
-        "predict_seconds_per_1000": 1000 * predict_seconds / len(X),
+        "predict_seconds_per_1000": 1000 * predict_seconds / len(y),
     }

@@ -22,7 +22,7 @@ from sklearn.utils.validation import has_fit_parameter
 from .preprocessing import DEFAULT_PREPROCESSING
 from .zoo import STEP, make_model, param_grid
 
-__all__ = ["Selection", "select_model"]
+__all__ = ["Selection", "cv_splits", "select_model"]
 
 
 @dataclass
@@ -50,6 +50,25 @@ def _folds(y: np.ndarray, cv_folds: int, groups: np.ndarray | None) -> int:
             f"(add images, or lower data.test_size)"
         )
     return min(cv_folds, smallest)
+
+
+def cv_splits(y: np.ndarray, cv_folds: int, random_state: int, groups: np.ndarray | None = None,
+              views: np.ndarray | None = None) -> tuple[int, list, np.ndarray | None]:
+    """The folds of the search: ``(number of folds, [(train rows, scored rows)], groups)``.
+
+    Stratified k-fold, shuffled; with ``groups`` (several rows of an image) group-aware,
+    and rows that are augmented views (``views``) train but are not scored. ``groups`` comes
+    back None when every row is its own image.
+    """
+    if groups is not None and len(set(groups)) == len(groups):
+        groups = None  # one row per image: the plain folds, as without views
+    folds = _folds(y, cv_folds, groups)
+    rows = np.zeros(len(y))
+    if groups is None:
+        return folds, list(StratifiedKFold(folds, shuffle=True, random_state=random_state).split(rows, y)), None
+    scored = np.ones(len(y), bool) if views is None else ~np.asarray(views, bool)
+    splits = StratifiedGroupKFold(folds, shuffle=True, random_state=random_state).split(rows, y, groups)
+    return folds, [(train, test[scored[test]]) for train, test in splits], groups
 
 
 def select_model(
@@ -86,17 +105,9 @@ def select_model(
     Settings whose fits fail score nothing (scikit-learn warns, naming the error); when
     every setting fails, the error is raised.
     """
-    if groups is not None and len(set(groups)) == len(groups):
-        groups = None  # one row per image: the plain folds, as without views
-    folds = _folds(y, cv_folds, groups)
+    folds, cv, groups = cv_splits(y, cv_folds, random_state, groups, views)
     model = make_model(name, preprocessing, random_state)
     model.set_params(**{f"{STEP}__{key}": value for key, value in (fixed or {}).items()})
-    if groups is None:
-        cv = StratifiedKFold(folds, shuffle=True, random_state=random_state)
-    else:
-        scored = np.ones(len(y), bool) if views is None else ~np.asarray(views, bool)
-        splits = StratifiedGroupKFold(folds, shuffle=True, random_state=random_state).split(X, y, groups)
-        cv = [(train, test[scored[test]]) for train, test in splits]
     search = GridSearchCV(
         model,
         param_grid(name, grid),

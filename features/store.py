@@ -51,6 +51,7 @@ __all__ = [
 FORMAT_VERSION = 2
 _TEXT = h5py.string_dtype("utf-8")
 _CHUNK_BYTES = 1 << 20  # about 1 MiB of rows per chunk: reads of a split touch few chunks
+_PIECES = 8  # pieces of different chunks that make a shuffled block (``FeatureStore.blocks``)
 _SAMPLE_TEXT = ("id", "fingerprint", "split", "skipped", "group")
 
 
@@ -277,16 +278,55 @@ class FeatureStore:
         y : ndarray, (n_rows,) int64
             Label indices into ``classes``.
         """
+        dataset, dtype = self._dataset(tap, pooling)
+        wanted = np.ones(len(self.ids), bool) if split is None else self.splits == split
+        return _read_rows(dataset, self._rows[wanted], dtype), self.labels[wanted]
+
+    def row_shape(self, tap: str, pooling: str) -> tuple[int, ...]:
+        """The shape of one row of codes: ``(n_features,)``, or ``(C, H, W)`` for a map."""
+        return self._dataset(tap, pooling)[0].shape[1:]
+
+    def blocks(self, tap: str, pooling: str, positions: np.ndarray, max_rows: int, seed: int | None = None):
+        """The codes of the rows in use at ``positions`` (indices into ``ids``), as ``(X, y)``
+        blocks of at most ``max_rows`` rows, one block in memory at a time.
+
+        For learners that cannot hold all codes at once (``classifiers.fit_in_chunks``).
+        Without ``seed`` the blocks follow the file's order. With it they are shuffled for
+        stochastic learning: pieces of the file's chunks (at most 1/8 of a block each) in a
+        random order, and the rows within each block; rows are still read a whole chunk at a
+        time (a store is ordered by split and class, so blocks in file order would each hold
+        one class).
+        """
+        dataset, dtype = self._dataset(tap, pooling)
+        positions = np.sort(np.asarray(positions, dtype=np.int64))
+        chunk_of = self._rows[positions] // dataset.chunks[0]
+        pieces = np.split(positions, np.flatnonzero(np.diff(chunk_of)) + 1) if len(positions) else []
+        piece_rows = max(1, max_rows // _PIECES)  # at least _PIECES chunks' rows in a shuffled block
+        pieces = [part for piece in pieces for part in np.array_split(piece, -(-len(piece) // piece_rows))]
+        rng = np.random.default_rng(seed)
+        if seed is not None:
+            pieces = [pieces[index] for index in rng.permutation(len(pieces))]
+        block = []
+        for index, piece in enumerate(pieces):
+            block.append(piece)
+            if index + 1 < len(pieces) and sum(map(len, block)) + len(pieces[index + 1]) <= max_rows:
+                continue
+            rows = np.sort(np.concatenate(block))
+            X, y = _read_rows(dataset, self._rows[rows], dtype), self.labels[rows]
+            order = rng.permutation(len(rows)) if seed is not None else slice(None)
+            yield X[order], y[order]
+            block = []
+
+    def _dataset(self, tap: str, pooling: str):
+        """The complete codes dataset of ``tap``/``pooling`` and the type it is read as."""
         if not self.has(tap, pooling):
             have = ", ".join(f"{t}/{p}" for t, p in self.available()) or "none"
             raise StoreError(
                 f"{self.path} has no complete codes for tap {tap!r} with pooling {pooling!r} "
                 f"(it has: {have}); run extract with that tap and pooling"
             )
-        wanted = np.ones(len(self.ids), bool) if split is None else self.splits == split
         dataset = self._file["features"][_dataset_name(tap, pooling)]
-        dtype = dataset.dtype if pooling == MAP else np.float32
-        return _read_rows(dataset, self._rows[wanted], dtype), self.labels[wanted]
+        return dataset, dataset.dtype if pooling == MAP else np.float32
 
 
 def _read_rows(dataset, rows: np.ndarray, dtype=np.float32) -> np.ndarray:

@@ -143,6 +143,8 @@ class ClassifiersSection:
     n_jobs: int = -1
     backend: str = field(default="loky", metadata=_choices(BACKENDS))
     scheduler: str = ""
+    memory_budget_gb: float = 4.0
+    chunk_epochs: int = 10
     seed: int = 0
     grid: dict[str, object] = field(default_factory=dict)
 
@@ -155,6 +157,10 @@ class ClassifiersSection:
             raise ConfigError(f"classifiers.preprocessing = {self.preprocessing}: {error}") from None
         if self.cv_folds < 2:
             raise ConfigError(f"classifiers.cv_folds = {self.cv_folds} must be at least 2")
+        if self.memory_budget_gb <= 0:
+            raise ConfigError(f"classifiers.memory_budget_gb = {self.memory_budget_gb} must be more than 0 (gigabytes)")
+        if self.chunk_epochs < 1:
+            raise ConfigError(f"classifiers.chunk_epochs = {self.chunk_epochs} must be at least 1")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ConfigError(f"classifiers.n_jobs = {self.n_jobs} must be -1 (all cores) or at least 1")
         try:

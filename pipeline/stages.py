@@ -30,6 +30,7 @@ from classifiers import (
     MAPS,
     ZOO,
     benchmark_model,
+    learns_in_chunks,
     best_row,
     finetune_summary,
     format_table,
@@ -205,14 +206,21 @@ def fit(config: Config, progress: bool = True) -> None:
             if backbone not in stores:
                 raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; "
                                         f"run extract")
-            codes = load_codes(stores[backbone]["store"], tap, pooling)
+            codes = load_codes(stores[backbone]["store"], tap, pooling, settings.memory_budget_gb)
             for classifier in _fits(settings.models, backbone, tap, pooling):
                 bar.set_postfix_str(f"{backbone} {tap}/{pooling} {classifier}")
+                if not codes.in_memory and not learns_in_chunks(classifier):
+                    log.warning("fit: %s %s/%s %s skipped: its codes are over classifiers.memory_budget_gb and it "
+                                "cannot learn from row blocks (sgd, linear-head and mlp-head can)",
+                                backbone, tap, pooling, classifier)
+                    bar.update()
+                    continue
                 model_path = run_dir / "models" / backbone / f"{tap}-{pooling}-{classifier}.joblib"
                 map_head = ZOO[classifier].takes == MAPS
                 record = benchmark_model(codes, classifier, model_path, settings.preprocessing,
                                          settings.grid.get(classifier), settings.cv_folds, settings.n_jobs, settings.seed,
-                                         _map_head_params(config, stores[backbone], backbone, tap) if map_head else None)
+                                         _map_head_params(config, stores[backbone], backbone, tap) if map_head else None,
+                                         settings.memory_budget_gb, settings.chunk_epochs)
                 if map_head:
                     record.update(_recompute_seconds(config, backbone, tap, record))
                 rows.append({
@@ -227,6 +235,10 @@ def fit(config: Config, progress: bool = True) -> None:
                 })
                 bar.update()
     bar.close()
+    if not rows:
+        raise ValueError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
+                         "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise "
+                         "the budget")
     ranked = rank_rows(rows)
     _write_json(run_dir / "results.json", {"best_model": ranked[0]["model"], "classes": codes.classes, "rows": ranked})
     best = ranked[0]

@@ -1,6 +1,5 @@
 """Extraction streams rows to the store: its memory does not grow with the number of images."""
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -9,36 +8,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rss_probe import ENV, PROBE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # How far resident memory rises above where it was before each call, in KiB, sampled
 # every 2 ms, in a fresh process. layer1 of ResNet50 at 128x128 is 256 x 32 x 32: grid32
 # pooling keeps all of it, 1 MiB per image, so that holding the codes would stand out from
 # the forward's own ups and downs (+-40 MiB).
-MEASURE = textwrap.dedent("""\
-    import os, sys, threading, time
+MEASURE = PROBE + textwrap.dedent("""\
+    import sys
     from features import ImageFolder, compute_codes, extract_codes, resolve_weights
-
-    def resident_kib():
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-    def rise_kib(work):
-        peak, finished = [0], threading.Event()
-
-        def watch():
-            while not finished.is_set():
-                peak[0] = max(peak[0], resident_kib())
-                time.sleep(0.002)
-
-        before = resident_kib()
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        result = work()
-        finished.set()
-        watcher.join()
-        del result
-        return peak[0] - before
 
     cache, *folders = sys.argv[1:]
     weights = resolve_weights("resnet50", "random")
@@ -64,12 +44,8 @@ def _folder(root: Path, count: int) -> Path:
 def test_extraction_memory_does_not_grow_with_the_number_of_images(tmp_path):
     few, many = 20, 170
     folders = [_folder(tmp_path / f"images{count}", count) for count in (few, many)]
-    # glibc keeps freed blocks and raises its own mapping threshold as it goes, so resident
-    # memory wanders by tens of MiB; a fixed threshold maps every block above 64 KiB and
-    # gives it back when freed, and resident memory follows what is really held
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     done = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path / "cache"), *map(str, folders)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, check=True)
+                          env=ENV, capture_output=True, text=True, check=True)
     (_, streamed_few), (_, streamed_many), (_, held_few), (_, held_many) = [
         (api, int(kib)) for api, kib in map(str.split, done.stdout.splitlines())]
     codes_kib = (many - few) * ROW_KIB  # 150 MiB more codes: what holding them all adds
