@@ -6,12 +6,22 @@ codes leave it.
 
 from .backbones import BACKBONE_CHOICES, BACKBONES, Backbone, TapInfo, get_backbone, list_taps
 from .datasets import NAMED_DATASETS, DatasetUnavailable, open_named_dataset
-from .extract import DTYPES, ON_ERROR, Extraction, code_spec, compute_codes, extract_codes, forward_seconds
+from .extract import (
+    DTYPES,
+    ON_ERROR,
+    Extraction,
+    code_spec,
+    compute_codes,
+    extract_codes,
+    forward_seconds,
+    join_shard_stores,
+)
 from .images import ImageError, load_image
 from .lock import StoreLocked
 from .pooling import MAP, POOLING_CHOICES, POOLINGS, check_pooling
 from .sources import ImageArrays, ImageFiles, ImageFolder, ImageManifest, ImageSource
-from .store import FeatureStore, StoreError, read_codes, verify_store
+from .store import FeatureStore, StoreError, consolidate_store, read_codes, verify_store
+from .shards import Shard, distributed_rank
 from .views import AugmentedViews
 from .weights import WEIGHTS_CHOICES, WeightsUnavailable, check_weights_name, resolve_weights
 
@@ -37,6 +47,9 @@ __all__ = [
     "compute_codes",
     "code_spec",
     "forward_seconds",
+    "join_shard_stores",
+    "Shard",
+    "distributed_rank",
     "ImageSource",
     "ImageFolder",
     "ImageManifest",
@@ -53,4 +66,5 @@ __all__ = [
     "StoreLocked",
     "read_codes",
     "verify_store",
+    "consolidate_store",
 ]

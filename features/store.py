@@ -39,6 +39,7 @@ from .pooling import MAP
 
 __all__ = [
     "FORMAT_VERSION",
+    "consolidate_store",
     "FeatureStore",
     "StoreError",
     "SampleTable",
@@ -182,6 +183,7 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
         samples.create_dataset("label", data=np.asarray(table.labels, dtype=np.int64))
         _write_text(file, "classes", table.classes)
         features, done = file.require_group("features"), samples.require_group("done")
+        _materialise(features, path.parent)
         for key, markers in table.done.items():
             name = _dataset_name(*key)
             features[name].resize(n_rows, axis=0)
@@ -211,6 +213,50 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
     partial.replace(path)
 
 
+def _virtual_datasets(features: h5py.Group) -> list[str]:
+    names = []
+    features.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset)
+                        and item.is_virtual else None)
+    return names
+
+
+def _materialise(features: h5py.Group, folder: Path) -> None:
+    """Virtual codes datasets (a store joined from shards, ``features.shards``) as ordinary
+    ones, copied a chunk of rows at a time, so that they can be resized and written."""
+    for name in _virtual_datasets(features):
+        virtual = features[name]
+        with h5py.File(folder / virtual.virtual_sources()[0].file_name) as shard:  # chunking as the shards'
+            chunks = shard[virtual.virtual_sources()[0].dset_name].chunks
+        copy = features.create_dataset(f"{name}.copy", shape=virtual.shape, dtype=virtual.dtype,
+                                       maxshape=(None, *virtual.shape[1:]), chunks=chunks)
+        for start in range(0, virtual.shape[0], chunks[0]):
+            copy[start : start + chunks[0]] = virtual[start : start + chunks[0]]
+        copy.attrs.update(dict(virtual.attrs))
+        del features[name]
+        features.move(f"{name}.copy", name)
+
+
+def consolidate_store(path: str | Path) -> None:
+    """Make a store joined from shards (``torchrun`` extraction) one self-contained file: its
+    virtual datasets become ordinary ones (a copy of the codes), after which the shard files
+    beside it are no longer read and may be deleted or left behind when copying the store."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    shutil.copyfile(path, partial)
+    with h5py.File(partial, "r+") as file:
+        _materialise(file["features"], path.parent)
+    with open(partial, "rb+") as file:
+        os.fsync(file.fileno())
+    partial.replace(path)
+
+
+def _missing_shards(file: h5py.File, folder: Path) -> list[str]:
+    """Shard files that a joined store's virtual datasets read and that are not there."""
+    return sorted({source.file_name for name in _virtual_datasets(file["features"])
+                   for source in file["features"][name].virtual_sources()
+                   if not (folder / source.file_name).is_file()})
+
+
 class FeatureStore:
     """An open feature store file, for reading.
 
@@ -231,10 +277,15 @@ class FeatureStore:
         try:
             self.attrs = dict(self._file.attrs)
             self._table = _read_table(self._file)
+            missing = _missing_shards(self._file, self.path.parent)
         except (KeyError, ValueError, OSError) as error:
             self._file.close()
             raise StoreError(f"feature store {self.path} is not in the expected layout ({error}); "
                              f"delete it and run extract again") from error
+        if missing:
+            self._file.close()
+            raise StoreError(f"feature store {self.path} was joined from shards that are missing beside it: "
+                             f"{', '.join(missing)}; copy them back, or delete the store and run extract again")
         self._rows = np.flatnonzero(self._table.in_use())
         self.classes = self._table.classes
         self.ids = [self._table.ids[row] for row in self._rows]
@@ -299,7 +350,7 @@ class FeatureStore:
         """
         dataset, dtype = self._dataset(tap, pooling)
         positions = np.sort(np.asarray(positions, dtype=np.int64))
-        chunk_of = self._rows[positions] // dataset.chunks[0]
+        chunk_of = self._rows[positions] // _rows_per_chunk(dataset)
         pieces = np.split(positions, np.flatnonzero(np.diff(chunk_of)) + 1) if len(positions) else []
         piece_rows = max(1, max_rows // _PIECES)  # at least _PIECES chunks' rows in a shuffled block
         pieces = [part for piece in pieces for part in np.array_split(piece, -(-len(piece) // piece_rows))]
@@ -329,9 +380,16 @@ class FeatureStore:
         return dataset, dataset.dtype if pooling == MAP else np.float32
 
 
+def _rows_per_chunk(dataset) -> int:
+    """Rows in a chunk of ``dataset``; a virtual dataset (joined shards) has none: ~1 MiB of rows."""
+    if dataset.chunks:
+        return dataset.chunks[0]
+    return max(1, _CHUNK_BYTES // (int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize))
+
+
 def _read_rows(dataset, rows: np.ndarray, dtype=np.float32) -> np.ndarray:
     """``dataset[rows]`` as ``dtype``, reading whole chunks (h5py's point selection is slow)."""
-    step = dataset.chunks[0]
+    step = _rows_per_chunk(dataset)
     blocks = []
     for start in np.unique(rows // step) * step:
         inside = rows[(rows >= start) & (rows < start + step)]

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from features import BACKBONE_CHOICES, StoreError, WeightsUnavailable, list_taps, verify_store
+from features import BACKBONE_CHOICES, StoreError, WeightsUnavailable, distributed_rank, list_taps, verify_store
 
 from .config import Config, ConfigError, load_config
 from .predict import predict_stage
@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # for the log file
     _console_logging(args.quiet)
     command = COMMANDS[args.command]
+    if distributed_rank()[1] > 1 and args.command != "extract":
+        print(f"error: under torchrun only `extract` runs on several processes; run `{args.command}` as one "
+              f"process (python -m pipeline {args.command} ...)", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config, args.set) if command.config else None
         return command.run(args, config) or 0

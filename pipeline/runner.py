@@ -29,6 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping
 
+from features import distributed_rank
+
 from . import __version__
 from .config import Config
 
@@ -240,6 +242,8 @@ def execute(config: Config, steps: list[Step], progress: bool = True) -> None:
         started = time.perf_counter()
         stage.run(config, progress)
         seconds = time.perf_counter() - started
+        if distributed_rank()[0]:  # under torchrun, rank 0 speaks for the run
+            continue
         write_json(stamp_path(config, stage.name), {
             "stage": stage.name,
             "id": uuid.uuid4().hex,  # changes on every run, so later stages see that this one ran

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,11 +46,15 @@ from classifiers import (
 from features import (
     MAP,
     AugmentedViews,
+    FeatureStore,
+    Shard,
+    distributed_rank,
     ImageFolder,
     ImageManifest,
     extract_codes,
     forward_seconds,
     get_backbone,
+    join_shard_stores,
     open_named_dataset,
     resolve_weights,
 )
@@ -104,7 +109,11 @@ def open_source(config: Config):
 
 
 def extract(config: Config, progress: bool = True) -> None:
-    """CNN codes of every configured backbone, tap and pooling, computed once and cached."""
+    """CNN codes of every configured backbone, tap and pooling, computed once and cached.
+
+    Under ``torchrun`` each rank extracts its shard of the images (``features.Shard``) and
+    rank 0 joins the shards into the store once all are done (``join_shard_stores``).
+    """
     run_dir = _run_dir(config)
     features = config.features
     source = open_source(config)
@@ -112,39 +121,59 @@ def extract(config: Config, progress: bool = True) -> None:
     if features.views:
         source = AugmentedViews(source, features.views, features.seed)
         log.info("extract: %d augmented views of each training image: %d rows", features.views, len(source))
+    rank, world = distributed_rank()
+    device = device_of(config)
+    if world > 1:
+        device = _join_process_group(device)
+        log.info("extract: rank %d of %d, %d images on %s", rank, world, len(Shard(source, rank, world)), device)
     stores = {}
     for backbone in features.backbones:
         weights = resolve_weights(backbone, features.weights, seed=features.seed)
+        options = dict(image_size=features.image_size, cache_dir=features.cache_dir, dtype=features.dtype,
+                       fast_decode=features.fast_decode, map_dtype=features.map_dtype)
         done = extract_codes(
-            source,
+            Shard(source, rank, world) if world > 1 else source,
             weights,
             taps=features.taps_of(backbone),
             poolings=features.pooling,
-            image_size=features.image_size,
-            cache_dir=features.cache_dir,
             batch_size=features.batch_size,
             num_workers=features.num_workers,
-            device=device_of(config),
+            device=device,
             progress=progress,
             on_error=config.data.on_error,
-            dtype=features.dtype,
-            fast_decode=features.fast_decode,
-            map_dtype=features.map_dtype,
             map_budget_gb=features.map_budget_gb,
+            **options,
         )
         codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
         speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"
                  if done.images else "")
         log.info("extract: %s [%s] computed %s%s, %d cached -> %s",
                  backbone, weights.identity, codes, speed, len(done.cached), done.path)
+        skipped = done.skipped
+        if world > 1:
+            torch.distributed.barrier()  # every rank's shard of this backbone is written
+            if rank:
+                continue
+            done.path = join_shard_stores(source, weights, world=world, **options)
+            with FeatureStore(done.path) as store:
+                skipped = store.skipped
+            log.info("extract: %s: %d shards joined -> %s", backbone, world, done.path)
         stores[backbone] = {
             "store": str(done.path),
             "weights": weights.identity,
             "pretrained": weights.is_pretrained,
             "fell_back": weights.fell_back,
-            "skipped": [{"id": sample_id, "reason": reason} for sample_id, reason in done.skipped],
+            "skipped": [{"id": sample_id, "reason": reason} for sample_id, reason in skipped],
         }
-    _write_json(run_dir / "features.json", stores)
+    if rank == 0:
+        _write_json(run_dir / "features.json", stores)
+
+
+def _join_process_group(device: str) -> str:
+    """Join ``torchrun``'s process group (NCCL between GPUs, gloo between CPUs); this rank's device."""
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if device == "cuda" else device
 
 
 def _map_head_params(config: Config, store: dict, backbone: str, tap: str) -> dict:

@@ -140,3 +140,9 @@ def test_unknown_taps_and_poolings_list_the_valid_ones(image_folder, tmp_path, t
 def test_auto_workers_follow_the_cores_and_the_device(monkeypatch, cores, cpu, cuda):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert (auto_workers("cpu"), auto_workers("cuda:0")) == (cpu, cuda)
+
+
+def test_auto_workers_share_the_cores_between_torchrun_processes(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert auto_workers("cuda:3") == 7

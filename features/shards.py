@@ -1,0 +1,102 @@
+"""Extraction on several processes (``torchrun``): one shard store per rank, joined without copying.
+
+Under ``torchrun --nproc-per-node N [--nnodes M ...] -m pipeline extract -c CONFIG`` each
+rank takes every N-th image of the source (``Shard``) and extracts it into a store of its
+own, with the usual machinery: its own lock, journal and resume, so a crashed rank resumes
+on its own. When every rank is done, rank 0 writes the source's store as HDF5 *virtual
+datasets* over the shards (``join_shards``): no codes are copied, and readers (h5py, this
+package) see one ordinary-looking file. The shards must stay beside it (their names are
+stored relative to it), and a later single-process extraction that changes the store
+turns the virtual datasets into ordinary ones first (``store.rewrite_store``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from .sources import ImageSource
+from .store import _TEXT, read_table
+
+__all__ = ["Shard", "distributed_rank", "join_shards"]
+
+
+def distributed_rank() -> tuple[int, int]:
+    """``(rank, world size)`` of this process as ``torchrun`` sets them; ``(0, 1)`` alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class Shard(ImageSource):
+    """Every ``world``-th sample of ``source``, from ``rank`` on: what one process extracts.
+
+    Its identity (and so its store's name) says which shard it is; ids, labels, splits and
+    groups are the source's.
+    """
+
+    def __init__(self, source: ImageSource, rank: int, world: int):
+        self.source, self.rank, self.world = source, rank, world
+        self.indices = np.arange(rank, len(source), world)
+        self.ids = [source.ids[index] for index in self.indices]
+        self.labels = np.asarray(source.labels)[self.indices]
+        self.splits = np.asarray(source.splits)[self.indices]
+        self.classes = source.classes
+        self.name = f"{source.name}.rank{rank}of{world}"
+        self.identity = f"{source.identity}#rank{rank}of{world}"
+
+    @property
+    def groups(self) -> list[str]:
+        groups = self.source.groups
+        return [groups[index] for index in self.indices]
+
+    @cached_property
+    def row_fingerprints(self) -> list[str]:
+        fingerprints = self.source.row_fingerprints
+        return [fingerprints[index] for index in self.indices]
+
+    def load(self, index: int, min_side: int | None = None) -> Image.Image:
+        return self.source.load(int(self.indices[index]), min_side)
+
+
+def join_shards(path: str | Path, shards: list[Path], attrs: dict) -> None:
+    """Write the store at ``path`` whose rows are the shards' rows, rank after rank, and whose
+    codes datasets are virtual datasets over the shards' (only codes every shard has).
+
+    ``attrs`` are the file attributes (those of a single-process store of the source).
+    """
+    path = Path(path)
+    tables = [read_table(shard) for shard in shards]
+    keys = sorted(set.intersection(*(set(table.done) for table in tables)))
+    partial = path.with_name(path.name + ".partial")
+    with h5py.File(partial, "w") as file, h5py.File(shards[0]) as first:
+        file.attrs.update({**dict(first.attrs), **attrs})
+        samples = file.create_group("samples")
+        for name, column in (("id", "ids"), ("fingerprint", "fingerprints"), ("split", "splits"),
+                             ("skipped", "skipped"), ("group", "groups")):
+            values = [value for table in tables
+                      for value in (table.groups or table.ids if column == "groups" else getattr(table, column))]
+            samples.create_dataset(name, data=np.array(values, dtype=object), dtype=_TEXT)
+        samples.create_dataset("label", data=np.concatenate([table.labels for table in tables]).astype(np.int64))
+        file.create_dataset("classes", data=np.array(tables[0].classes, dtype=object), dtype=_TEXT)
+        n_rows = sum(len(table.ids) for table in tables)
+        for tap, pooling in keys:
+            name = f"{tap}/{pooling}"
+            sample = first["features"][name]
+            layout = h5py.VirtualLayout(shape=(n_rows, *sample.shape[1:]), dtype=sample.dtype)
+            offset = 0
+            for shard, table in zip(shards, tables):
+                rows = len(table.ids)
+                layout[offset:offset + rows] = h5py.VirtualSource(shard.name, f"features/{name}",
+                                                                  shape=(rows, *sample.shape[1:]))
+                offset += rows
+            dataset = file.create_virtual_dataset(f"features/{name}", layout, fillvalue=np.nan)
+            done = np.concatenate([table.done[(tap, pooling)] for table in tables])
+            samples.create_dataset(f"done/{name}", data=done, maxshape=(None,))  # resizable, as extraction's
+            in_use = np.concatenate([table.in_use() for table in tables])
+            dataset.attrs.update({"tap": tap, "pooling": pooling, "complete": bool(done[in_use].all())})
+    partial.replace(path)
+
