@@ -119,3 +119,21 @@ def test_torchrun_with_two_gloo_processes_equals_one_process(image_folder, write
     refused = subprocess.run([*command[:-3], "fit", "-c", str(config)], cwd=ROOT, env=env, capture_output=True,
                              text=True, timeout=300)
     assert refused.returncode != 0 and "under torchrun only `extract` runs on several processes" in refused.stderr
+
+
+def test_a_shard_that_stopped_resumes_on_its_own(image_folder, tmp_path, forward_calls):
+    source = ImageFolder(image_folder)
+    shard = Shard(source, 0, 2)
+    broken = image_folder / shard.ids[6]
+    good = broken.read_bytes()
+    broken.write_bytes(b"not an image")  # the rank stops there, as a crash would
+    with pytest.raises(OSError, match="stopped"):
+        extract_codes(Shard(ImageFolder(image_folder), 0, 2), WEIGHTS, ["layer1"], ["avg"],
+                      cache_dir=tmp_path / "c", on_error="fail", **OPTIONS)
+    assert sum(forward_calls) == 7  # its batches up to the bad image were computed and are kept
+    broken.write_bytes(good)
+    forward_calls.clear()
+    resumed = extract_codes(Shard(ImageFolder(image_folder), 0, 2), WEIGHTS, ["layer1"], ["avg"],
+                            cache_dir=tmp_path / "c", **OPTIONS)
+    assert sum(forward_calls) == 1 and resumed.images == 1  # the rest only; the other shard is untouched
+    assert not list((tmp_path / "c").glob("*rank1of2*"))
