@@ -215,8 +215,9 @@ def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: 
         format_table(rows, markdown=True),
         "",
     ]
-    if finetune_summary(rows):
-        parts += ["## Fine-tuning or a frozen classifier", "", finetune_summary(rows).replace("\n", "\n\n"), ""]
+    summary = finetune_summary(rows)
+    if summary:
+        parts += ["## Fine-tuning or a frozen classifier", "", summary.replace("\n", "\n\n"), ""]
     for caption, name in plots.items():
         parts += [f"![{caption}]({name})", ""]
     path.write_text("\n".join(parts))

@@ -299,8 +299,9 @@ def report(config: Config, progress: bool = True) -> None:
                   lambda partial: plot_confusion_matrix(best_row(rows), results["classes"], partial, banner))
     _write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner))
     print(format_table(rows))
-    if finetune_summary(rows):
-        print(f"\n{finetune_summary(rows)}")
+    summary = finetune_summary(rows)
+    if summary:
+        print(f"\n{summary}")
     if banner:
         print(f"\n*** {banner} ***")
 
