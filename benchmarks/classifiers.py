@@ -52,7 +52,7 @@ def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
         for name in models:
             started = time.perf_counter()
             chosen = select_model(name, codes.X_fit, codes.y_fit, args.preprocessing, None, args.cv_folds,
-                                  args.n_jobs, args.seed)
+                                  args.n_jobs, args.seed, codes.groups_fit, views=codes.views_fit)
             row[name] = score(chosen.model, codes.X_test, codes.y_test)["test_accuracy"]
             row[f"{name} cv"] = chosen.cv_accuracy
             print(f"{path.name} {tap}/{pooling} {name} {chosen.params}: cv {100 * chosen.cv_accuracy:.1f} %, "
