@@ -155,14 +155,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got 1 class")
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        seed = self._seed()
         device = _device(self.device)
         host = torch.Generator().manual_seed(seed)
-        on_device = host if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+        on_device = _device_generator(host, seed, device)
 
         train_rows, val_rows = self._validation_split(encoded, seed, groups)
-        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-        loss_of = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
+        loss_of = self._loss(y, device)
         storage = device if self._data_on_device else torch.device("cpu")
         X_all = torch.from_numpy(X).to(storage)  # in its own dtype: each batch becomes float32 on the device
         y_all = torch.from_numpy(encoded).to(storage)
@@ -191,6 +190,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         if best_state is not None:
             network.load_state_dict(best_state)
         return network.cpu().eval()
+
+    def _seed(self) -> int:
+        """The fit's seed, drawn from ``random_state``; every generator of the fit starts from it."""
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
+
+    def _loss(self, y: np.ndarray, device: torch.device) -> nn.CrossEntropyLoss:
+        """Cross-entropy weighted by ``class_weight`` (balanced weights from the labels ``y``)."""
+        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        return nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
 
     def _train_pass(self, network, optimiser, loss_of, X, y, rows, generator, on_device, device) -> float:
         """One pass of shuffled mini-batches over ``X[rows]``; the mean training loss."""
@@ -223,7 +231,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             if isinstance(self.class_weight, str):
                 raise ValueError(f"class_weight = {self.class_weight!r} needs every label at once; give a dict of "
                                  f"weights, or use fit")
-            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            seed = self._seed()
             generator = torch.Generator().manual_seed(seed)
             if hasattr(self, "classes_"):  # fitted: go on from there
                 X, y = self._validate(X, y, reset=False)
@@ -243,14 +251,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has labels {unknown.tolist()} that are not in classes {self.classes_.tolist()}")
         network, optimiser, generator = self._partial
         device = _device(self.device)
-        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y) if self.class_weight else None
-        loss_of = nn.CrossEntropyLoss(weight=None if weights is None else
-                                      torch.as_tensor(weights, dtype=torch.float32, device=device))
+        loss_of = self._loss(y, device)
         _move(network, optimiser, device)
         self.n_iter_ += 1
         self._set_training(network, self.n_iter_)
-        on_device = generator if device.type == "cpu" else torch.Generator(device).manual_seed(
-            int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        on_device = _device_generator(generator, int(torch.randint(2**31 - 1, (1,), generator=generator)), device)
         self.loss_curve_.append(self._train_pass(network, optimiser, loss_of, torch.from_numpy(X),
                                                  torch.from_numpy(np.searchsorted(self.classes_, y)),
                                                  np.arange(len(y)), generator, on_device, device))
@@ -272,6 +277,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         return _batched_logits(self._predictor(), torch.from_numpy(X), self._predict_batch, torch.device("cpu"))
+
+
+def _device_generator(host: torch.Generator, seed: int, device: torch.device) -> torch.Generator:
+    """The generator of dropout masks drawn on ``device``: ``host`` itself on the CPU."""
+    return host if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
 
 
 def _move(network: nn.Module, optimiser: torch.optim.Optimizer, device: torch.device) -> None:
