@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .sources import ImageSource
-from .store import _TEXT, read_table
+from .store import SampleTable, read_table, write_done, write_samples
 
 __all__ = ["Shard", "distributed_rank", "join_shards"]
 
@@ -71,32 +71,31 @@ def join_shards(path: str | Path, shards: list[Path], attrs: dict) -> None:
     path = Path(path)
     tables = [read_table(shard) for shard in shards]
     keys = sorted(set.intersection(*(set(table.done) for table in tables)))
+    joined = SampleTable(
+        ids=[value for table in tables for value in table.ids],
+        fingerprints=[value for table in tables for value in table.fingerprints],
+        labels=np.concatenate([table.labels for table in tables]),
+        splits=np.concatenate([table.splits for table in tables]),
+        skipped=[value for table in tables for value in table.skipped],
+        classes=tables[0].classes,
+        done={key: np.concatenate([table.done[key] for table in tables]) for key in keys},
+        groups=[value for table in tables for value in table.groups or table.ids],
+    )
     partial = path.with_name(path.name + ".partial")
     with h5py.File(partial, "w") as file, h5py.File(shards[0]) as first:
         file.attrs.update({**dict(first.attrs), **attrs})
-        samples = file.create_group("samples")
-        for name, column in (("id", "ids"), ("fingerprint", "fingerprints"), ("split", "splits"),
-                             ("skipped", "skipped"), ("group", "groups")):
-            values = [value for table in tables
-                      for value in (table.groups or table.ids if column == "groups" else getattr(table, column))]
-            samples.create_dataset(name, data=np.array(values, dtype=object), dtype=_TEXT)
-        samples.create_dataset("label", data=np.concatenate([table.labels for table in tables]).astype(np.int64))
-        file.create_dataset("classes", data=np.array(tables[0].classes, dtype=object), dtype=_TEXT)
-        n_rows = sum(len(table.ids) for table in tables)
+        write_samples(file, joined)
         for tap, pooling in keys:
             name = f"{tap}/{pooling}"
             sample = first["features"][name]
-            layout = h5py.VirtualLayout(shape=(n_rows, *sample.shape[1:]), dtype=sample.dtype)
+            layout = h5py.VirtualLayout(shape=(len(joined.ids), *sample.shape[1:]), dtype=sample.dtype)
             offset = 0
             for shard, table in zip(shards, tables):
                 rows = len(table.ids)
                 layout[offset:offset + rows] = h5py.VirtualSource(shard.name, f"features/{name}",
                                                                   shape=(rows, *sample.shape[1:]))
                 offset += rows
-            dataset = file.create_virtual_dataset(f"features/{name}", layout, fillvalue=np.nan)
-            done = np.concatenate([table.done[(tap, pooling)] for table in tables])
-            samples.create_dataset(f"done/{name}", data=done, maxshape=(None,))  # resizable, as extraction's
-            in_use = np.concatenate([table.in_use() for table in tables])
-            dataset.attrs.update({"tap": tap, "pooling": pooling, "complete": bool(done[in_use].all())})
+            file.create_virtual_dataset(f"features/{name}", layout, fillvalue=np.nan).attrs.update(
+                {"tap": tap, "pooling": pooling})
+        write_done(file, joined)
     partial.replace(path)
-

@@ -149,6 +149,30 @@ def _write_text(group, name: str, values) -> None:
     group.create_dataset(name, data=values, dtype=_TEXT)
 
 
+def write_samples(file: h5py.File, table: SampleTable) -> h5py.Group:
+    """Write ``table``'s columns and classes into ``file`` (unchanged text columns are left alone)."""
+    samples = file.require_group("samples")
+    for name, values in zip(_SAMPLE_TEXT, (table.ids, table.fingerprints, table.splits, table.skipped,
+                                           table.groups or table.ids)):
+        _write_text(samples, name, values)
+    if "label" in samples:
+        del samples["label"]
+    samples.create_dataset("label", data=np.asarray(table.labels, dtype=np.int64))
+    _write_text(file, "classes", table.classes)
+    return samples
+
+
+def write_done(file: h5py.File, table: SampleTable) -> None:
+    """Write ``table.done`` as the done markers, and each codes dataset's ``complete`` attribute."""
+    done = file.require_group("samples").require_group("done")
+    for (tap, pooling), markers in table.done.items():
+        name = _dataset_name(tap, pooling)
+        if name not in done:
+            done.create_dataset(name, shape=(len(markers),), dtype=bool, maxshape=(None,))  # resizable
+        done[name][...] = markers
+        file["features"][name].attrs["complete"] = table.complete((tap, pooling))
+
+
 def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes) -> None:
     """Write the store at ``path`` anew (a copy of the old one, changed), then rename it in place.
 
@@ -174,14 +198,7 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
     n_rows = len(table.ids)
     with h5py.File(partial, "r+" if path.exists() else "w") as file:
         file.attrs.update({"format_version": FORMAT_VERSION, **attrs})
-        samples = file.require_group("samples")
-        for name, values in zip(_SAMPLE_TEXT, (table.ids, table.fingerprints, table.splits, table.skipped,
-                                               table.groups or table.ids)):
-            _write_text(samples, name, values)
-        if "label" in samples:
-            del samples["label"]
-        samples.create_dataset("label", data=np.asarray(table.labels, dtype=np.int64))
-        _write_text(file, "classes", table.classes)
+        samples = write_samples(file, table)
         features, done = file.require_group("features"), samples.require_group("done")
         _materialise(features, path.parent)
         for key, markers in table.done.items():
@@ -197,17 +214,13 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
                 features.create_dataset(name, shape=(n_rows, *row), dtype=dtype,
                                         maxshape=(None, *row), chunks=(per_chunk, *row))
                 features[name].attrs.update({"tap": tap, "pooling": pooling})
-                done.create_dataset(name, shape=(n_rows,), dtype=bool, maxshape=(None,))
                 table.done[(tap, pooling)] = np.zeros(n_rows, dtype=bool)
             order = np.argsort(rows)  # h5py writes to increasing positions only
             features[name][rows[order]] = codes[order]
             table.done[(tap, pooling)][rows] = True
 
         write_codes(put)
-        for (tap, pooling), markers in table.done.items():
-            name = _dataset_name(tap, pooling)
-            done[name][...] = markers
-            features[name].attrs["complete"] = table.complete((tap, pooling))
+        write_done(file, table)
     with open(partial, "rb+") as file:
         os.fsync(file.fileno())
     partial.replace(path)
