@@ -33,9 +33,7 @@ BASELINE = {"C": 0.1}
 
 def baseline_accuracy(codes, seed: int) -> float:
     """Test accuracy of StandardScaler + LogisticRegression(C=0.1), fitted on the fit rows."""
-    model = make_model("logreg", ["standard"], random_state=seed).set_params(
-        **{f"classifier__{key}": value for key, value in BASELINE.items()}
-    )
+    model = make_model("logreg", ["standard"], random_state=seed, params=BASELINE)
     return score(model.fit(codes.X_fit, codes.y_fit), codes.X_test, codes.y_test)["test_accuracy"]
 
 

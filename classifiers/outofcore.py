@@ -50,8 +50,7 @@ class ChunkReader:
 def _fit(name, params, reader, positions, classes, preprocessing, random_state, epochs):
     """A fresh zoo pipeline with ``params`` (estimator parameters), learnt from shuffled blocks
     of ``positions``."""
-    model = make_model(name, preprocessing, random_state, incremental=True)
-    model.set_params(**{f"{STEP}__{key}": value for key, value in params.items()})
+    model = make_model(name, preprocessing, random_state, incremental=True, params=params)
     passes = iter(range(1_000_000))  # each pass over the blocks in a new order, from random_state
     return fit_in_chunks(model, lambda: reader.blocks(positions, seed=random_state + next(passes)), classes, epochs)
 

@@ -106,8 +106,7 @@ def select_model(
     every setting fails, the error is raised.
     """
     folds, cv, groups = cv_splits(y, cv_folds, random_state, groups, views)
-    model = make_model(name, preprocessing, random_state)
-    model.set_params(**{f"{STEP}__{key}": value for key, value in (fixed or {}).items()})
+    model = make_model(name, preprocessing, random_state, params=fixed)
     search = GridSearchCV(
         model,
         param_grid(name, grid),

@@ -118,16 +118,18 @@ def _entry(name: str) -> ZooEntry:
 
 
 def make_model(
-    name: str, preprocessing: list[str] = DEFAULT_PREPROCESSING, random_state: int = 0, incremental: bool = False
+    name: str, preprocessing: list[str] = DEFAULT_PREPROCESSING, random_state: int = 0, incremental: bool = False,
+    params: dict | None = None,
 ) -> Pipeline:
     """A fresh unfitted ``Pipeline(preprocessing..., classifier)`` of zoo entry ``name``.
 
     ``incremental=True`` builds steps that all learn in row chunks (see ``fit_in_chunks``).
-    An entry that takes maps gets no preprocessing.
+    An entry that takes maps gets no preprocessing. ``params`` sets estimator parameters
+    (``{"C": 1.0}``, or what a map head is built from).
     """
     entry = _entry(name)
     steps = make_preprocessing(list(preprocessing), random_state, incremental) if entry.takes == CODES else []
-    return Pipeline([*steps, (STEP, entry.build(random_state))])
+    return Pipeline([*steps, (STEP, entry.build(random_state).set_params(**(params or {})))])
 
 
 def check_grid(name: str, grid: dict) -> None:
