@@ -63,7 +63,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from classifiers import ZOO, make_model  # noqa: E402
-from features import get_backbone, load_image, read_codes, resolve_weights  # noqa: E402
+from features import PRECISIONS, Forward, get_backbone, load_image, read_codes, resolve_weights  # noqa: E402
 from features.store import SampleTable, rewrite_store  # noqa: E402
 from features.weights import build_tap_extractor, preprocessing  # noqa: E402
 
@@ -127,40 +127,47 @@ def at_margin(measure, n: int) -> tuple[float, float, float]:
     return rate, max(once - n / rate, 0.0), thrice
 
 
-def bare(backbone: str, taps: list[str], size: int, batch: int, n: int) -> tuple[float, float, float]:
-    extractor = build_tap_extractor(resolve_weights(backbone, "random"), taps)
-    images = torch.randn(batch, 3, size, size)
+def bare(backbone: str, taps: list[str], size: int, batch: int, n: int, forward: Forward = Forward()
+         ) -> tuple[float, float, float]:
+    """The network alone on one batch already on the device, normalised: the ceiling of ``forward``'s settings."""
+    weights = resolve_weights(backbone, "random")
+    extractor = forward.model(build_tap_extractor(weights, taps))
+    pixels = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = forward.inputs(pixels, preprocessing(weights, size))
+    synchronize = torch.cuda.synchronize if forward.on_cuda else lambda: None
 
     def measure(count: int) -> float:
         started = time.perf_counter()
-        with torch.inference_mode():
+        with forward.running():
             for _ in range(count // batch):
                 extractor(images)
+            synchronize()
         return time.perf_counter() - started
 
-    with torch.inference_mode():
-        extractor(images)  # warm-up: first-call allocations
+    with forward.running():
+        extractor(images)  # warm-up: first-call allocations, cuDNN's choice of kernels, compilation
     return at_margin(measure, n)
 
 
-def naive(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict) -> tuple[float, float, float]:
-    """The loop of a tutorial, on the same files, model and taps."""
+def naive(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict, device: str = "cpu"
+          ) -> tuple[float, float, float]:
+    """The loop of a tutorial, on the same files, model and taps: float32, default memory format."""
     weights = resolve_weights(backbone, "random")
     transform = preprocessing(weights, size)
 
     def measure(count: int) -> float:
         started = time.perf_counter()
-        extractor = build_tap_extractor(weights, taps)
+        extractor = build_tap_extractor(weights, taps).to(device)
         codes = {tap: [] for tap in taps}
         files = sorted(folders[count].rglob("*.jpg"))
         with torch.inference_mode():
             for first in range(0, len(files), batch):
                 images = torch.stack([transform(Image.open(file).convert("RGB")) for file in files[first:first + batch]])
-                outputs = extractor(images)
+                outputs = extractor(images.to(device))
                 for tap in taps:
                     activation = outputs[tap]
                     pooled = activation.mean(dim=(2, 3)) if activation.ndim == 4 else activation
-                    codes[tap] += list(pooled.numpy())
+                    codes[tap] += list(pooled.cpu().numpy())
         with tempfile.TemporaryDirectory() as out:
             for tap in taps:
                 np.save(Path(out) / f"{tap}.npy", np.stack(codes[tap]))
@@ -211,7 +218,7 @@ def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, ba
 
 
 def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict, workers: int,
-             decode: str, scratch: Path) -> tuple[float, float, float]:
+             decode: str, forward: Forward, scratch: Path) -> tuple[float, float, float]:
     """``python -m pipeline extract`` as a user runs it, into a fresh cache each time."""
 
     def measure(count: int) -> float:
@@ -228,6 +235,10 @@ def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, fold
             batch_size = {batch}
             num_workers = {json.dumps(workers)}
             fast_decode = {str(decode == "fast").lower()}
+            device = "{forward.device}"
+            precision = "{forward.precision}"
+            channels_last = {str(forward.channels_last).lower()}
+            compile = {str(forward.compile).lower()}
             cache_dir = "cache"
             [features.taps]
             {backbone} = {taps!r}
@@ -259,43 +270,50 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
                 n = args.n or batch * max(2, round(args.seconds * rate / 2 / batch))
                 files = args.files or photo_size(size)
                 folders = {count: folder(count, files) for count in (n, 3 * n)}
-                variants = [(decode, workers) for decode in args.decode for workers in args.workers]
-                contenders = {
-                    **{(decode, workers): partial(pipeline, backbone, taps, size, batch, n, folders, workers, decode,
-                                                  scratch) for decode, workers in variants},
-                    "naive": partial(naive, backbone, taps, size, batch, n, folders),
-                    **{f"peer {passes}": partial(peer, args.peer, passes, backbone, taps, size, batch, n, folders,
-                                                 scratch) for passes in (("per-layer", "one-pass") if args.peer else ())},
+                variants = [(decode, workers, layout) for decode in args.decode for workers in args.workers
+                            for layout in args.layouts]
+                forwards = {layout: Forward(args.device, args.precision, layout == "channels_last", args.compile)
+                            for layout in args.layouts}
+                plain = Forward(args.device, channels_last=False)  # the tutorial's model: float32, default layout
+                contenders = {  # name: (the forward whose bare run comes first, the contender)
+                    **{variant: (forwards[variant[2]], partial(pipeline, backbone, taps, size, batch, n, folders,
+                                                               variant[1], variant[0], forwards[variant[2]], scratch))
+                       for variant in variants},
+                    "naive": (plain, partial(naive, backbone, taps, size, batch, n, folders, args.device)),
+                    **{f"peer {passes}": (plain, partial(peer, args.peer, passes, backbone, taps, size, batch, n,
+                                                         folders, scratch))
+                       for passes in (("per-layer", "one-pass") if args.peer else ())},
                 }
                 rounds = []
                 for _ in range(args.repeats):
                     # each contender right after its own bare forward: the machine drifts over minutes
-                    measured = {name: (bare(backbone, taps, size, batch, n), measure())
-                                for name, measure in contenders.items()}
+                    measured = {name: (bare(backbone, taps, size, batch, n, forward), measure())
+                                for name, (forward, measure) in contenders.items()}
                     rounds.append(measured)
                     print(f"{backbone} {size}px batch {batch} N {n}: " + ", ".join(
                         f"{name} {rate:.1f} images/s (bare {ceiling:.1f})"
                         for name, ((ceiling, *_), (rate, *_)) in measured.items()), file=sys.stderr)
                 median = lambda values: float(np.median(values))  # noqa: E731
                 of_bare = lambda r, name: r[name][1][0] / r[name][0][0]  # noqa: E731
+                rate_of = lambda r, name: r[name][1][0]  # noqa: E731
                 decoding = decode_ms(backbone, folders[n], size)
                 rows += [{
                     "backbone": backbone, "size": size, "batch": batch, "taps": len(taps), "n": n,
-                    "files": "x".join(map(str, files)), "decode": decode, "workers": workers,
+                    "files": "x".join(map(str, files)), "decode": decode, "workers": workers, "layout": layout,
                     "decode ms": decoding,
-                    "bare": median([r[name][0][0] for r in rounds for name in r]),
-                    "pipeline": median([r[decode, workers][1][0] for r in rounds]),
-                    "naive": median([r["naive"][1][0] for r in rounds]),
-                    "start-up": median([r[decode, workers][1][1] for r in rounds]),
-                    "pipeline / bare": median([of_bare(r, (decode, workers)) for r in rounds]),
-                    "pipeline / naive": median([of_bare(r, (decode, workers)) / of_bare(r, "naive") for r in rounds]),
-                    "peers": {name: (median([r[name][1][0] for r in rounds]),
-                                     median([of_bare(r, (decode, workers)) / of_bare(r, name) for r in rounds]),
-                                     median([r[decode, workers][1][2] for r in rounds]),
+                    "bare": median([r[variant][0][0] for r in rounds]),
+                    "pipeline": median([rate_of(r, variant) for r in rounds]),
+                    "naive": median([rate_of(r, "naive") for r in rounds]),
+                    "start-up": median([r[variant][1][1] for r in rounds]),
+                    "pipeline / bare": median([of_bare(r, variant) for r in rounds]),
+                    "pipeline / naive": median([rate_of(r, variant) / rate_of(r, "naive") for r in rounds]),
+                    "peers": {name: (median([rate_of(r, name) for r in rounds]),
+                                     median([rate_of(r, variant) / rate_of(r, name) for r in rounds]),
+                                     median([r[variant][1][2] for r in rounds]),
                                      median([r[name][1][2] for r in rounds]),
-                                     median([r[name][1][2] / r[decode, workers][1][2] for r in rounds]))
+                                     median([r[name][1][2] / r[variant][1][2] for r in rounds]))
                               for name in contenders if str(name).startswith("peer")},
-                } for decode, workers in variants]
+                } for variant in variants for decode, workers, layout in [variant]]
     return rows
 
 
@@ -350,16 +368,20 @@ def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], arg
     ]
     if extraction:
         lines += [
-            f"Images/s at the margin (N and 3N images), medians of {args.repeats} rounds (bare: of every bare "
-            "forward run, one before each contender; ratios: to the bare forward run just before); start-up (command "
-            "to first batch, imports included) in seconds:",
+            f"Images/s at the margin (N and 3N images), medians of {args.repeats} rounds; device {args.device}, "
+            f"precision {args.precision}{', compiled' if args.compile else ''} (the naive loop: float32, default "
+            "layout). Bare: the pipeline's network (same layout, precision, batch, threads) on a batch already on "
+            "the device, run just before the pipeline in each round; pipeline / bare: median of the per-round "
+            "ratios; pipeline / naive: median of per-round rate ratios; start-up (command to first batch, "
+            "imports included) in seconds:",
             "",
-            "| backbone | input | files | decode | workers | batch | taps | N | bare forward | pipeline | "
+            "| backbone | input | files | decode | workers | layout | batch | taps | N | bare forward | pipeline | "
             "pipeline / bare | start-up s | naive | pipeline / naive |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         lines += [
-            f"| {r['backbone']} | {r['size']} | {r['files']} | {r['decode']} | {r['workers']} | {r['batch']} | "
+            f"| {r['backbone']} | {r['size']} | {r['files']} | {r['decode']} | {r['workers']} | {r['layout']} | "
+            f"{r['batch']} | "
             f"{r['taps']} | {r['n']} | {r['bare']:.1f} | {r['pipeline']:.1f} | {100 * r['pipeline / bare']:.0f} % | "
             f"{r['start-up']:.1f} | {r['naive']:.1f} | {r['pipeline / naive']:.2f}x |"
             for r in extraction
@@ -426,6 +448,12 @@ def main(argv=None) -> int:
                         help="the pipeline's JPEG decoding: fast_decode on, off, or both (default fast)")
     parser.add_argument("--workers", nargs="+", type=_workers, default=["auto"],
                         help="the pipeline's num_workers (a number or auto); several to compare (default auto)")
+    parser.add_argument("--layouts", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last"],
+                        help="memory format of the pipeline and its bare forward; both to compare (default channels_last)")
+    parser.add_argument("--device", default="cpu", help="where the networks run: cpu, cuda (default cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="the pipeline's and its bare forward's precision (the naive loop stays float32)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the pipeline's and its bare network")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per case; medians are reported (default 3)")
     parser.add_argument("--models", nargs="*", default=[name for name in ZOO if not name.endswith("head")],
                         help="zoo entries to time on 10,000 x 2,048 codes (none: skip)")

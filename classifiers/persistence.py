@@ -29,7 +29,7 @@ from features import MAP
 __all__ = ["FEATURE_SPEC_ATTRS", "ModelFileError", "feature_spec", "save_model", "load_model", "sidecar_path"]
 
 FORMAT_VERSION = 1
-FEATURE_SPEC_ATTRS = ("backbone", "weights", "weights_sha256", "preprocessing")
+FEATURE_SPEC_ATTRS = ("backbone", "weights", "weights_sha256", "preprocessing", "precision", "decode_on_device")
 """Feature store attributes that change the codes of an image (besides tap and pooling)."""
 
 

@@ -16,6 +16,7 @@ from .extract import (
     forward_seconds,
     join_shard_stores,
 )
+from .forward import PRECISIONS, Forward
 from .images import ImageError, load_image
 from .lock import StoreLocked
 from .pooling import MAP, POOLING_CHOICES, POOLINGS, check_pooling
@@ -42,6 +43,8 @@ __all__ = [
     "check_pooling",
     "DTYPES",
     "ON_ERROR",
+    "PRECISIONS",
+    "Forward",
     "Extraction",
     "extract_codes",
     "compute_codes",

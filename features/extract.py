@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .backbones import get_backbone, list_taps
+from .forward import Forward, HostPixels
 from .images import ImageError
 from .journal import Journal, Part
 from .lock import WriterLock
@@ -52,34 +54,79 @@ ON_ERROR = ("skip", "fail")
 """What an unreadable image does (``data.on_error``): skipped and recorded, or stop."""
 
 
-class _Preprocessed(Dataset):
-    """The source's images at ``indices`` through the transform; a failed read is returned, not raised."""
+class _Batch(NamedTuple):
+    """What the workers hand over: uint8 crops, JPEG files' bytes to decode on the device, failed reads."""
 
-    def __init__(self, source: ImageSource, transform, indices, fast_decode: bool):
+    order: list[int]  # every index of the batch, in the order asked for
+    indices: list[int]  # of the crops
+    pixels: torch.Tensor | None  # (len(indices), 3, crop, crop) uint8
+    encoded_indices: list[int]
+    encoded: list[torch.Tensor]  # 1-D uint8: a JPEG file's bytes
+    failed: list[tuple[int, str]]  # (index, error message)
+
+
+class _Preprocessed(Dataset):
+    """The source's images at ``indices`` as uint8 crops (``HostPixels``), or, with
+    ``encoded``, a JPEG file's bytes for the device to decode; a failed read is returned,
+    not raised."""
+
+    def __init__(self, source: ImageSource, pixels: HostPixels, indices, fast_decode: bool, encoded: bool = False):
         self.source = source
-        self.transform = transform
+        self.pixels = pixels
         self.indices = indices
-        self.min_side = transform.resize_size[0] if fast_decode else None
+        self.min_side = pixels.resize_size[0] if fast_decode else None
+        self.encoded = encoded
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, position: int):
         index = int(self.indices[position])
+        data = self.source.encoded_jpeg(index) if self.encoded else None
+        if data is not None:
+            return "encoded", index, torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        return self.crop(index)
+
+    def crop(self, index: int):
+        """``("pixels", index, uint8 crop)``, or ``("failed", index, message)``."""
         try:
-            return self.transform(self.source.load(index, self.min_side)), index, None
+            return "pixels", index, self.pixels(self.source.load(index, self.min_side))
         except OSError as error:  # ImageError and friends: the loop decides to skip or stop
-            return None, index, str(error)
+            return "failed", index, str(error)
 
 
-def _collate(items):
-    """``(images or None, indices of those images, [(index, error)] of the failed reads)``."""
-    images = [image for image, _, error in items if error is None]
-    return (
-        torch.stack(images) if images else None,
-        [index for _, index, error in items if error is None],
-        [(index, error) for _, index, error in items if error is not None],
+def _collate(items) -> _Batch:
+    of = {kind: [(index, value) for what, index, value in items if what == kind]
+          for kind in ("pixels", "encoded", "failed")}
+    return _Batch(
+        [index for _, index, _ in items],
+        [index for index, _ in of["pixels"]],
+        torch.stack([crop for _, crop in of["pixels"]]) if of["pixels"] else None,
+        [index for index, _ in of["encoded"]],
+        [data for _, data in of["encoded"]],
+        of["failed"],
     )
+
+
+def _on_device(batch: _Batch, dataset: _Preprocessed, forward: Forward, transform):
+    """``(uint8 crops on the device or None, their indices, failed reads)`` of a batch, in the
+    batch's order: the workers' crops and the JPEGs decoded on the device; a file the
+    device's decoder refuses is read on the host here instead (a corrupt one fails there,
+    by name)."""
+    pixels = None if batch.pixels is None else batch.pixels.to(forward.device, non_blocking=True)
+    if not batch.encoded:
+        return pixels, batch.indices, batch.failed
+    crops = dict(zip(batch.indices, [] if pixels is None else pixels))
+    failed = list(batch.failed)
+    for index, crop in zip(batch.encoded_indices, forward.decode_jpegs(batch.encoded, transform)):
+        if crop is None:
+            kind, _, crop = dataset.crop(index)
+            if kind == "failed":
+                failed.append((index, crop))
+                continue
+        crops[index] = crop.to(forward.device)
+    done = [index for index in batch.order if index in crops]
+    return (torch.stack([crops[index] for index in done]) if done else None), done, failed
 
 
 def _datasets(backbone: str, taps: list[str], poolings: list[str]) -> list[tuple[str, str]]:
@@ -91,11 +138,13 @@ def _datasets(backbone: str, taps: list[str], poolings: list[str]) -> list[tuple
 
 
 def _pooled(outputs: dict, tap: str, pooling: str, dtype: str) -> np.ndarray:
+    """One tap's rows, pooled in float32 on the device (also after a bfloat16 forward), C-ordered."""
     activation = outputs[tap]
     if not isinstance(activation, torch.Tensor):
         raise ValueError(f"tap {tap!r} outputs a {type(activation).__name__}, not a tensor; pick another tap")
     try:
-        return pool(activation, pooling).to(getattr(torch, dtype)).cpu().numpy()
+        rows = pool(activation.float(), pooling).to(getattr(torch, dtype))
+        return rows.contiguous().cpu().numpy()
     except ValueError as error:
         raise ValueError(f"tap {tap!r}: {error}") from error
 
@@ -116,7 +165,7 @@ def auto_workers(device: str) -> int:
     return max(1, min(cores - 1 if device.startswith("cuda") else cores, 16))
 
 
-def _batches(source, indices, weights, datasets, image_size, batch_size, num_workers, device, progress,
+def _batches(source, indices, weights, datasets, image_size, batch_size, num_workers, forward: Forward, progress,
              fast_decode, dtype="float32", map_dtype="float16"):
     """Run the CNN over ``source[indices]`` in order, one batch at a time.
 
@@ -125,24 +174,27 @@ def _batches(source, indices, weights, datasets, image_size, batch_size, num_wor
     ``map_dtype`` for pooling ``none``), and ``[(index, error message)]`` of the images
     that could not be read.
     """
-    extractor = build_tap_extractor(weights, sorted({tap for tap, _ in datasets})).to(device)
+    extractor = forward.model(build_tap_extractor(weights, sorted({tap for tap, _ in datasets})))
+    transform = preprocessing(weights, image_size)
+    dataset = _Preprocessed(source, HostPixels(transform), indices, fast_decode, forward.decode_on_device)
     loader = DataLoader(
-        _Preprocessed(source, preprocessing(weights, image_size), indices, fast_decode),
+        dataset,
         batch_size=batch_size,
-        num_workers=auto_workers(device) if num_workers == "auto" else num_workers,
+        num_workers=auto_workers(forward.device) if num_workers == "auto" else num_workers,
         collate_fn=_collate,
-        pin_memory=device.startswith("cuda"),
+        pin_memory=forward.on_cuda,
     )
     bar = tqdm(total=len(indices), desc=f"extract {weights.backbone}", unit="img",
                disable=None if progress else True)
-    with bar, torch.inference_mode():
-        for images, done, failed in loader:
+    with bar, forward.running():
+        for batch in loader:
+            pixels, done, failed = _on_device(batch, dataset, forward, transform)
             codes = {}
-            if images is not None:
+            if pixels is not None:
                 try:
-                    outputs = extractor(images.to(device, non_blocking=True))
+                    outputs = extractor(forward.inputs(pixels, transform))
                 except RuntimeError as error:  # e.g. inputs too small for the model, or out of memory
-                    raise ValueError(f"{weights.backbone} failed on a batch of {len(images)} images of "
+                    raise ValueError(f"{weights.backbone} failed on a batch of {len(pixels)} images of "
                                      f"{image_size} x {image_size}: {str(error).splitlines()[0]}") from error
                 codes = {(tap, pooling): _pooled(outputs, tap, pooling, map_dtype if pooling == MAP else dtype)
                          for tap, pooling in datasets}
@@ -151,21 +203,23 @@ def _batches(source, indices, weights, datasets, image_size, batch_size, num_wor
 
 
 def forward_seconds(weights: ResolvedWeights, taps: list[str], image_size: int, batch_size: int = 32,
-                    device: str = "cpu", repeats: int = 3) -> float:
+                    forward: Forward = Forward(), repeats: int = 3) -> float:
     """Seconds per image of the backbone's forward pass up to ``taps``, timed on random input.
 
     What recomputing those frozen layers costs: a fine-tuning report multiplies it by
     epochs and rows to show how much training on cached maps saved.
     """
-    extractor = build_tap_extractor(weights, taps).to(device)
-    images = torch.randn(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)).to(device)
-    synchronize = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
-    with torch.inference_mode():
-        extractor(images)  # warm-up: allocations, cuDNN's choice of kernels
+    extractor = forward.model(build_tap_extractor(weights, taps))
+    pixels = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    transform = preprocessing(weights, image_size)
+    synchronize = torch.cuda.synchronize if forward.on_cuda else lambda: None
+    with forward.running():
+        extractor(forward.inputs(pixels, transform))  # warm-up: allocations, cuDNN's choice of kernels
         synchronize()
         started = time.perf_counter()
         for _ in range(repeats):
-            extractor(images)
+            extractor(forward.inputs(pixels, transform))
         synchronize()
     return (time.perf_counter() - started) / (repeats * batch_size)
 
@@ -178,12 +232,14 @@ def compute_codes(
     image_size: int,
     batch_size: int = 32,
     num_workers: int | str = "auto",
-    device: str = "cpu",
+    forward: Forward = Forward(),
     progress: bool = True,
     fast_decode: bool = True,
     map_dtype: str = "float16",
 ):
     """The codes of ``source``'s images in memory, without any store (for prediction).
+
+    ``forward`` is where and how the network runs (``extract_codes``).
 
     Returns
     -------
@@ -197,7 +253,7 @@ def compute_codes(
     blocks = {key: [] for key in datasets}
     failed = []
     for _, codes, bad in _batches(source, np.arange(len(source)), weights, datasets, image_size,
-                                  batch_size, num_workers, device, progress, fast_decode,
+                                  batch_size, num_workers, forward, progress, fast_decode,
                                   map_dtype=map_dtype):
         for key, rows in codes.items():
             blocks[key].append(rows)
@@ -206,10 +262,11 @@ def compute_codes(
 
 
 def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str = "float32",
-               map_dtype: str = "float16") -> Path:
-    """The store file for this source, backbone, weights, preprocessing and storage types.
+               map_dtype: str = "float16", numerics: dict | None = None) -> Path:
+    """The store file for this source, backbone, weights, preprocessing, arithmetic and storage types.
 
-    ``pixels`` describes how the images become the network's input (``code_spec``). Taps
+    ``pixels`` describes how the images become the network's input (``code_spec``),
+    ``numerics`` the forward's arithmetic (``Forward.numerics``; empty for float32). Taps
     and poolings are not in the key (they are datasets inside the file), nor are the
     images themselves (they are rows, each with its own fingerprint), nor the splits.
     """
@@ -221,6 +278,7 @@ def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels:
         "preprocessing": pixels,
         "dtype": dtype,
         "map_dtype": map_dtype,
+        **(numerics or {}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{source.name}-{weights.backbone}-{digest}.h5"
@@ -333,7 +391,8 @@ def _pixels(weights: ResolvedWeights, image_size: int, fast_decode: bool) -> dic
     return {**describe_preprocessing(preprocessing(weights, image_size)), "fast_decode": bool(fast_decode)}
 
 
-def code_spec(weights: ResolvedWeights, image_size: int, fast_decode: bool = True) -> dict:
+def code_spec(weights: ResolvedWeights, image_size: int, fast_decode: bool = True,
+              forward: Forward = Forward()) -> dict:
     """What decides an image's codes besides tap and pooling, as a store's attributes record it.
 
     Prediction compares this with a model's sidecar before reading any image, so that a
@@ -344,13 +403,14 @@ def code_spec(weights: ResolvedWeights, image_size: int, fast_decode: bool = Tru
         "weights": weights.identity,
         "weights_sha256": weights_sha256(weights),
         "preprocessing": _pixels(weights, image_size, fast_decode),
+        **forward.numerics(),
     }
 
 
 def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int, fast_decode: bool,
-                 dtype: str, map_dtype: str) -> dict:
+                 dtype: str, map_dtype: str, forward: Forward) -> dict:
     """Only computed when the store is written: the spec hashes the weights' file."""
-    spec = code_spec(weights, image_size, fast_decode)
+    spec = code_spec(weights, image_size, fast_decode, forward)
     return {
         **spec,
         "weights_url": weights.url or "",
@@ -385,7 +445,7 @@ def extract_codes(
     cache_dir,
     batch_size: int = 32,
     num_workers: int | str = "auto",
-    device: str = "cpu",
+    forward: Forward = Forward(),
     progress: bool = True,
     on_error: str = "skip",
     dtype: str = "float32",
@@ -411,6 +471,9 @@ def extract_codes(
     num_workers : int or "auto"
         DataLoader processes that decode images beside the forward (0: in this process);
         ``auto`` chooses from the cores and the device (``auto_workers``).
+    forward : Forward
+        Where and how the network runs: device, precision (``bfloat16`` is part of the
+        store's key), memory format, compilation.
     progress : bool
         A progress bar on a terminal (never when output is redirected).
     on_error : {"skip", "fail"}
@@ -436,7 +499,8 @@ def extract_codes(
                                ("map_dtype", map_dtype, DTYPES)):
         if value not in valid:
             raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
-    path = cache_path(cache_dir, source, weights, _pixels(weights, image_size, fast_decode), dtype, map_dtype)
+    path = cache_path(cache_dir, source, weights, _pixels(weights, image_size, fast_decode), dtype, map_dtype,
+                      forward.numerics())
     started = time.perf_counter()
     with WriterLock(path):
         old = read_table(path)
@@ -454,10 +518,10 @@ def extract_codes(
         try:
             if len(todo):
                 _run(source, todo, positions, table, journal, weights, result, image_size, batch_size,
-                     num_workers, device, progress, on_error, fast_decode, dtype, map_dtype)
+                     num_workers, forward, progress, on_error, fast_decode, dtype, map_dtype)
         finally:  # also on failure: what was computed goes into the store
             if journal.has_parts() or not _same_rows(old, table):
-                attrs = _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype)
+                attrs = _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype, forward)
                 if old is None:
                     attrs["created"] = attrs["updated"]
                 rewrite_store(path, table, attrs, _fold(journal, table))
@@ -491,26 +555,27 @@ def _check_map_sizes(backbone: str, datasets, image_size: int, n_rows: int, map_
 
 
 def join_shard_stores(source: ImageSource, weights: ResolvedWeights, image_size: int, cache_dir, world: int,
-                      dtype: str = "float32", fast_decode: bool = True, map_dtype: str = "float16") -> Path:
+                      dtype: str = "float32", fast_decode: bool = True, map_dtype: str = "float16",
+                      forward: Forward = Forward()) -> Path:
     """The source's store, joined from the stores of ``Shard(source, rank, world)`` for every
     rank (each extracted by ``extract_codes``), as virtual datasets: no codes are copied.
 
     Run by one process once every shard is done (rank 0 under ``torchrun``).
     """
-    pixels = _pixels(weights, image_size, fast_decode)
-    path = cache_path(cache_dir, source, weights, pixels, dtype, map_dtype)
-    shards = [cache_path(cache_dir, Shard(source, rank, world), weights, pixels, dtype, map_dtype)
+    pixels, numerics = _pixels(weights, image_size, fast_decode), forward.numerics()
+    path = cache_path(cache_dir, source, weights, pixels, dtype, map_dtype, numerics)
+    shards = [cache_path(cache_dir, Shard(source, rank, world), weights, pixels, dtype, map_dtype, numerics)
               for rank in range(world)]
     with WriterLock(path):
-        join_shards(path, shards, _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype))
+        join_shards(path, shards, _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype, forward))
     return path
 
 
 def _run(source, todo, positions, table, journal, weights, result, image_size, batch_size, num_workers,
-         device, progress, on_error, fast_decode, dtype, map_dtype) -> None:
+         forward, progress, on_error, fast_decode, dtype, map_dtype) -> None:
     """The CNN over the source images at ``todo``, each batch journaled as it finishes."""
     for done, codes, failed in _batches(source, todo, weights, result.computed, image_size, batch_size,
-                                        num_workers, device, progress, fast_decode, dtype, map_dtype):
+                                        num_workers, forward, progress, fast_decode, dtype, map_dtype):
         skipped = {source.ids[index]: (table.fingerprints[positions[index]], message) for index, message in failed}
         journal.write(Part([source.ids[index] for index in done],
                            [table.fingerprints[positions[index]] for index in done], codes, skipped))

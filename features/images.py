@@ -8,6 +8,7 @@ orientation, odd pixel modes and hostile files the same way. Problems become an
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["ImageError", "load_image", "to_rgb", "readable_name"]
+__all__ = ["ImageError", "load_image", "to_rgb", "readable_name", "upright"]
 
 _WHITE = (255, 255, 255, 255)
+ORIENTATION = 0x0112
+"""The EXIF tag that says how a camera held the picture (1: as stored)."""
 
 
 class ImageError(OSError):
@@ -48,6 +51,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", image.size, _WHITE)
         return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
     return image.convert("RGB")
+
+
+def upright(data: bytes) -> bool:
+    """Whether an image file's bytes show the picture as stored: no EXIF orientation tag
+    turns or mirrors it. Reads the header only; a file PIL cannot open counts as not upright."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.getexif().get(ORIENTATION, 1) == 1
+    except Exception:  # noqa: BLE001 - whatever is wrong with it, the full decoder will say
+        return False
 
 
 def _draft(image: Image.Image, min_side: int) -> None:

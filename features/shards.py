@@ -61,6 +61,9 @@ class Shard(ImageSource):
     def load(self, index: int, min_side: int | None = None) -> Image.Image:
         return self.source.load(int(self.indices[index]), min_side)
 
+    def encoded_jpeg(self, index: int) -> bytes | None:
+        return self.source.encoded_jpeg(int(self.indices[index]))
+
 
 def join_shards(path: str | Path, shards: list[Path], attrs: dict) -> None:
     """Write the store at ``path`` whose rows are the shards' rows, rank after rank, and whose

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from .images import load_image, readable_name
+from .images import load_image, readable_name, upright
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
+JPEG_MAGIC = b"\xff\xd8\xff"
+"""The first bytes of every JPEG file (start-of-image marker, then a segment marker)."""
 SPLITS = ("train", "val", "test")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 """Folder names that mark split folders (``<root>/<split>/<class>/*``), and their split."""
@@ -77,6 +79,11 @@ class ImageSource:
     def load(self, index: int, min_side: int | None = None) -> Image.Image:
         """Sample ``index`` as an RGB picture; ``min_side`` allows reduced-scale decoding (``load_image``)."""
         raise NotImplementedError
+
+    def encoded_jpeg(self, index: int) -> bytes | None:
+        """The bytes of sample ``index``'s JPEG file, when the sample is such a file shown as
+        it is, for decoding on the device (``features.decode_on_device``); otherwise None."""
+        return None
 
     @cached_property
     def row_fingerprints(self) -> list[str]:
@@ -161,6 +168,16 @@ class LabelledFiles(ImageSource):
 
     def load(self, index: int, min_side: int | None = None) -> Image.Image:
         return load_image(self.files[index], min_side)
+
+    def encoded_jpeg(self, index: int) -> bytes | None:
+        """The file's bytes if they start like a JPEG's (whatever the name says) and no EXIF
+        tag turns the picture (nvJPEG ignores the tag: the host decodes those). An unreadable
+        file is None too, so that ``load`` reports it."""
+        try:
+            data = self.files[index].read_bytes()
+        except OSError:
+            return None
+        return data if data.startswith(JPEG_MAGIC) and upright(data) else None
 
     @cached_property
     def row_fingerprints(self) -> list[str]:

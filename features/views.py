@@ -96,6 +96,10 @@ class AugmentedViews(ImageSource):
         return [own[image] + (f"|view{view}|seed{self.seed}" if view else "")
                 for image, view in zip(self.image_of, self.view_of)]
 
+    def encoded_jpeg(self, index: int) -> bytes | None:
+        """The plain view's file; a crop is made on the host."""
+        return None if self.view_of[index] else self.source.encoded_jpeg(int(self.image_of[index]))
+
     def load(self, index: int, min_side: int | None = None) -> Image.Image:
         image, view = int(self.image_of[index]), int(self.view_of[index])
         if not view:

@@ -27,6 +27,7 @@ from features import (
     NAMED_DATASETS,
     ON_ERROR,
     POOLING_CHOICES,
+    PRECISIONS,
     check_pooling,
     check_weights_name,
     get_backbone,
@@ -96,6 +97,10 @@ class FeaturesSection:
     map_budget_gb: float = 8.0
     views: int = 0
     fast_decode: bool = True
+    precision: str = field(default="float32", metadata=_choices(PRECISIONS))
+    channels_last: bool = True
+    compile: bool = False
+    decode_on_device: bool = False
     cache_dir: str = field(default="cache", metadata=PATH)
 
     def check(self) -> None:

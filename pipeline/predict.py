@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from classifiers import feature_spec, load_model, predict_table, read_sidecar
@@ -18,7 +19,7 @@ from features import ImageFiles, code_spec, compute_codes, resolve_weights
 
 from .config import Config
 from .runner import Stage, file_digest, write_atomic
-from .stages import device_of
+from .stages import forward_of
 
 __all__ = ["predict", "predict_stage", "PREDICTIONS_NAME"]
 
@@ -56,15 +57,18 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     sidecar = read_sidecar(model_path)
     spec = sidecar["spec"]
     tap, pooling = spec["tap"], spec["pooling"]
-    # decode as the model's training images were; models older than fast_decode were fitted on
+    # decode and compute as the model's training images were; models older than fast_decode were fitted on
     # full decoding, and the spec check below refuses them, naming the difference
     image_size, fast_decode = spec["preprocessing"]["crop_size"][0], spec["preprocessing"].get("fast_decode", False)
     weights = resolve_weights(spec["backbone"], config.features.weights, seed=config.features.seed)
-    estimator, _ = load_model(model_path, feature_spec(code_spec(weights, image_size, fast_decode), tap, pooling))
+    forward = replace(forward_of(config), precision=spec.get("precision", "float32"),
+                      decode_on_device=bool(spec.get("decode_on_device", False)))
+    estimator, _ = load_model(model_path, feature_spec(code_spec(weights, image_size, fast_decode, forward), tap,
+                                                       pooling))
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
              weights.identity)
     codes, failed = compute_codes(source, weights, [tap], [pooling], image_size, config.features.batch_size,
-                                  config.features.num_workers, device_of(config), progress, fast_decode,
+                                  config.features.num_workers, forward, progress, fast_decode,
                                   spec.get("map_dtype", "float16"))
     errors = dict(failed)
     predicted = iter(predict_table(estimator, codes[(tap, pooling)], sidecar["classes"], top_k) if len(errors) < len(source)

@@ -47,6 +47,7 @@ from features import (
     MAP,
     AugmentedViews,
     FeatureStore,
+    Forward,
     ImageFolder,
     ImageManifest,
     Shard,
@@ -95,6 +96,14 @@ def device_of(config: Config) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
+def forward_of(config: Config, device: str | None = None) -> Forward:
+    """How the backbone runs: on ``device`` (default ``device_of``), with the configured
+    precision, memory format, compilation and JPEG decoding."""
+    features = config.features
+    return Forward(device or device_of(config), features.precision, features.channels_last, features.compile,
+                   features.decode_on_device)
+
+
 def open_source(config: Config):
     """The image source that ``[data]`` describes (a named dataset downloads into ``root``,
     by default ``<features.cache_dir>/datasets``)."""
@@ -131,6 +140,7 @@ def extract(config: Config, progress: bool = True) -> None:
         weights = resolve_weights(backbone, features.weights, seed=features.seed)
         options = dict(image_size=features.image_size, cache_dir=features.cache_dir, dtype=features.dtype,
                        fast_decode=features.fast_decode, map_dtype=features.map_dtype)
+        forward = forward_of(config, device)
         done = extract_codes(
             Shard(source, rank, world) if world > 1 else source,
             weights,
@@ -138,7 +148,7 @@ def extract(config: Config, progress: bool = True) -> None:
             poolings=features.pooling,
             batch_size=features.batch_size,
             num_workers=features.num_workers,
-            device=device,
+            forward=forward,
             progress=progress,
             on_error=config.data.on_error,
             map_budget_gb=features.map_budget_gb,
@@ -154,7 +164,7 @@ def extract(config: Config, progress: bool = True) -> None:
             torch.distributed.barrier()  # every rank's shard of this backbone is written
             if rank:
                 continue
-            done.path = join_shard_stores(source, weights, world=world, **options)
+            done.path = join_shard_stores(source, weights, world=world, forward=forward, **options)
             with FeatureStore(done.path) as store:
                 skipped = store.skipped
             log.info("extract: %s: %d shards joined -> %s", backbone, world, done.path)
@@ -190,7 +200,7 @@ def _recompute_seconds(config: Config, backbone: str, tap: str, row: dict) -> di
     time per image, measured here, x epochs x rows."""
     weights = resolve_weights(backbone, config.features.weights, seed=config.features.seed)
     per_image = forward_seconds(weights, [tap], config.features.image_size, config.features.batch_size,
-                                device_of(config))
+                                forward_of(config))
     rows_per_epoch = row["n_train"] + row["n_val"]
     return {"frozen_ms_per_image": round(1000 * per_image, 3),
             "recompute_seconds": round(per_image * row["epochs"] * rows_per_epoch, 1)}

@@ -13,10 +13,27 @@ def test_the_extraction_benchmark_prints_and_appends_its_tables(tmp_path, capsys
     out.write_text("# results\n")
     assert extraction.main(["--backbones", "resnet50", "--sizes", "32", "--batch-sizes", "4", "--n", "8",
                             "--repeats", "1", "--taps", "layer1", "--files", "200x150", "--decode", "full",
-                            "--workers", "0", "--models", "ridge", "--read-rows", "400", "--out", str(out)]) == 0
+                            "--workers", "0", "--layouts", "contiguous", "--models", "ridge", "--read-rows", "400", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.read_text().startswith("# results\n") and printed.strip() in out.read_text()
-    for line in ("| resnet50 | 32 | 200x150 | full | 0 | 4 | 1 | 8 |",
+    for line in ("| resnet50 | 32 | 200x150 | full | 0 | contiguous | 4 | 1 | 8 |",
                  "Decoding and transforming one 200x150 JPEG for a 32x32 resnet50 input",
                  "Reading one cached dataset (`read_codes`, train split, 300 x 2048", "| ridge |"):
         assert line in printed
+
+
+def test_the_precision_benchmark_compares_two_stores(image_folder, tmp_path, capsys):
+    import precision
+
+    from features import Forward, ImageFolder, extract_codes, resolve_weights
+
+    weights = resolve_weights("resnet50", "random")
+    full, half = [extract_codes(ImageFolder(image_folder), weights, ["layer1", "pool"], ["avg"], image_size=32,
+                                cache_dir=tmp_path, batch_size=8, progress=False,
+                                forward=Forward(precision=name)).path for name in ("float32", "bfloat16")]
+    assert precision.main([str(full), str(half)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| layer1") or
+             line.startswith("| pool")]
+    assert len(lines) == 2 and all("| avg | 16 |" in line for line in lines)
+    whole = [float(line.split("|")[5]) for line in lines]
+    assert all(0 < value < 1e-2 for value in whole)

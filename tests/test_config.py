@@ -89,6 +89,8 @@ def test_set_values_are_toml_and_bare_words_are_strings():
         ('[data]\nroot = "p"\n', ["features.views=-1"], r"features.views = -1 must be at least 0"),
         ('[data]\nroot = "p"\n', ["features.map_budget_gb=0"], r"features.map_budget_gb = 0.0 must be more than 0"),
         ('[data]\nroot = "p"\n', ["features.map_dtype=int8"], r"features.map_dtype = 'int8' is not valid"),
+        ('[data]\nroot = "p"\n', ["features.precision=\"float16\""],
+         r"features.precision = 'float16' is not valid.*float32, bfloat16"),
         ('[data]\nroot = "p"\n', ["classifiers.models=finetune"],
          r"classifiers.models has finetune, which trains on whole maps: add \"none\" to features.pooling"),
         ('[data]\nroot = "p"\n', ["features.pooling=none"],

@@ -8,27 +8,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rss_probe import ENV, PROBE
+from rss_probe import ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# How far resident memory rises above where it was before each call, in KiB, sampled
-# every 2 ms, in a fresh process. layer1 of ResNet50 at 128x128 is 256 x 32 x 32: grid32
-# pooling keeps all of it, 1 MiB per image, so that holding the codes would stand out from
-# the forward's own ups and downs (+-40 MiB).
-MEASURE = PROBE + textwrap.dedent("""\
+# The peak resident memory of one call, in KiB, each in a fresh process (the kernel's own
+# high-water mark of the process's memory, VmHWM; not ru_maxrss, which a child inherits
+# from the parent that forked it). A fresh process per call, because in one process the
+# allocator's leftovers from one call shift the next call's peak by +-70 MiB whatever the
+# number of images. layer1 of ResNet50 at 128x128 is 256 x 32 x 32: grid32 pooling keeps
+# all of it, 1 MiB per image, so that holding the codes would stand out.
+MEASURE = textwrap.dedent("""\
     import sys
     from features import ImageFolder, compute_codes, extract_codes, resolve_weights
 
-    cache, *folders = sys.argv[1:]
-    weights = resolve_weights("resnet50", "random")
+    api, cache, folder = sys.argv[1:]
+    work = {"extract_codes": extract_codes, "compute_codes": compute_codes}[api]
     options = dict(image_size=128, batch_size=10, num_workers=0, progress=False)
-    for folder in folders:
-        print("extract_codes", rise_kib(lambda: extract_codes(ImageFolder(folder), weights, ["layer1"], ["grid32"],
-                                                              cache_dir=cache, **options)))
-    for folder in folders:  # the control: compute_codes holds every code in memory, by design
-        print("compute_codes", rise_kib(lambda: compute_codes(ImageFolder(folder), weights, ["layer1"], ["grid32"],
-                                                              **options)))
+    if api == "extract_codes":
+        options["cache_dir"] = cache
+    work(ImageFolder(folder), resolve_weights("resnet50", "random"), ["layer1"], ["grid32"], **options)
+    with open("/proc/self/status") as status:
+        print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 """)
 ROW_KIB = 256 * 32 * 32 * 4 / 1024
 
@@ -44,11 +45,15 @@ def _folder(root: Path, count: int) -> Path:
 def test_extraction_memory_does_not_grow_with_the_number_of_images(tmp_path):
     few, many = 20, 170
     folders = [_folder(tmp_path / f"images{count}", count) for count in (few, many)]
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path / "cache"), *map(str, folders)], cwd=ROOT,
-                          env=ENV, capture_output=True, text=True, check=True)
-    (_, streamed_few), (_, streamed_many), (_, held_few), (_, held_many) = [
-        (api, int(kib)) for api, kib in map(str.split, done.stdout.splitlines())]
+    def peak_kib(api: str, folder: Path) -> int:
+        done = subprocess.run([sys.executable, "-c", MEASURE, api, str(tmp_path / "cache"), str(folder)], cwd=ROOT,
+                              env=ENV, capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    (streamed_few, streamed_many), (held_few, held_many) = [
+        [peak_kib(api, folder) for folder in folders] for api in ("extract_codes", "compute_codes")]
     codes_kib = (many - few) * ROW_KIB  # 150 MiB more codes: what holding them all adds
-    assert streamed_many - streamed_few < codes_kib / 6, done.stdout
+    peaks = f"extract_codes {streamed_few} -> {streamed_many}, compute_codes {held_few} -> {held_many} KiB"
+    assert streamed_many - streamed_few < codes_kib / 6, peaks
     # the control shows that the measurement sees codes held in memory
-    assert held_many - held_few > codes_kib / 2, done.stdout
+    assert held_many - held_few > codes_kib / 2, peaks

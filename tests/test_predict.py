@@ -91,6 +91,19 @@ def test_a_model_fitted_on_other_weights_is_refused_naming_them(cli, config, ima
     assert not (run_dir / "predictions.csv").exists()
 
 
+def test_a_bfloat16_model_predicts_with_bfloat16_codes(cli, config, image_folder, run_dir, tmp_path):
+    bfloat16 = ("--set", 'features.precision="bfloat16"')
+    assert cli("run", "-c", config, *QUICK, *bfloat16)[0] == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    model_path = run_dir / results["best_model"]
+    assert json.loads(Path(f"{model_path}.json").read_text())["spec"]["precision"] == "bfloat16"
+    out_csv = tmp_path / "predictions.csv"
+    # the config now says float32: the model's own precision decides how new images are computed
+    assert cli("predict", "-c", config, *QUICK, "--model", model_path, image_folder, "--out", out_csv)[0] == 0
+    expected = _store_predictions(tmp_path, model_path)
+    assert {Path(row["path"]).name: row["predicted"] for row in _read_csv(out_csv)} == expected
+
+
 def test_a_model_from_before_fast_decoding_is_refused_not_a_traceback(cli, config, image_folder, run_dir):
     assert cli("run", "-c", config, *QUICK)[0] == 0
     model = run_dir / "models" / "resnet50" / "pool-avg-logreg.joblib"

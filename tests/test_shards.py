@@ -113,7 +113,8 @@ def test_torchrun_with_two_gloo_processes_equals_one_process(image_folder, write
     single = extract_codes(ImageFolder(image_folder), WEIGHTS, ["layer1", "pool"], ["avg"],
                            cache_dir=tmp_path / "single", **OPTIONS)
     # one thread per process there, two here: float sums in another order, last bits differ
-    _assert_same_store(joined, single.path, rtol=1e-4)
+    # (channels-last convolutions split their sums by thread: up to 2e-5 on codes of ~1e-2)
+    _assert_same_store(joined, single.path, rtol=1e-3)
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "up to date: extract; nothing to do" in again.stderr  # rank 0 stamped it
     refused = subprocess.run([*command[:-3], "fit", "-c", str(config)], cwd=ROOT, env=env, capture_output=True,

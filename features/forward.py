@@ -1,0 +1,147 @@
+"""The forward pass on the device: the end of preprocessing, memory format, precision, compilation.
+
+The weights' transform is split where the pixels stop being bytes. Workers decode,
+resize and crop, and hand over ``uint8`` pixels: a quarter of float32's bytes through
+shared memory, pinned memory and the bus. The float conversion and normalisation run on
+the device, one batch at a time (on a GPU, off the CPU's cores). The result is the
+weights' own transform bit for bit: the same operations, in the same order, on a batch.
+
+``channels_last`` lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolutions (on
+this project's 2-core CPU, VGG16 ran 8-40 % and ResNet50 at 224 x 224 20-35 % faster;
+ResNet50 at 64 x 64 within noise of the default layout); codes change only by float
+rounding (~1e-6 relative), as with another thread count. ``bfloat16`` runs the network
+under autocast: on a GPU with tensor cores several times faster, codes ~0.5 % different
+(part of the store's key). On CUDA, cuDNN's benchmark mode picks kernels for the fixed
+input size once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.transforms import functional
+
+__all__ = ["PRECISIONS", "Forward", "HostPixels"]
+
+PRECISIONS = ("float32", "bfloat16")
+"""Arithmetic of the network's forward pass (``features.precision``)."""
+
+
+class HostPixels:
+    """The weights' transform up to the crop: a PIL image -> ``uint8`` ``(3, crop, crop)``.
+
+    What a DataLoader worker does; ``Forward.inputs`` does the rest on the device.
+    """
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    @property
+    def resize_size(self) -> list[int]:
+        return self.transform.resize_size
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        transform = self.transform
+        image = functional.resize(image, transform.resize_size, interpolation=transform.interpolation,
+                                  antialias=transform.antialias)
+        return functional.pil_to_tensor(functional.center_crop(image, transform.crop_size))
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Where and how the network runs (``features.device``, ``precision``, ``channels_last``,
+    ``compile``, ``decode_on_device``).
+
+    ``compile`` wraps the network in ``torch.compile``: the first batches pay the
+    compilation (tens of seconds), so it is worth it only for large extractions; on the
+    CPU it needs a C++ compiler. ``decode_on_device``: workers only read JPEG files, and
+    the device decodes, resizes and crops them (``decode_jpegs``); meant for a GPU, where
+    it frees the CPU cores that decoding would take.
+    """
+
+    device: str = "cpu"
+    precision: str = "float32"
+    channels_last: bool = True
+    compile: bool = False
+    decode_on_device: bool = False
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision = {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def model(self, network: nn.Module) -> nn.Module:
+        """``network`` on the device, in the memory format, compiled if asked."""
+        network = network.to(self.device, memory_format=self.memory_format)
+        return torch.compile(network) if self.compile else network
+
+    def inputs(self, pixels: torch.Tensor, transform) -> torch.Tensor:
+        """``uint8`` ``(N, 3, H, W)`` pixels -> the network's normalised float input on the device."""
+        pixels = pixels.to(self.device, non_blocking=True)
+        images = functional.normalize(functional.convert_image_dtype(pixels, torch.float), transform.mean,
+                                      transform.std)
+        return images.contiguous(memory_format=self.memory_format)
+
+    @contextlib.contextmanager
+    def running(self):
+        """Inference mode, autocast for ``bfloat16``, and cuDNN's benchmark mode on CUDA (restored after)."""
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = benchmark or self.on_cuda
+        try:
+            with torch.inference_mode(), torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
+                                                        enabled=self.precision == "bfloat16"):
+                yield
+        finally:
+            torch.backends.cudnn.benchmark = benchmark
+
+    def decode_jpegs(self, encoded: list[torch.Tensor], transform) -> list[torch.Tensor | None]:
+        """JPEG files' bytes -> ``uint8`` crops ``(3, crop, crop)`` decoded, resized and cropped
+        on the device (nvJPEG on CUDA, which ignores EXIF orientation: sources send only
+        upright files, ``ImageSource.encoded_jpeg``).
+
+        The resize runs in float and is rounded back to ``uint8``, as PIL's is, so the pixels
+        differ from the host path's by rounding (``decode_on_device`` is part of the store's
+        key), and there is no reduced-scale decoding (``fast_decode``) on the device. None where the device's decoder refuses a file (CMYK, progressive on some GPUs,
+        corrupt): the caller decodes those on the host, which also names a corrupt file.
+        """
+        with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec, not a dependency here
+            warnings.filterwarnings("ignore", "The image decoding and encoding capabilities", DeprecationWarning)
+            try:
+                pictures = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
+            except RuntimeError:  # one bad file fails the whole batch: find it
+                pictures = [self._decode_one(data) for data in encoded]
+        return [None if picture is None else self._crop(picture, transform) for picture in pictures]
+
+    def _decode_one(self, data: torch.Tensor) -> torch.Tensor | None:
+        try:
+            return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+        except RuntimeError:
+            return None
+
+    @staticmethod
+    def _crop(picture: torch.Tensor, transform) -> torch.Tensor:
+        image = functional.resize(picture.float(), transform.resize_size, interpolation=transform.interpolation,
+                                  antialias=transform.antialias)
+        return functional.center_crop(image, transform.crop_size).round_().clamp_(0, 255).to(torch.uint8)
+
+    def numerics(self) -> dict:
+        """What of this changes the codes beyond rounding, for store keys and model specs.
+
+        Only settings away from their defaults, so that stores and models made before the
+        settings existed keep their names and stay valid.
+        """
+        return {**({} if self.precision == "float32" else {"precision": self.precision}),
+                **({"decode_on_device": True} if self.decode_on_device else {})}
