@@ -2,8 +2,8 @@
 
 For each backbone x input size x batch size it measures, in one run and on one machine:
 
-- ``bare``: the tap extractor's forward on a tensor already in memory (same model, taps,
-  batch, precision and threads): the ceiling;
+- ``bare``: the tap extractor's forward on a normalised batch already on the device (same
+  model, taps, batch, memory format (``--layouts``), precision and threads): the ceiling;
 - ``pipeline``: ``python -m pipeline extract`` on JPEG photos on disk, into a fresh HDF5
   cache, as a user runs it (a separate process: its start-up is counted);
 - ``naive``: the tutorial loop: decode each image in the main process, float32, no
@@ -16,17 +16,18 @@ Each rate is taken at the margin, ``2N / (time(3N images) - time(N images))``, s
 start-up (imports, model build, opening files) neither hides nor fakes a difference;
 start-up is reported on its own as ``time(N) - N / rate``. This machine's speed drifts by
 10-30 % over minutes, so each case runs ``--repeats`` rounds in which every contender
-(each pipeline variant, the naive loop) runs right after a bare forward of its own, and
-reports medians; each ratio is the median over the
-rounds of (contender / the bare forward just before it), and pipeline / naive is the ratio of
-those two ratios.
+(each pipeline variant, the naive loop) runs right after a bare forward of its own (with
+the contender's layout and precision; the naive loop's is float32 in the default layout),
+and reports medians; pipeline / bare is the median over the rounds of (pipeline / the bare
+forward just before it), pipeline / naive the median of the rounds' rate ratios.
 
 The files are JPEGs cut from scikit-learn's two bundled photos, each crop distinct, at a
 size that suits the input: 640x480 photos for 224x224 inputs, 96x72 thumbnails for 64x64
 (the size of data people run at 64x64). ``--files 4000x3000`` makes camera-sized photos
 instead (12 megapixels; upscaled crops with seeded noise, so that decoding costs what a
 camera's fine detail costs); ``--decode fast full`` then times the pipeline with and
-without reduced-scale JPEG decoding (``features.fast_decode``), and ``--workers 0 1 2``
+without reduced-scale JPEG decoding (``features.fast_decode``; ``device``: decoded on the
+device, ``features.decode_on_device``), and ``--workers 0 1 2``
 compares DataLoader worker counts, all against the same bare and naive rounds.
 
 Then: reading speed of one cached (tap, pooling) dataset for a split (MB/s), and the fit
@@ -35,6 +36,8 @@ seconds of each zoo entry on 10,000 x 2,048 synthetic codes.
     python benchmarks/extraction.py                      # everything, prints Markdown
     python benchmarks/extraction.py --backbones resnet50 --sizes 224 --batch-sizes 32
     python benchmarks/extraction.py --sizes 224 --files 4000x3000 --decode fast full   # camera photos
+    python benchmarks/extraction.py --device cuda --precision bfloat16 --decode fast device \
+        --sizes 224 --batch-sizes 256 --seconds 20 --models         # on a GPU
     python benchmarks/extraction.py --out benchmarks/RESULTS.md   # also appends there
 
 Not a test: minutes on a laptop CPU.
@@ -64,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from classifiers import ZOO, make_model  # noqa: E402
 from features import PRECISIONS, Forward, get_backbone, load_image, read_codes, resolve_weights  # noqa: E402
+from features.forward import HostPixels  # noqa: E402
 from features.store import SampleTable, rewrite_store  # noqa: E402
 from features.weights import build_tap_extractor, preprocessing  # noqa: E402
 
@@ -105,17 +109,18 @@ def make_photos(folder: Path, count: int, seed: int, size: tuple[int, int], dist
 
 
 def decode_ms(backbone: str, folder: Path, size: int, count: int = 12) -> dict[str, float]:
-    """Milliseconds per file to decode and transform ``count`` of the JPEGs for ``backbone``, full and reduced
-    scale, one core (the transform's resize, which reduced-scale decoding must cover, differs by backbone)."""
-    transform = preprocessing(resolve_weights(backbone, "random"), size)
+    """Milliseconds per file of a worker's work on ``count`` of the JPEGs for ``backbone`` (decode, resize,
+    crop to uint8), full and reduced scale, one core (the resize, which reduced-scale decoding must cover,
+    differs by backbone)."""
+    pixels = HostPixels(preprocessing(resolve_weights(backbone, "random"), size))
     files = sorted(folder.rglob("*.jpg"))[:count]
     times = {}
-    for min_side in (None, transform.resize_size[0]):  # warm-up: the first decode pays for loading the codec
-        transform(load_image(files[0], min_side))
-    for decode, min_side in (("full", None), ("fast", transform.resize_size[0])):
+    for min_side in (None, pixels.resize_size[0]):  # warm-up: the first decode pays for loading the codec
+        pixels(load_image(files[0], min_side))
+    for decode, min_side in (("full", None), ("fast", pixels.resize_size[0])):
         started = time.perf_counter()
         for file in files:
-            transform(load_image(file, min_side))
+            pixels(load_image(file, min_side))
         times[decode] = 1000 * (time.perf_counter() - started) / len(files)
     return times
 
@@ -235,6 +240,7 @@ def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, fold
             batch_size = {batch}
             num_workers = {json.dumps(workers)}
             fast_decode = {str(decode == "fast").lower()}
+            decode_on_device = {str(decode == "device").lower()}
             device = "{forward.device}"
             precision = "{forward.precision}"
             channels_last = {str(forward.channels_last).lower()}
@@ -397,8 +403,8 @@ def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], arg
                       f"{rate:.1f} | {ratio:.2f}x | {ours:.1f} | {theirs:.1f} | {end_to_end:.2f}x |"
                       for r, name, rate, ratio, ours, theirs, end_to_end in peers]
         lines += ["", *dict.fromkeys(
-            f"Decoding and transforming one {r['files']} JPEG for a {r['size']}x{r['size']} {r['backbone']} input, "
-            f"in one process: "
+            f"A worker's work on one {r['files']} JPEG for a {r['size']}x{r['size']} {r['backbone']} input (decode, "
+            f"resize, crop to uint8), one core: "
             f"{r['decode ms']['full']:.1f} ms at full scale, {r['decode ms']['fast']:.1f} ms at reduced scale "
             f"(`fast_decode`)." for r in extraction), ""]
     if reading:
@@ -444,8 +450,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="bare-forward seconds of the 2N-image margin (default 20): longer is steadier")
     parser.add_argument("--files", type=_size, help="size of the JPEG files, WxH (default: suits the input)")
-    parser.add_argument("--decode", nargs="+", choices=["fast", "full"], default=["fast"],
-                        help="the pipeline's JPEG decoding: fast_decode on, off, or both (default fast)")
+    parser.add_argument("--decode", nargs="+", choices=["fast", "full", "device"], default=["fast"],
+                        help="the pipeline's JPEG decoding: fast_decode on, off, or on the device "
+                             "(decode_on_device); several to compare (default fast)")
     parser.add_argument("--workers", nargs="+", type=_workers, default=["auto"],
                         help="the pipeline's num_workers (a number or auto); several to compare (default auto)")
     parser.add_argument("--layouts", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last"],

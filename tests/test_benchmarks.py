@@ -17,7 +17,7 @@ def test_the_extraction_benchmark_prints_and_appends_its_tables(tmp_path, capsys
     printed = capsys.readouterr().out
     assert out.read_text().startswith("# results\n") and printed.strip() in out.read_text()
     for line in ("| resnet50 | 32 | 200x150 | full | 0 | contiguous | 4 | 1 | 8 |",
-                 "Decoding and transforming one 200x150 JPEG for a 32x32 resnet50 input",
+                 "A worker's work on one 200x150 JPEG for a 32x32 resnet50 input",
                  "Reading one cached dataset (`read_codes`, train split, 300 x 2048", "| ridge |"):
         assert line in printed
 

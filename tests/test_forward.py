@@ -34,6 +34,19 @@ def test_codes_are_the_weights_own_transform_through_the_network(image_folder):
             np.testing.assert_allclose(codes[tap, "avg"], expected[tap], rtol=1e-5, atol=1e-6)
 
 
+def test_batchnorms_fold_into_convolutions_without_changing_the_codes():
+    network = build_tap_extractor(WEIGHTS, ["layer1", "layer3"])
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = network(images)
+        folded = Forward(channels_last=False).model(build_tap_extractor(WEIGHTS, ["layer1", "layer3"]))
+        outputs = folded(images)
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in folded.modules())
+    assert any(isinstance(module, torch.nn.BatchNorm2d) for module in network.modules())
+    for tap in ("layer1", "layer3"):  # float rounding only
+        assert 0 < float((outputs[tap] - expected[tap]).norm() / expected[tap].norm()) < 1e-5
+
+
 def test_bfloat16_codes_are_a_store_of_their_own_within_one_percent(image_folder, tmp_path):
     def extract(precision):
         return extract_codes(ImageFolder(image_folder), WEIGHTS, ["layer1", "layer2"], ["avg", "none"],
