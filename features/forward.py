@@ -6,12 +6,12 @@ shared memory, pinned memory and the bus. The float conversion and normalisation
 the device, one batch at a time (on a GPU, off the CPU's cores). The result is the
 weights' own transform bit for bit: the same operations, in the same order, on a batch.
 
-``channels_last`` lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolutions (on
-this project's 2-core CPU, VGG16 ran 8-40 % and ResNet50 at 224 x 224 20-35 % faster;
-ResNet50 at 64 x 64 within noise of the default layout); codes change only by float
-rounding (~1e-6 relative), as with another thread count. ``bfloat16`` runs the network
-under autocast: on a GPU with tensor cores several times faster, codes ~0.5 % different
-(part of the store's key). On CUDA, cuDNN's benchmark mode picks kernels for the fixed
+``channels_last`` lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolutions; with
+the BatchNorms folded (always), this project's 2-core CPU ran VGG16 24-27 % and ResNet50
+at 224 x 224 68 % faster, ResNet50 at 64 x 64 5 % slower (``benchmarks/forward.py``);
+codes change only by float rounding (~1e-6 relative), as with another thread count. ``bfloat16`` runs the network
+under autocast, meant for GPUs with bfloat16 tensor cores (slower than float32 on this
+project's CPU); codes 0.4-0.8 % different (part of the store's key). On CUDA, cuDNN's benchmark mode picks kernels for the fixed
 input size once.
 """
 

@@ -37,3 +37,13 @@ def test_the_precision_benchmark_compares_two_stores(image_folder, tmp_path, cap
     assert len(lines) == 2 and all("| avg | 16 |" in line for line in lines)
     whole = [float(line.split("|")[5]) for line in lines]
     assert all(0 < value < 1e-2 for value in whole)
+
+
+def test_the_forward_benchmark_compares_the_networks_settings(capsys):
+    import forward
+
+    assert forward.main(["--backbones", "resnet50", "--sizes", "32", "--batch-size", "2", "--seconds", "0.1",
+                         "--repeats", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| resnet50 | 32 | 2 |")]
+    assert [row.split(" | ")[3] for row in rows] == ["plain", "channels_last", "folded", "bfloat16"]
+    assert rows[0].endswith("| +0 % |")
