@@ -20,9 +20,9 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -262,11 +262,12 @@ def compute_codes(
 
 
 def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str = "float32",
-               map_dtype: str = "float16", numerics: dict | None = None) -> Path:
+               map_dtype: str = "float16", forward_spec: dict | None = None) -> Path:
     """The store file for this source, backbone, weights, preprocessing, arithmetic and storage types.
 
     ``pixels`` describes how the images become the network's input (``code_spec``),
-    ``numerics`` the forward's arithmetic (``Forward.numerics``; empty for float32). Taps
+    ``forward_spec`` the settings of the forward that change the codes (``Forward.spec``;
+    empty at their defaults). Taps
     and poolings are not in the key (they are datasets inside the file), nor are the
     images themselves (they are rows, each with its own fingerprint), nor the splits.
     """
@@ -278,7 +279,7 @@ def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels:
         "preprocessing": pixels,
         "dtype": dtype,
         "map_dtype": map_dtype,
-        **(numerics or {}),
+        **(forward_spec or {}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{source.name}-{weights.backbone}-{digest}.h5"
@@ -403,7 +404,7 @@ def code_spec(weights: ResolvedWeights, image_size: int, fast_decode: bool = Tru
         "weights": weights.identity,
         "weights_sha256": weights_sha256(weights),
         "preprocessing": _pixels(weights, image_size, fast_decode),
-        **forward.numerics(),
+        **forward.spec(),
     }
 
 
@@ -500,7 +501,7 @@ def extract_codes(
         if value not in valid:
             raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
     path = cache_path(cache_dir, source, weights, _pixels(weights, image_size, fast_decode), dtype, map_dtype,
-                      forward.numerics())
+                      forward.spec())
     started = time.perf_counter()
     with WriterLock(path):
         old = read_table(path)
@@ -562,9 +563,9 @@ def join_shard_stores(source: ImageSource, weights: ResolvedWeights, image_size:
 
     Run by one process once every shard is done (rank 0 under ``torchrun``).
     """
-    pixels, numerics = _pixels(weights, image_size, fast_decode), forward.numerics()
-    path = cache_path(cache_dir, source, weights, pixels, dtype, map_dtype, numerics)
-    shards = [cache_path(cache_dir, Shard(source, rank, world), weights, pixels, dtype, map_dtype, numerics)
+    pixels, forward_spec = _pixels(weights, image_size, fast_decode), forward.spec()
+    path = cache_path(cache_dir, source, weights, pixels, dtype, map_dtype, forward_spec)
+    shards = [cache_path(cache_dir, Shard(source, rank, world), weights, pixels, dtype, map_dtype, forward_spec)
               for rank in range(world)]
     with WriterLock(path):
         join_shards(path, shards, _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype, forward))

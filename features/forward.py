@@ -58,8 +58,9 @@ def fold_batchnorm(network: fx.GraphModule) -> fx.GraphModule:
     """``network`` (in eval mode) with every BatchNorm that only follows a convolution folded
     into that convolution's weights and bias, in place.
 
-    A frozen BatchNorm is a per-channel scale and shift, which the convolution before it can
-    apply itself: one pass over the activations fewer per block (ResNet50 spent 8 % of its
+    For inference only (the layers a training graph would need are gone). A frozen
+    BatchNorm is a per-channel scale and shift, which the convolution before it can apply
+    itself: one pass over the activations fewer per block (ResNet50 spent 8 % of its
     forward in BatchNorm on the CPU). The same function up to float rounding. Convolutions
     are replaced by new modules, so parameters shared with another model are left alone.
     """
@@ -112,12 +113,10 @@ class Forward:
     def on_cuda(self) -> bool:
         return self.device.startswith("cuda")
 
-    def model(self, network: nn.Module) -> nn.Module:
-        """The frozen ``network`` with its BatchNorms folded (``fold_batchnorm``), on the device, in
-        the memory format, compiled if asked."""
-        if isinstance(network, fx.GraphModule):
-            network = fold_batchnorm(network)
-        network = network.to(self.device, memory_format=self.memory_format)
+    def model(self, network: fx.GraphModule) -> nn.Module:
+        """The frozen ``network`` (a tap extractor) with its BatchNorms folded
+        (``fold_batchnorm``), on the device, in the memory format, compiled if asked."""
+        network = fold_batchnorm(network).to(self.device, memory_format=self.memory_format)
         return torch.compile(network) if self.compile else network
 
     def inputs(self, pixels: torch.Tensor, transform) -> torch.Tensor:
@@ -169,7 +168,7 @@ class Forward:
                                   antialias=transform.antialias)
         return functional.center_crop(image, transform.crop_size).round_().clamp_(0, 255).to(torch.uint8)
 
-    def numerics(self) -> dict:
+    def spec(self) -> dict:
         """What of this changes the codes beyond rounding, for store keys and model specs.
 
         Only settings away from their defaults, so that stores and models made before the
