@@ -145,8 +145,9 @@ class Forward:
 
         The resize runs in float and is rounded back to ``uint8``, as PIL's is, so the pixels
         differ from the host path's by rounding (``decode_on_device`` is part of the store's
-        key), and there is no reduced-scale decoding (``fast_decode``) on the device. None where the device's decoder refuses a file (CMYK, progressive on some GPUs,
-        corrupt): the caller decodes those on the host, which also names a corrupt file.
+        key), and there is no reduced-scale decoding (``fast_decode``) on the device. None
+        where the device's decoder refuses a file (CMYK, progressive on some GPUs, corrupt):
+        the caller decodes those on the host, which also names a corrupt file.
         """
         with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec, not a dependency here
             warnings.filterwarnings("ignore", "The image decoding and encoding capabilities", DeprecationWarning)
