@@ -2,69 +2,26 @@
 persistence and the benchmark report.
 
 Codes are read only through ``features``' reader API (``read_codes``, ``FeatureStore``).
+Names are imported from their modules on first use (PEP 562, through ``lazy_loader``), so that the zoo's names and
+the settings' checks cost no scikit-learn or torch import.
 """
 
-from .benchmark import Codes, benchmark_model, load_codes
-from .chunks import fit_in_chunks
-from .finetune import FinetuneHead
-from .heads import TorchHead
-from .metrics import score, score_blocks
-from .outofcore import ChunkReader, learns_in_chunks, select_in_chunks
-from .parallel import BACKENDS, check_backend, search_backend
-from .persistence import ModelFileError, feature_spec, load_model, read_sidecar, save_model, sidecar_path
-from .predict import predict_table
-from .preprocessing import DEFAULT_PREPROCESSING, PREPROCESSING, check_preprocessing
-from .report import (
-    best_row,
-    finetune_summary,
-    format_table,
-    plot_accuracy_by_depth,
-    plot_confusion_matrix,
-    rank_rows,
-    write_csv,
-    write_markdown,
-)
-from .selection import Selection, select_model
-from .zoo import MAPS, ZOO, check_grid, make_model, param_grid
+import lazy_loader
 
-__all__ = [
-    "ZOO",
-    "MAPS",
-    "PREPROCESSING",
-    "DEFAULT_PREPROCESSING",
-    "make_model",
-    "param_grid",
-    "check_grid",
-    "check_preprocessing",
-    "TorchHead",
-    "FinetuneHead",
-    "fit_in_chunks",
-    "Selection",
-    "select_model",
-    "BACKENDS",
-    "check_backend",
-    "search_backend",
-    "score",
-    "score_blocks",
-    "ChunkReader",
-    "learns_in_chunks",
-    "select_in_chunks",
-    "Codes",
-    "load_codes",
-    "benchmark_model",
-    "ModelFileError",
-    "feature_spec",
-    "save_model",
-    "load_model",
-    "read_sidecar",
-    "sidecar_path",
-    "predict_table",
-    "rank_rows",
-    "best_row",
-    "format_table",
-    "finetune_summary",
-    "write_csv",
-    "plot_accuracy_by_depth",
-    "plot_confusion_matrix",
-    "write_markdown",
-]
+_MODULES = {
+    "zoo": ["ZOO", "MAPS", "make_model", "param_grid", "check_grid"],
+    "preprocessing": ["PREPROCESSING", "DEFAULT_PREPROCESSING", "check_preprocessing"],
+    "heads": ["TorchHead"],
+    "finetune": ["FinetuneHead"],
+    "chunks": ["fit_in_chunks"],
+    "selection": ["Selection", "select_model"],
+    "parallel": ["BACKENDS", "check_backend", "search_backend"],
+    "metrics": ["score", "score_blocks"],
+    "outofcore": ["ChunkReader", "learns_in_chunks", "select_in_chunks"],
+    "benchmark": ["Codes", "load_codes", "benchmark_model"],
+    "persistence": ["ModelFileError", "feature_spec", "save_model", "load_model", "read_sidecar", "sidecar_path"],
+    "predict": ["predict_table"],
+    "report": ["rank_rows", "best_row", "format_table", "finetune_summary", "write_csv", "plot_accuracy_by_depth",
+               "plot_confusion_matrix", "write_markdown"],
+}
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_MODULES)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 
-import joblib
-
 __all__ = ["BACKENDS", "check_backend", "search_backend"]
 
 
@@ -69,6 +67,8 @@ def search_backend(backend: str = "loky", scheduler: str = ""):
         Address of the Dask scheduler (``tcp://host:8786``) or of the Ray cluster
         (``ray://host:10001``, or ``auto`` on a Ray node); empty starts a local one.
     """
+    import joblib  # here: the names above are read when a config loads, before any search
+
     check_backend(backend, scheduler)
     cluster = _CLUSTERS.get(backend)
     with cluster(scheduler) if cluster else nullcontext(), joblib.parallel_config(backend=backend):

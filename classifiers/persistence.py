@@ -17,12 +17,11 @@ import json
 import os
 import platform
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 
 import joblib
 import numpy as np
-import sklearn
-import torch
 
 from features import MAP
 
@@ -104,10 +103,7 @@ def save_model(estimator, path: str | Path, spec: dict, metrics: dict, **extra) 
         "metrics": metrics,
         "versions": {
             "python": platform.python_version(),
-            "scikit-learn": sklearn.__version__,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "joblib": joblib.__version__,
+            **{name: version(name) for name in ("scikit-learn", "torch", "numpy", "joblib")},
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -21,13 +21,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from sklearn.base import TransformerMixin
-from sklearn.decomposition import PCA, IncrementalPCA
-from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
 __all__ = ["PREPROCESSING", "DEFAULT_PREPROCESSING", "check_preprocessing", "make_preprocessing"]
 
-PREPROCESSING = ("standard", "l2", "ssqrt", "pca<n>")
+_NAMED = ("standard", "l2", "ssqrt")
+PREPROCESSING = (*_NAMED, "pca<n>")
 """The step names a chain may use (``pca<n>`` with a whole number of components)."""
 
 DEFAULT_PREPROCESSING = ("ssqrt", "standard")
@@ -41,24 +39,29 @@ def signed_sqrt(X: np.ndarray) -> np.ndarray:
     return np.sign(X) * np.sqrt(np.abs(X))
 
 
-def _step(name: str, random_state: int, incremental: bool) -> TransformerMixin:
+_PCA = re.compile(r"pca([1-9]\d*)")
+
+
+def _step(name: str, random_state: int, incremental: bool):
+    from sklearn.decomposition import PCA, IncrementalPCA  # here: names are checked without scikit-learn
+    from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
+
     if name == "standard":
         return StandardScaler()
     if name == "l2":
         return Normalizer(norm="l2")
     if name == "ssqrt":
         return FunctionTransformer(signed_sqrt, feature_names_out="one-to-one")
-    match = re.fullmatch(r"pca([1-9]\d*)", name)
-    if match:
-        n = int(match.group(1))
-        return IncrementalPCA(n_components=n) if incremental else PCA(n_components=n, random_state=random_state)
-    raise ValueError(f"unknown preprocessing step {name!r}; valid steps: {', '.join(PREPROCESSING)} (e.g. pca128)")
+    n = int(_PCA.fullmatch(name).group(1))
+    return IncrementalPCA(n_components=n) if incremental else PCA(n_components=n, random_state=random_state)
 
 
 def check_preprocessing(chain: list[str]) -> None:
     """Raise ``ValueError`` naming the first step of ``chain`` that is not a valid name."""
     for name in chain:
-        _step(name, 0, incremental=False)
+        if name not in _NAMED and not _PCA.fullmatch(name):
+            raise ValueError(f"unknown preprocessing step {name!r}; valid steps: {', '.join(PREPROCESSING)} "
+                             f"(e.g. pca128)")
     if len(set(chain)) < len(chain):
         raise ValueError(f"preprocessing {chain} names a step twice; each step may appear once")
 

@@ -15,16 +15,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Callable
+from importlib import import_module
 
-from sklearn.base import BaseEstimator
-from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.svm import SVC, LinearSVC
-
-from .finetune import FinetuneHead
-from .heads import TorchHead
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
 __all__ = ["ZooEntry", "ZOO", "MAPS", "make_model", "param_grid", "check_grid"]
@@ -37,13 +29,26 @@ CODES, MAPS = "codes", "maps"
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A named classifier: an estimator factory, its default grid and a one-line summary."""
+    """A named classifier: its estimator class and settings, its default grid and a one-line summary.
+
+    The class is named by its import path and imported when a model is built, so that the
+    zoo's names are known (and a config checked) without loading scikit-learn or torch.
+    ``seeded`` entries get ``random_state``.
+    """
 
     name: str
-    build: Callable[[int], BaseEstimator]
+    estimator: str
+    params: dict = field(default_factory=dict)
     grid: dict[str, list] = field(default_factory=dict)
     description: str = ""
     takes: str = CODES
+    seeded: bool = True
+
+    def build(self, random_state: int):
+        """A fresh estimator of this entry."""
+        module, name = self.estimator.rsplit(".", 1)
+        seed = {"random_state": random_state} if self.seeded else {}
+        return getattr(import_module(module), name)(**self.params, **seed)
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -51,58 +56,65 @@ ZOO: dict[str, ZooEntry] = {
     for entry in (
         ZooEntry(
             "logreg",
-            lambda seed: LogisticRegression(max_iter=1000, random_state=seed),
+            "sklearn.linear_model.LogisticRegression",
+            {"max_iter": 1000},
             {"C": [0.01, 0.1, 1.0]},
             "multinomial logistic regression (L-BFGS)",
         ),
         ZooEntry(
             "linsvm",
-            lambda seed: LinearSVC(max_iter=5000, random_state=seed),
+            "sklearn.svm.LinearSVC",
+            {"max_iter": 5000},
             {"C": [0.0001, 0.001, 0.01]},
             "linear SVM (liblinear, one-vs-rest)",
         ),
         ZooEntry(
             "svm-rbf",
-            lambda seed: SVC(kernel="rbf", gamma="scale", random_state=seed),
+            "sklearn.svm.SVC",
+            {"kernel": "rbf", "gamma": "scale"},
             {"C": [1.0, 10.0, 100.0]},
             "kernel SVM, RBF kernel with gamma='scale' (libsvm, one-vs-one)",
         ),
         ZooEntry(
             "sgd",
-            lambda seed: SGDClassifier(loss="log_loss", max_iter=1000, tol=1e-3, random_state=seed),
+            "sklearn.linear_model.SGDClassifier",
+            {"loss": "log_loss", "max_iter": 1000, "tol": 1e-3},
             {"alpha": [1e-4, 1e-3, 1e-2]},
             "logistic regression by stochastic gradient descent; learns in row chunks (partial_fit)",
         ),
         ZooEntry(
             "ridge",
-            lambda seed: RidgeClassifier(),
-            {"alpha": [1.0, 10.0, 100.0, 1000.0]},
-            "ridge regression on +-1 targets (one-vs-rest, closed form)",
+            "sklearn.linear_model.RidgeClassifier",
+            grid={"alpha": [1.0, 10.0, 100.0, 1000.0]},
+            description="ridge regression on +-1 targets (one-vs-rest, closed form)",
+            seeded=False,
         ),
         ZooEntry(
             "knn",
-            lambda seed: KNeighborsClassifier(metric="cosine", algorithm="brute"),
+            "sklearn.neighbors.KNeighborsClassifier",
+            {"metric": "cosine", "algorithm": "brute"},
             {"n_neighbors": [1, 5, 10], "weights": ["uniform", "distance"]},
             "k nearest neighbours, cosine distance",
+            seeded=False,
         ),
         ZooEntry(
             "linear-head",
-            lambda seed: TorchHead(random_state=seed),
-            {"weight_decay": [1e-3, 1e-1]},
-            "softmax layer trained with PyTorch (AdamW, early stopping)",
+            "classifiers.heads.TorchHead",
+            grid={"weight_decay": [1e-3, 1e-1]},
+            description="softmax layer trained with PyTorch (AdamW, early stopping)",
         ),
         ZooEntry(
             "mlp-head",
-            lambda seed: TorchHead(hidden_units=(512,), dropout=0.5, random_state=seed),
+            "classifiers.heads.TorchHead",
+            {"hidden_units": (512,), "dropout": 0.5},
             {"weight_decay": [1e-3, 1e-1]},
             "one hidden layer of 512 ReLU units, dropout 0.5, trained with PyTorch (AdamW, early stopping)",
         ),
         ZooEntry(
             "finetune",
-            lambda seed: FinetuneHead(random_state=seed),
-            {},
-            "the backbone's layers after the tap (VGG16 block 5 after pool4, ResNet50 layer4 after layer3) "
-            "fine-tuned with a new softmax layer on cached maps (pooling none)",
+            "classifiers.finetune.FinetuneHead",
+            description="the backbone's layers after the tap (VGG16 block 5 after pool4, ResNet50 layer4 after layer3) "
+                        "fine-tuned with a new softmax layer on cached maps (pooling none)",
             takes=MAPS,
         ),
     )
@@ -120,13 +132,15 @@ def _entry(name: str) -> ZooEntry:
 def make_model(
     name: str, preprocessing: list[str] = DEFAULT_PREPROCESSING, random_state: int = 0, incremental: bool = False,
     params: dict | None = None,
-) -> Pipeline:
+):
     """A fresh unfitted ``Pipeline(preprocessing..., classifier)`` of zoo entry ``name``.
 
     ``incremental=True`` builds steps that all learn in row chunks (see ``fit_in_chunks``).
     An entry that takes maps gets no preprocessing. ``params`` sets estimator parameters
     (``{"C": 1.0}``, or what a map head is built from).
     """
+    from sklearn.pipeline import Pipeline
+
     entry = _entry(name)
     steps = make_preprocessing(list(preprocessing), random_state, incremental) if entry.takes == CODES else []
     return Pipeline([*steps, (STEP, entry.build(random_state).set_params(**(params or {})))])

@@ -1,8 +1,6 @@
-"""The backbone registry: frozen torchvision classifiers cut at named depths ("taps").
+"""Frozen torchvision classifiers cut at named depths ("taps").
 
-One entry per model says which graph nodes are worth reading and under which readable
-name (VGG16's ``pool3`` is node ``features.16``). Adding a model is adding an entry here;
-nothing else in the project branches on model names. Any other torchvision
+Registered models (``features.registry``) have readable tap names; any other torchvision
 classification model works too, with its FX graph node names as taps
 (``torchvision.models.feature_extraction.get_graph_node_names``).
 """
@@ -19,6 +17,8 @@ from torch import nn
 from torchvision.models import get_model, list_models
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+from .registry import BACKBONES, Backbone
+
 __all__ = [
     "Backbone",
     "BACKBONES",
@@ -30,83 +30,6 @@ __all__ = [
     "tap_extractor",
     "top_block",
 ]
-
-_SHOWN = 12  # tap names listed in an error message before "..."
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A model and its taps.
-
-    Parameters
-    ----------
-    name : str
-        The torchvision model name (``torchvision.models.get_model``).
-    taps : dict of str to str
-        Tap name -> graph node name (``get_graph_node_names``), shallow to deep.
-    default_taps : tuple of str
-        The taps extracted when the config names none for this backbone.
-    top : str, default=""
-        The end of the last block: the tap that feeds a new classifier head when the
-        top block is fine-tuned (``top_block``). ``""`` means the deepest default tap.
-    """
-
-    name: str
-    taps: dict[str, str]
-    default_taps: tuple[str, ...]
-    top: str = ""
-
-    def __post_init__(self):
-        if not self.top:
-            object.__setattr__(self, "top", self.default_taps[-1])  # frozen: set once, here
-
-    def node(self, tap: str) -> str:
-        """The graph node of a tap name, or a clear error listing the valid ones."""
-        if tap not in self.taps:
-            shown = ", ".join(list(self.taps)[:_SHOWN])
-            more = (f", ... ({len(self.taps)} in all; `python -m pipeline taps {self.name}` lists them "
-                    f"with their shapes)") if len(self.taps) > _SHOWN else ""
-            raise ValueError(f"unknown tap {tap!r} for backbone {self.name!r}; valid taps: {shown}{more}")
-        return self.taps[tap]
-
-    def depth(self, tap: str) -> int:
-        """Position of a tap from the input (0 is the shallowest), for ordering plots."""
-        return list(self.taps).index(tap)
-
-
-BACKBONES: dict[str, Backbone] = {
-    backbone.name: backbone
-    for backbone in (
-        Backbone(
-            "vgg16",
-            taps={
-                "pool1": "features.4",
-                "pool2": "features.9",
-                "pool3": "features.16",
-                "pool4": "features.23",
-                "pool5": "features.30",
-                "fc6": "classifier.1",  # after ReLU
-                "fc7": "classifier.4",  # after ReLU
-            },
-            default_taps=("pool3", "pool4", "pool5"),
-            top="pool5",
-        ),
-        Backbone(
-            "resnet50",
-            taps={
-                "stem": "maxpool",
-                "layer1": "layer1",
-                "layer2": "layer2",
-                "layer3": "layer3",
-                "layer4": "layer4",
-                "pool": "flatten",
-            },
-            default_taps=("layer2", "layer3", "pool"),
-            top="layer4",
-        ),
-    )
-}
-"""Backbones with readable tap names."""
 
 BACKBONE_CHOICES = (*BACKBONES, *sorted(set(list_models(module=torchvision.models)) - set(BACKBONES)))
 """Every usable backbone name: the registry's first, then torchvision's classification models."""

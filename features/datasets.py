@@ -4,31 +4,35 @@ The torchvision datasets are downloaded once into ``data.root`` (torchvision's o
 does the download and the integrity check) and then read from there like any image
 files, through the project's one image loader. Their own splits are used; where a
 dataset has no validation split and ``val_size`` asks for one, it is carved out of
-train, stratified.
+train, stratified. torchvision is imported when a dataset is opened, not before: the
+runner fingerprints a named dataset's files (``dataset_fingerprint``) without it.
 """
 
 from __future__ import annotations
 
+import hashlib
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from torchvision import datasets
 
 from .sources import ImageArrays, ImageSource, LabelledFiles, stratified_splits
 
-__all__ = ["NAMED_DATASETS", "DatasetUnavailable", "open_named_dataset"]
+__all__ = ["NAMED_DATASETS", "DatasetUnavailable", "dataset_fingerprint", "open_named_dataset"]
 
 
 class DatasetUnavailable(OSError):
     """A named dataset is neither in ``data.root`` nor downloadable (no internet)."""
 
 
-def _download(factory, name: str, root: Path, **kwargs):
-    """``factory(root, download=True, **kwargs)``, with a plain message when offline."""
+def _download(factory: str, name: str, root: Path, **kwargs):
+    """``torchvision.datasets.<factory>(root, download=True, **kwargs)``, with a plain message when offline."""
+    from torchvision import datasets
+
     if root is None:
         raise ValueError(f"dataset {name} needs data.root, the folder to download it into")
     try:
-        return factory(root, download=True, **kwargs)
+        return getattr(datasets, factory)(root, download=True, **kwargs)
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a failed check a RuntimeError
         raise DatasetUnavailable(
             f"cannot download dataset {name} into {root}: {error}; connect to the internet once "
@@ -61,7 +65,7 @@ def digits(root=None, test_size: float = 0.25, val_size: float = 0.0, seed: int 
 
 def cifar10(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> ImageArrays:
     """CIFAR-10: 50,000 train and 10,000 test 32x32 images, 10 classes."""
-    parts = {split: _download(datasets.CIFAR10, "cifar10", root, train=split == "train")
+    parts = {split: _download("CIFAR10", "cifar10", root, train=split == "train")
              for split in ("train", "test")}
     labels = np.concatenate([part.targets for part in parts.values()])
     splits = np.repeat(list(parts), [len(part) for part in parts.values()])
@@ -86,19 +90,19 @@ def _files_of(name: str, factory, root: Path, splits: dict, files_attr: str, cla
 
 def oxford_pets(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> LabelledFiles:
     """Oxford-IIIT Pet: 37 cat and dog breeds, 3,680 trainval and 3,669 test images."""
-    return _files_of("oxford-pets", datasets.OxfordIIITPet, root, {"train": "trainval", "test": "test"},
+    return _files_of("oxford-pets", "OxfordIIITPet", root, {"train": "trainval", "test": "test"},
                      "_images", lambda part: part.classes, val_size, seed)
 
 
 def flowers102(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> LabelledFiles:
     """Oxford 102 Flowers: 102 classes, 10 train and 10 val images per class, 6,149 test."""
-    return _files_of("flowers102", datasets.Flowers102, root, {s: s for s in ("train", "val", "test")},
+    return _files_of("flowers102", "Flowers102", root, {s: s for s in ("train", "val", "test")},
                      "_image_files", lambda part: [str(index + 1) for index in range(102)], val_size, seed)
 
 
 def dtd(root, test_size=0.25, val_size: float = 0.0, seed: int = 0) -> LabelledFiles:
     """Describable Textures: 47 classes, 40 train, 40 val and 40 test images each (partition 1)."""
-    return _files_of("dtd", datasets.DTD, root, {s: s for s in ("train", "val", "test")},
+    return _files_of("dtd", "DTD", root, {s: s for s in ("train", "val", "test")},
                      "_image_files", lambda part: part.classes, val_size, seed)
 
 
@@ -112,6 +116,27 @@ NAMED_DATASETS = {
 """Datasets by name: ``(root, test_size, val_size, seed) -> ImageSource``. Only ``digits``
 ignores ``root`` (it is bundled with scikit-learn) and uses ``test_size``: the others have
 splits of their own."""
+
+
+BUNDLED = {"digits": "scikit-learn"}
+"""Datasets that ship inside a package, by the package's name on PyPI."""
+
+
+def dataset_fingerprint(name: str, root=None) -> str:
+    """A cheap fingerprint of dataset ``name``'s content, without opening it: the version of
+    the package it ships in, or the names, sizes and modification times of the files under
+    ``root`` (where it was downloaded)."""
+    if name in BUNDLED:
+        return f"{name} in {BUNDLED[name]} {version(BUNDLED[name])}"
+    root = Path(root) if root else None
+    if root is None or not root.is_dir():
+        return f"{name}: not downloaded"
+    digest = hashlib.sha256(name.encode())
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def open_named_dataset(name: str, root=None, test_size: float = 0.25, val_size: float = 0.0,

@@ -36,22 +36,17 @@ from .forward import Forward, HostPixels
 from .images import ImageError
 from .journal import Journal, Part
 from .lock import WriterLock
+from .names import DTYPES, ON_ERROR
 from .pooling import MAP, check_pooling, pool
 from .shards import Shard, join_shards
 from .sources import ImageSource
 from .store import FORMAT_VERSION, SampleTable, read_table, rewrite_store
 from .weights import ResolvedWeights, build_tap_extractor, describe_preprocessing, preprocessing, weights_sha256
 
-__all__ = ["DTYPES", "ON_ERROR", "Extraction", "cache_path", "compute_codes", "extract_codes", "forward_seconds",
+__all__ = ["Extraction", "cache_path", "compute_codes", "extract_codes", "forward_seconds",
            "join_shard_stores"]
 
 log = logging.getLogger(__name__)
-
-DTYPES = ("float32", "float16")
-"""Storage types of the codes (``features.dtype``, and ``features.map_dtype`` for whole maps);
-float16 halves the files."""
-ON_ERROR = ("skip", "fail")
-"""What an unreadable image does (``data.on_error``): skipped and recorded, or stop."""
 
 
 class _Batch(NamedTuple):

@@ -28,10 +28,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import functional
 
-__all__ = ["PRECISIONS", "Forward", "HostPixels", "fold_batchnorm"]
+from .names import PRECISIONS
 
-PRECISIONS = ("float32", "bfloat16")
-"""Arithmetic of the network's forward pass (``features.precision``)."""
+__all__ = ["Forward", "HostPixels", "fold_batchnorm"]
 
 
 class HostPixels:

@@ -1,9 +1,12 @@
-"""One writer per feature store: a lock file that names its holder.
+"""One holder at a time: a lock file that names its holder.
 
-The lock is a file created with ``O_EXCL`` beside the store, holding the writer's pid,
-host and start time, so a second writer's error says who to wait for. A lock left by a
-killed process (same host, pid no longer running) is taken over. Readers never lock:
-the store file is only ever replaced whole (see ``features.store``).
+The lock is a file, created whole by a hard link (never seen empty), holding the holder's
+pid, host and start time (and what it is doing), so that whoever finds it taken can say who to wait for. A lock
+left by a killed process (same host, pid no longer running) is taken over.
+
+``WriterLock`` is a feature store's (one writer; readers never lock, since the store file
+is only ever replaced whole, see ``features.store``); the runner holds a ``FileLock`` on
+each run folder while it runs stages.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from .store import StoreError
 
-__all__ = ["StoreLocked", "WriterLock"]
+__all__ = ["FileLock", "StoreLocked", "WriterLock"]
 
 
 class StoreLocked(StoreError):
@@ -33,44 +36,67 @@ def _running(pid: int) -> bool:
     return True
 
 
-class WriterLock:
-    """``with WriterLock(store_path):`` holds ``<store>.lock`` for the duration."""
+class FileLock:
+    """A lock file at ``path``; ``about`` (e.g. ``command="..."``) is recorded with the holder.
 
-    def __init__(self, store_path: str | Path):
-        self.path = Path(store_path).with_name(Path(store_path).name + ".lock")
+    ``acquire()`` takes it and returns None, or returns the holder's record when another
+    live process has it; ``release()`` gives it back.
+    """
+
+    def __init__(self, path: str | Path, **about):
+        self.path = Path(path)
         self.holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **about,
         }
 
     def _create(self) -> bool:
+        """Link a file holding the holder's record to ``path``: the lock never exists empty."""
+        record = self.path.with_name(f"{self.path.name}.{self.holder['pid']}")
+        record.write_text(json.dumps(self.holder))
         try:
-            descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(record, self.path)
         except FileExistsError:
             return False
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(self.holder, file)
+        finally:
+            record.unlink()
         return True
 
     def _current_holder(self) -> dict:
         try:
             return json.loads(self.path.read_text())
-        except (OSError, ValueError):  # vanished meanwhile, or a writer between create and dump
+        except (OSError, ValueError):  # vanished meanwhile
             return {}
 
-    def __enter__(self) -> "WriterLock":
+    def acquire(self) -> dict | None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._create():
-            return self
+            return None
         holder = self._current_holder()
         pid = holder.get("pid")
-        stale = holder.get("host") == self.holder["host"] and isinstance(pid, int) and pid > 0 and not _running(pid)
-        if stale:
-            self.path.unlink(missing_ok=True)
+        if holder.get("host") == self.holder["host"] and isinstance(pid, int) and pid > 0 and not _running(pid):
+            self.path.unlink(missing_ok=True)  # left by a killed process: taken over
             if self._create():
-                return self
+                return None
             holder = self._current_holder()
+        return holder
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class WriterLock(FileLock):
+    """``with WriterLock(store_path):`` holds ``<store>.lock`` for the duration."""
+
+    def __init__(self, store_path: str | Path):
+        super().__init__(Path(store_path).with_name(Path(store_path).name + ".lock"))
+
+    def __enter__(self) -> "WriterLock":
+        holder = self.acquire()
+        if holder is None:
+            return self
         raise StoreLocked(
             f"{self.path.with_suffix('')} is being written by pid {holder.get('pid', '?')} on "
             f"{holder.get('host', '?')} since {holder.get('started', '?')}; wait for it to finish, "
@@ -78,4 +104,4 @@ class WriterLock:
         )
 
     def __exit__(self, *exc_info) -> None:
-        self.path.unlink(missing_ok=True)
+        self.release()

@@ -3,14 +3,14 @@
 ``avg`` and ``max`` pool each channel over the whole map, ``avgmax`` concatenates both,
 ``grid<k>`` averages the map down to ``k x k`` cells and flattens it (channel-major), which
 keeps a coarse layout of where things are. Vector taps (``fc6``, ``pool``) pass through.
+
+torch is imported where a map is pooled, not above: a config's poolings are checked
+(``check_pooling``) before torch loads.
 """
 
 from __future__ import annotations
 
 import re
-
-import torch
-from torch.nn import functional
 
 __all__ = ["MAP", "POOLINGS", "POOLING_CHOICES", "check_pooling", "pool"]
 
@@ -20,7 +20,7 @@ MAP = "none"
 POOLINGS = {
     "avg": lambda maps: maps.mean(dim=(2, 3)),
     "max": lambda maps: maps.amax(dim=(2, 3)),
-    "avgmax": lambda maps: torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1),
+    "avgmax": lambda maps: _concatenate(maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))),
 }
 """Fixed poolings of a ``(batch, channels, height, width)`` map to ``(batch, features)``."""
 
@@ -36,7 +36,13 @@ def check_pooling(name: str) -> str:
     return name
 
 
-def pool(activation: torch.Tensor, pooling: str) -> torch.Tensor:
+def _concatenate(*rows):
+    import torch
+
+    return torch.cat(rows, dim=1)
+
+
+def pool(activation, pooling: str):
     """``(batch, n_features)`` rows from a tap's ``(batch, C)`` or ``(batch, C, H, W)`` output;
     with ``none`` a map stays ``(batch, C, H, W)``."""
     if activation.ndim == 2 or pooling == MAP and activation.ndim == 4:
@@ -48,5 +54,7 @@ def pool(activation: torch.Tensor, pooling: str) -> torch.Tensor:
         )
     grid = _GRID.fullmatch(check_pooling(pooling))
     if grid:
+        from torch.nn import functional
+
         return functional.adaptive_avg_pool2d(activation, int(grid.group(1))).flatten(1)
     return POOLINGS[pooling](activation)

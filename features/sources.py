@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sklearn.model_selection import train_test_split
 
 from .images import load_image, readable_name, upright
 
@@ -31,6 +31,7 @@ __all__ = [
     "ImageManifest",
     "ImageFiles",
     "ImageArrays",
+    "StratifiedSplit",
     "stratified_splits",
 ]
 
@@ -95,16 +96,23 @@ class ImageSource:
         """Per sample, the id of the image it shows: its own, except for augmented views."""
         return self.ids
 
+    @property
+    def split_rule(self) -> str:
+        """What decides the splits, for ``fingerprint``: the splits themselves, unless a
+        source makes them by a rule (``StratifiedSplit``)."""
+        return "\0".join(self.splits)
+
     @cached_property
     def fingerprint(self) -> str:
         """A hash of everything about the samples that changes their codes or their rows.
 
-        Cheap (file stat calls, no decoding), for the runner's staleness stamps.
+        Cheap (file stat calls, no decoding), for the runner's staleness stamps; a source
+        split by a rule is fingerprinted without making the split (that runs scikit-learn).
         """
         digest = hashlib.sha256()
-        for item in (self.identity, *self.classes):
+        for item in (self.identity, *self.classes, self.split_rule):
             digest.update(item.encode() + b"\0")
-        for row in zip(self.ids, self.labels, self.splits, self.row_fingerprints):
+        for row in zip(self.ids, self.labels, self.row_fingerprints):
             digest.update("\0".join(map(str, row)).encode() + b"\n")
         return digest.hexdigest()
 
@@ -114,6 +122,8 @@ def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size:
 
     ``test_size`` and ``val_size`` are fractions of all samples, taken from each class alike.
     """
+    from sklearn.model_selection import train_test_split  # here: a fingerprint needs no split, nor scikit-learn
+
     labels = np.asarray(labels)
     splits = np.full(len(labels), "train", dtype=object)
     try:
@@ -132,6 +142,19 @@ def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size:
     return splits.astype(str)
 
 
+@dataclass(frozen=True)
+class StratifiedSplit:
+    """The seeded stratified split of a source without splits of its own (``stratified_splits``),
+    made from the labels when the splits are first read."""
+
+    test_size: float
+    seed: int
+    val_size: float = 0.0
+
+    def __call__(self, labels) -> np.ndarray:
+        return stratified_splits(labels, self.test_size, self.seed, self.val_size)
+
+
 def _file_stat(path: Path) -> str:
     try:
         stat = path.stat()
@@ -148,8 +171,10 @@ class LabelledFiles(ImageSource):
     root : Path
         Ids are paths relative to it.
     files : list of Path, (n_samples,)
-    labels, splits, classes
+    labels, classes
         As in ``ImageSource``.
+    splits : array-like of str, or StratifiedSplit
+        The splits, or the rule that makes them.
     name, identity : str
     ids : list of str, optional
         Default: the files' paths relative to ``root``.
@@ -161,10 +186,19 @@ class LabelledFiles(ImageSource):
         self.files = list(files)
         self.ids = ids or [readable_name(file.relative_to(self.root).as_posix()) for file in self.files]
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.splits = np.asarray(splits).astype(str)
+        self._splits = splits
         self.classes = [readable_name(name) for name in classes]
         self.name = name
         self.identity = identity
+
+    @cached_property
+    def splits(self) -> np.ndarray:
+        rule = self._splits
+        return np.asarray(rule(self.labels) if isinstance(rule, StratifiedSplit) else rule).astype(str)
+
+    @property
+    def split_rule(self) -> str:
+        return repr(self._splits) if isinstance(self._splits, StratifiedSplit) else super().split_rule
 
     def load(self, index: int, min_side: int | None = None) -> Image.Image:
         return load_image(self.files[index], min_side)
@@ -233,7 +267,7 @@ class ImageFolder(LabelledFiles):
             )
         files, labels, splits = zip(*rows)
         if not has_splits:
-            splits = stratified_splits(labels, test_size, seed, val_size)
+            splits = StratifiedSplit(test_size, seed, val_size)
         super().__init__(root, files, labels, splits, classes, name=root.resolve().name,
                          identity=f"folder:{root.resolve()}")
 
@@ -284,7 +318,7 @@ class ImageManifest(LabelledFiles):
         classes = sorted({record["label"] for record in records})
         labels = [classes.index(record["label"]) for record in records]
         splits = ([record["split"] for record in records] if records[0].get("split")
-                  else stratified_splits(labels, test_size, seed, val_size))
+                  else StratifiedSplit(test_size, seed, val_size))
         super().__init__(folder, files, labels, splits, classes, name=manifest.stem,
                          identity=f"manifest:{manifest.resolve()}")
 

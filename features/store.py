@@ -16,6 +16,11 @@ Layout (plain h5py reads it; see the README)::
                                   attrs: tap, pooling, complete
 /features/<tap>/none          (n_rows, C, H, W) the tap's whole map, float16 by default (``map_dtype``)
 
+Each codes dataset also has the attribute ``rows_digest``: a hash of what reading it gives
+(the rows in use, their images' fingerprints, labels, splits and groups, the classes, the
+row shape and type, whether it is complete), so that a reader can tell whether another
+run changed it without reading codes (``codes_fingerprint``).
+
 A row is *in use* when its split is not empty and it was not skipped; a codes dataset is
 ``complete`` when every row in use is done. The reader API (``FeatureStore``,
 ``read_codes``) shows only rows in use, and only complete codes.
@@ -27,6 +32,7 @@ This module is the only reader of the files: ``classifiers`` goes through it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -39,6 +45,7 @@ from .pooling import MAP
 
 __all__ = [
     "FORMAT_VERSION",
+    "codes_fingerprint",
     "consolidate_store",
     "FeatureStore",
     "StoreError",
@@ -162,15 +169,30 @@ def write_samples(file: h5py.File, table: SampleTable) -> h5py.Group:
     return samples
 
 
+def _rows_digest(table: SampleTable, key: tuple[str, str], dataset) -> str:
+    """A hash of what reading codes dataset ``key`` gives (see the module's docstring)."""
+    in_use = np.flatnonzero(table.in_use())
+    digest = hashlib.sha256(f"{key}\0{dataset.shape[1:]}\0{dataset.dtype}\0{table.complete(key)}".encode())
+    digest.update("\0".join(table.classes).encode() + b"\n")
+    groups = table.groups or table.ids
+    for row in in_use:
+        fields = (table.ids[row], table.fingerprints[row], table.labels[row], table.splits[row], groups[row])
+        digest.update("\0".join(map(str, fields)).encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
 def write_done(file: h5py.File, table: SampleTable) -> None:
-    """Write ``table.done`` as the done markers, and each codes dataset's ``complete`` attribute."""
+    """Write ``table.done`` as the done markers, and each codes dataset's ``complete`` and
+    ``rows_digest`` attributes."""
     done = file.require_group("samples").require_group("done")
     for (tap, pooling), markers in table.done.items():
         name = _dataset_name(tap, pooling)
         if name not in done:
             done.create_dataset(name, shape=(len(markers),), dtype=bool, maxshape=(None,))  # resizable
         done[name][...] = markers
-        file["features"][name].attrs["complete"] = table.complete((tap, pooling))
+        dataset = file["features"][name]
+        dataset.attrs["complete"] = table.complete((tap, pooling))
+        dataset.attrs["rows_digest"] = _rows_digest(table, (tap, pooling), dataset)
 
 
 def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes) -> None:
@@ -425,6 +447,26 @@ def read_codes(path: str | Path, tap: str, pooling: str, split: str | None = Non
     """
     with FeatureStore(path) as store:
         return store.codes(tap, pooling, split)
+
+
+def codes_fingerprint(path: str | Path, tap: str, pooling: str) -> str:
+    """What reading ``tap``/``pooling`` from the store at ``path`` gives, as a short hash:
+    unchanged when another run adds taps, poolings or rows not in use, or rewrites the file
+    without changing these codes. ``missing`` when the file or the dataset is not there.
+
+    Cheap: one attribute (stores written before it existed: a hash of the sample table).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    with _open(path) as file:
+        name = _dataset_name(tap, pooling)
+        if name not in file.get("features", {}):
+            return "missing"
+        dataset = file["features"][name]
+        if "rows_digest" in dataset.attrs:
+            return str(dataset.attrs["rows_digest"])
+        return _rows_digest(_read_table(file), (tap, pooling), dataset)
 
 
 def verify_store(path: str | Path) -> list[str]:

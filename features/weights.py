@@ -23,14 +23,13 @@ from torch.hub import load_state_dict_from_url
 from torchvision.models import get_model, get_model_weights, get_weight
 
 from .backbones import get_backbone, meta_model, tap_extractor
+from .names import WEIGHTS_CHOICES, WEIGHTS_FILE_SUFFIXES, is_weights_file
 
 __all__ = [
-    "WEIGHTS_CHOICES",
-    "WEIGHTS_FILE_SUFFIXES",
     "ResolvedWeights",
     "WeightsUnavailable",
     "check_weights_name",
-    "is_weights_file",
+    "imagenet_checkpoint",
     "resolve_weights",
     "build_model",
     "build_tap_extractor",
@@ -42,17 +41,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_CHOICES = ("imagenet", "random", "auto")
-"""``imagenet``: torchvision's default ImageNet weights, an error when they cannot be had.
-``random``: seeded random initialisation (mechanics and timing only, not transfer learning).
-``auto``: ImageNet weights when torchvision can load them, random weights otherwise.
-Besides these: a torchvision weights value name, or a state-dict file."""
-
-WEIGHTS_FILE_SUFFIXES = (".pth", ".pt")
 _SHOWN = 6  # parameter names listed in an error message before "..."
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(OSError):
     """The weights asked for cannot be had: not downloadable, or a file that does not fit."""
 
 
@@ -84,11 +76,6 @@ class ResolvedWeights:
         return self.sha256 or self.identity
 
 
-def is_weights_file(value: str) -> bool:
-    """Whether a ``features.weights`` value names a file rather than weights by name."""
-    return value.endswith(WEIGHTS_FILE_SUFFIXES) or "/" in value
-
-
 def check_weights_name(backbone: str, value: str) -> None:
     """A ValueError listing the valid choices when ``value`` cannot name weights of ``backbone``."""
     names = list(get_model_weights(backbone).__members__)
@@ -101,6 +88,11 @@ def check_weights_name(backbone: str, value: str) -> None:
 
 def _cached_checkpoint(url: str) -> Path:
     return Path(torch_hub_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def imagenet_checkpoint(backbone: str) -> Path:
+    """Where torch's hub cache keeps ``backbone``'s default ImageNet weights once downloaded."""
+    return _cached_checkpoint(get_model_weights(backbone).DEFAULT.url)
 
 
 def _fetch_state_dict(weights) -> dict:

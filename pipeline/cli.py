@@ -2,13 +2,19 @@
 
 Every command is one entry of ``COMMANDS``: its help line, its own arguments and a
 function of the parsed arguments and the loaded config. Exit codes: 0 success, 1 failure,
-2 usage or configuration error. Failures caused by the user's input end with one line
-that says what to fix; ``--debug`` shows the traceback, and so does the run's log file.
+2 usage or configuration error, or a run folder in use with ``--no-wait``; ``status``
+exits 0 when everything is up to date and 1 when something would run, like ``make -q``.
+Failures caused by the user's input end with one line that says what to fix; ``--debug``
+shows the traceback, and so does the run's log file.
+
+Only what a command needs is imported: ``--help``, ``status``, ``--dry-run``, ``clean``
+and a run with nothing to do never load torch, torchvision or scikit-learn.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -16,12 +22,11 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from features import BACKBONE_CHOICES, StoreError, WeightsUnavailable, distributed_rank, list_taps, verify_store
+import features
 
-from .config import Config, ConfigError, load_config
-from .predict import predict_stage
-from .runner import Stage, clean, execute, plan, run_log
-from .stages import STAGES
+from .config import Config, ConfigError, check_names, load_config
+from .runner import RunLocked, Stage, clean, execute, plan, run_lock, run_log
+from .stages import STAGES, predict_stage
 
 __all__ = ["COMMANDS", "Command", "main", "build_parser"]
 
@@ -37,8 +42,9 @@ EXAMPLES = """examples:
   python -m pipeline verify cache/*.h5
 """
 
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, StoreError, WeightsUnavailable, ValueError, OSError)
-"""Failures that come from the user's files, settings or network: one line, exit 1."""
+USER_ERRORS = (ValueError, OSError)
+"""Failures that come from the user's files, settings or network (missing files, damaged
+feature stores, weights that cannot be had: all OSErrors): one line, exit 1."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +61,29 @@ class Command:
     config: bool = True
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    return f"python -m pipeline {shlex.join(args.argv)}"
+
+
 def _logged(args: argparse.Namespace, config: Config):
     """The run's log file records this command and what happens during it."""
-    return run_log(config, f"python -m pipeline {shlex.join(args.argv)}")
+    return run_log(config, _command_line(args))
+
+
+def _locked(args: argparse.Namespace, config: Config):
+    """The run folder is this command's while it changes it (``--no-wait``: exit 2 if it is another's)."""
+    return run_lock(config, _command_line(args), wait=not args.no_wait)
+
+
+def _lock_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-wait", action="store_true",
+                        help="if another process is running in the run folder, exit 2 instead of waiting for it")
 
 
 def _stage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="run the stage(s) asked for even when up to date")
     parser.add_argument("-n", "--dry-run", action="store_true", help="say what would run and why, run nothing")
+    _lock_arguments(parser)
 
 
 def _bring_up_to_date(args: argparse.Namespace, config: Config, stages: dict[str, Stage], targets: list[str]) -> None:
@@ -80,29 +101,47 @@ def _bring_up_to_date(args: argparse.Namespace, config: Config, stages: dict[str
         if not any(step.runs for step in steps):
             print("nothing to do")
         return
-    with _logged(args, config):
-        execute(config, plan(config, stages, targets, force), progress=not args.quiet)
+    with _locked(args, config), _logged(args, config):
+        steps = plan(config, stages, targets, force)  # after the lock: another run may have just finished
+        if any(step.runs for step in steps):
+            check_names(config)  # what only torchvision and scikit-learn know, before any work
+        execute(config, steps, progress=not args.quiet)
 
 
 def _run_stages(args: argparse.Namespace, config: Config) -> None:
     _bring_up_to_date(args, config, STAGES, list(STAGES) if args.command == "run" else [args.command])
 
 
-def _status(args: argparse.Namespace, config: Config) -> None:
-    for step in plan(config, STAGES, list(STAGES)):
-        print(step)
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON, for programs")
+
+
+def _status(args: argparse.Namespace, config: Config) -> int:
+    steps = plan(config, STAGES, list(STAGES))
+    if args.json:
+        print(json.dumps({
+            "up_to_date": not any(step.runs for step in steps),
+            "stages": [{"stage": step.stage.name, "state": step.state, "reasons": step.reasons,
+                        "finished": (step.stamp or {}).get("finished"), "seconds": (step.stamp or {}).get("seconds")}
+                       for step in steps],
+        }, indent=2))
+    else:
+        for step in steps:
+            print(step)
+    return 1 if any(step.runs for step in steps) else 0
 
 
 def _clean_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stage", nargs="?", choices=list(STAGES), help="the stage to clean (default: all)")
     parser.add_argument("--cache", action="store_true",
                         help="also delete the feature files this run uses (shared with other runs)")
+    _lock_arguments(parser)
 
 
 def _clean(args: argparse.Namespace, config: Config) -> None:
     # everything: the stages' outputs and the run's default predictions.csv (not an --out elsewhere)
     stages = [STAGES[args.stage]] if args.stage else [*STAGES.values(), predict_stage([])]
-    with _logged(args, config):
+    with _locked(args, config), _logged(args, config):
         clean(config, stages, cache=args.cache)
 
 
@@ -126,12 +165,13 @@ def _predict(args: argparse.Namespace, config: Config) -> None:
 
 
 def _taps_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("backbone", help=f"{BACKBONE_CHOICES}, or any torchvision classification model by name")
+    parser.add_argument("backbone", help=f"{', '.join(features.BACKBONES)}, or any torchvision classification "
+                                         f"model by name")
     parser.add_argument("--image-size", type=int, default=224, help="square input size (default 224)")
 
 
 def _taps(args: argparse.Namespace, config: None) -> None:
-    taps = list_taps(args.backbone, args.image_size)
+    taps = features.list_taps(args.backbone, args.image_size)
     width = max(len("tap"), *(len(tap.name) for tap in taps))
     node_width = max(len("graph node"), *(len(tap.node) for tap in taps))
     print(f"{'tap':<{width}}  {'graph node':<{node_width}}  output shape at {args.image_size} x {args.image_size}")
@@ -146,7 +186,7 @@ def _verify_arguments(parser: argparse.ArgumentParser) -> None:
 def _verify(args: argparse.Namespace, config: None) -> int:
     damaged = 0
     for store in args.stores:
-        problems = verify_store(store)
+        problems = features.verify_store(store)
         print(f"{store}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
         for problem in problems:
             print(f"  {problem}")
@@ -162,7 +202,8 @@ COMMANDS: dict[str, Command] = {
     "report": Command("write results.csv, report.md and the plots; print the results table "
                       "(runs stale stages before it first)", _run_stages, _stage_arguments),
     "run": Command("every stale stage in order: extract, fit, report", _run_stages, _stage_arguments),
-    "status": Command("show each stage as up to date, stale (and which input changed) or missing", _status),
+    "status": Command("show each stage as up to date, stale (and why) or missing; exit 0 when all are up to "
+                      "date, 1 when something would run", _status, _status_arguments),
     "clean": Command("remove a stage's outputs and stamp, or every stage's and predictions.csv (the feature cache "
                      "only with --cache)",
                      _clean, _clean_arguments),
@@ -213,14 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # for the log file
     _console_logging(args.quiet)
     command = COMMANDS[args.command]
-    if distributed_rank()[1] > 1 and args.command != "extract":
+    if features.distributed_rank()[1] > 1 and args.command != "extract":
         print(f"error: under torchrun only `extract` runs on several processes; run `{args.command}` as one "
               f"process (python -m pipeline {args.command} ...)", file=sys.stderr)
         return 2
     try:
         config = load_config(args.config, args.set) if command.config else None
         return command.run(args, config) or 0
-    except ConfigError as error:
+    except (ConfigError, RunLocked) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head and the like: stop quietly

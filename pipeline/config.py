@@ -5,6 +5,15 @@ valid choices (and the nearest valid name for a typo), so that a mistake in a co
 costs one short message and not a traceback from deep inside torch. ``--set a.b=v``
 overrides are parsed as TOML values. Relative paths resolve against the config file's
 folder, so a config works from any working directory.
+
+Loading a config imports neither torch, torchvision nor scikit-learn (``status`` answers
+in a fraction of a second). The few names that only they know (a torchvision model
+outside the registry and its taps, a weights value such as ``IMAGENET1K_V2``, a grid's
+parameter names) are checked by ``check_names``, which runs before any stage does.
+
+Settings marked ``RUNTIME`` say how and where the work runs (device, batch size,
+workers, memory layout, compilation, the grid searches' joblib backend), not what it
+computes: ``results_of`` leaves them out, so changing them makes no stage stale.
 """
 
 from __future__ import annotations
@@ -19,22 +28,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args, get_origin, get_type_hints
 
-from classifiers import BACKENDS, DEFAULT_PREPROCESSING, MAPS, ZOO, check_backend, check_grid, check_preprocessing
+import classifiers
+import features
+from classifiers import BACKENDS, DEFAULT_PREPROCESSING, MAPS, ZOO, check_backend, check_preprocessing
 from features import (
-    BACKBONE_CHOICES,
+    BACKBONES,
     DTYPES,
     MAP,
     NAMED_DATASETS,
     ON_ERROR,
     POOLING_CHOICES,
     PRECISIONS,
+    WEIGHTS_CHOICES,
     check_pooling,
-    check_weights_name,
-    get_backbone,
+    is_weights_file,
 )
-from features.weights import is_weights_file
 
-__all__ = ["ConfigError", "Config", "load_config", "dump_config"]
+__all__ = ["ConfigError", "Config", "load_config", "check_names", "results_of", "dump_config"]
 
 
 class ConfigError(ValueError):
@@ -48,6 +58,9 @@ def _choices(values):
 
 PATH = {"path": True}
 """Field metadata: a path, resolved against the config file's folder."""
+
+RUNTIME = {"runtime": True}
+"""Field metadata: how the work runs, not what it computes (see ``results_of``)."""
 
 
 @dataclass
@@ -82,39 +95,31 @@ class DataSection:
 class FeaturesSection:
     """``[features]``: which backbones, weights, taps and poolings make the codes."""
 
-    backbones: list[str] = field(default_factory=lambda: ["vgg16", "resnet50"],
-                                 metadata=_choices(BACKBONE_CHOICES))
+    backbones: list[str] = field(default_factory=lambda: ["vgg16", "resnet50"])
     weights: str = field(default="imagenet", metadata={"path": is_weights_file})
     taps: dict[str, list[str]] = field(default_factory=dict)
     pooling: list[str] = field(default_factory=lambda: ["avg"])
     image_size: int = 224
-    batch_size: int = 32
-    num_workers: int | str = "auto"
-    device: str = "auto"
+    batch_size: int = field(default=32, metadata=RUNTIME)
+    num_workers: int | str = field(default="auto", metadata=RUNTIME)
+    device: str = field(default="auto", metadata=RUNTIME)
     seed: int = 0
     dtype: str = field(default="float32", metadata=_choices(DTYPES))
     map_dtype: str = field(default="float16", metadata=_choices(DTYPES))
-    map_budget_gb: float = 8.0
+    map_budget_gb: float = field(default=8.0, metadata=RUNTIME)
     views: int = 0
     fast_decode: bool = True
     precision: str = field(default="float32", metadata=_choices(PRECISIONS))
-    channels_last: bool = True
-    compile: bool = False
+    channels_last: bool = field(default=True, metadata=RUNTIME)
+    compile: bool = field(default=False, metadata=RUNTIME)
     decode_on_device: bool = False
     cache_dir: str = field(default="cache", metadata=PATH)
 
     def check(self) -> None:
-        for backbone in self.backbones:
-            try:
-                check_weights_name(backbone, self.weights)
-            except ValueError as error:
-                raise ConfigError(f"features.weights: {error}") from None
+        """What can be checked without torch: registered backbones' taps, and the rest."""
         for backbone, taps in self.taps.items():
-            if backbone not in BACKBONE_CHOICES:
-                raise ConfigError(_bad_choice("features.taps", backbone, BACKBONE_CHOICES))
-            for tap in taps:
-                if tap not in get_backbone(backbone).taps:
-                    raise ConfigError(_bad_choice(f"features.taps.{backbone}", tap, get_backbone(backbone).taps))
+            if backbone in BACKBONES:
+                _check_taps(backbone, taps, BACKBONES[backbone].taps)
         for pooling in self.pooling:
             try:
                 check_pooling(pooling)
@@ -132,7 +137,32 @@ class FeaturesSection:
 
     def taps_of(self, backbone: str) -> list[str]:
         """The configured taps of ``backbone``, or its defaults (registry, or the node before the classifier)."""
-        return self.taps.get(backbone) or list(get_backbone(backbone).default_taps)
+        entry = BACKBONES.get(backbone) or features.get_backbone(backbone)
+        return self.taps.get(backbone) or list(entry.default_taps)
+
+    def check_names(self) -> None:
+        """What only torchvision knows: other models' names and taps, weights value names."""
+        for backbone in dict.fromkeys([*self.backbones, *self.taps]):
+            if backbone in BACKBONES:
+                continue
+            try:
+                entry = features.get_backbone(backbone)
+            except ValueError:
+                raise ConfigError(_bad_choice("features.backbones", backbone, features.BACKBONE_CHOICES)) from None
+            _check_taps(backbone, self.taps.get(backbone, []), entry.taps)
+        if self.weights in WEIGHTS_CHOICES or is_weights_file(self.weights):
+            return
+        for backbone in self.backbones:
+            try:
+                features.check_weights_name(backbone, self.weights)
+            except ValueError as error:
+                raise ConfigError(f"features.weights: {error}") from None
+
+
+def _check_taps(backbone: str, taps: list[str], valid) -> None:
+    for tap in taps:
+        if tap not in valid:
+            raise ConfigError(_bad_choice(f"features.taps.{backbone}", tap, valid))
 
 
 @dataclass
@@ -145,9 +175,9 @@ class ClassifiersSection:
     models: list[str] = field(default_factory=lambda: ["logreg", "ridge", "svm-rbf"], metadata=_choices(ZOO))
     preprocessing: list[str] = field(default_factory=lambda: list(DEFAULT_PREPROCESSING))
     cv_folds: int = 5
-    n_jobs: int = -1
-    backend: str = field(default="loky", metadata=_choices(BACKENDS))
-    scheduler: str = ""
+    n_jobs: int = field(default=-1, metadata=RUNTIME)
+    backend: str = field(default="loky", metadata={**_choices(BACKENDS), **RUNTIME})
+    scheduler: str = field(default="", metadata=RUNTIME)
     memory_budget_gb: float = 4.0
     chunk_epochs: int = 10
     seed: int = 0
@@ -178,8 +208,12 @@ class ClassifiersSection:
             if not isinstance(table, dict):
                 raise ConfigError(f"classifiers.grid.{model} = {table!r} must be a table of parameter = [values], "
                                   f"e.g. [classifiers.grid.{model}] followed by C = [0.1, 1.0]")
+
+    def check_names(self) -> None:
+        """What only the estimators know: the parameter names of the grids."""
+        for model, table in self.grid.items():
             try:
-                check_grid(model, table)
+                classifiers.check_grid(model, table)
             except ValueError as error:
                 raise ConfigError(f"classifiers.grid.{model}: {error}") from None
 
@@ -199,6 +233,21 @@ class Config:
     features: FeaturesSection = field(default_factory=FeaturesSection)
     classifiers: ClassifiersSection = field(default_factory=ClassifiersSection)
     run: RunSection = field(default_factory=RunSection)
+
+
+def check_names(config: Config) -> None:
+    """Check what ``load_config`` leaves to the libraries (see the module's docstring).
+
+    It imports torchvision or scikit-learn only when the config names something that
+    needs them; call it before any long work.
+    """
+    config.features.check_names()
+    config.classifiers.check_names()
+
+
+def results_of(section) -> dict:
+    """A config section's settings that change results (all but those marked ``RUNTIME``)."""
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if not f.metadata.get("runtime")}
 
 
 def _bad_choice(key: str, value, valid) -> str:

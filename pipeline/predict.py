@@ -9,38 +9,22 @@ codes from other weights would give confident nonsense, not an error.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from dataclasses import replace
-from pathlib import Path
 
 from classifiers import feature_spec, load_model, predict_table, read_sidecar
 from features import ImageFiles, code_spec, compute_codes, resolve_weights
 
 from .config import Config
-from .runner import Stage, file_digest, write_atomic
-from .stages import forward_of
+from .extract import forward_of
+from .stages import chosen_model, predictions_path, write_atomic
 
-__all__ = ["predict", "predict_stage", "PREDICTIONS_NAME"]
+__all__ = ["predict"]
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_NAME = "predictions.csv"
 SHOWN_ROWS = 20
 """Rows of the table printed on standard output; the CSV has them all."""
-
-
-def _model_path(config: Config, model: str | None) -> Path:
-    if model:
-        return Path(model)
-    results = Path(config.run.dir) / "results.json"
-    if not results.is_file():
-        raise FileNotFoundError(f"{results} is missing; run fit first, or name a model with --model")
-    return Path(config.run.dir) / json.loads(results.read_text())["best_model"]
-
-
-def _out_path(config: Config, out: str | None) -> Path:
-    return Path(out) if out else Path(config.run.dir) / PREDICTIONS_NAME
 
 
 def predict(config: Config, images: list[str], model: str | None = None, out: str | None = None,
@@ -53,7 +37,7 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     not stop the others). The same rows go to the CSV ``out``.
     """
     source = ImageFiles(images)
-    model_path = _model_path(config, model)
+    model_path = chosen_model(config, model)
     sidecar = read_sidecar(model_path)
     spec = sidecar["spec"]
     tap, pooling = spec["tap"], spec["pooling"]
@@ -81,7 +65,7 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
                          "error": errors[sample_id]})
         else:
             rows.append({"path": sample_id, **next(predicted), "error": ""})
-    out_path = _out_path(config, out)
+    out_path = predictions_path(config, out)
     write_atomic(out_path, lambda partial: _write_csv(rows, partial, top_k))
     _print_table(rows, out_path)
     return rows
@@ -118,28 +102,3 @@ def _print_table(rows: list[dict], out_path: Path) -> None:
         print(f"{row['path']:<{width}}  {row['predicted']:<16}  {confidence}")
     if len(rows) > SHOWN_ROWS:
         print(f"... {len(rows) - SHOWN_ROWS} more in {out_path}")
-
-
-def predict_stage(images: list[str], model: str | None = None, out: str | None = None, top_k: int = 5) -> Stage:
-    """``predict`` as a runner stage: it reruns only when the images, the model, the
-    weights setting or the options change, and with the run's best model it first brings
-    ``fit`` (and so ``extract``) up to date."""
-
-    def inputs(config: Config) -> dict[str, str]:
-        found = {"images": ImageFiles(images).fingerprint, "options": f"top_k={top_k}, out={out}"}
-        if model and not Path(model).is_file():
-            raise FileNotFoundError(f"model file {model} does not exist; name a .joblib file under models/ of a run")
-        if model:
-            found[f"model {Path(model).name}"] = file_digest(model)
-        else:  # the best model is known once fit ran; results.json changes whenever it does
-            found["results.json"] = file_digest(Path(config.run.dir) / "results.json")
-        return found
-
-    return Stage(
-        "predict",
-        lambda config, progress: predict(config, images, model, out, top_k, progress),
-        sections=("features",),
-        inputs=inputs,
-        outputs=lambda config: [_out_path(config, out)],
-        upstream=() if model else ("fit",),
-    )

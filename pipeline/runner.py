@@ -1,20 +1,25 @@
-"""The make-style runner: stamps, staleness, ``--force``, ``--dry-run``, status, clean, the log.
+"""The make-style runner: stamps, staleness, ``--force``, ``--dry-run``, status, clean, the
+log, and one run per run folder at a time.
 
 Each stage declares what it reads (config sections, files, the stages before it) and
 what it writes; the stage functions know nothing of this. After a stage succeeds the
 runner writes a stamp, ``<run dir>/.stamps/<stage>.json``, holding a fingerprint of every
-input by name. A stage is stale when a fingerprint differs from its stamp, when one of
-its outputs is gone, or when a stage before it has run since (or is about to run), so the
-reason can always be named: ``fit: stale ([classifiers] changed)``.
+input by name and of every output it wrote. A stage is stale when an input's fingerprint
+differs from its stamp, when an output is missing, changed or (in a folder) added, or
+when a stage before it has run since (or is about to run), so the reason can always be
+named: ``fit: stale ([classifiers] changed)``, ``fit: stale (runs/x/models/vgg16/pool5-avg-logreg.joblib
+is missing)``.
 
-Fingerprints are cheap: config sections are hashed, big files (feature stores, weights)
-by size and modification time, small JSON files by content. ``status`` and a run with
-nothing to do therefore take a fraction of a second and never build a model.
+Fingerprints are cheap: config sections are hashed without their runtime settings
+(``results_of``), big files by size and modification time, small files by content, and
+the codes a stage reads from or writes to a shared feature store by the store's own
+per-dataset digest (``features.codes_fingerprint``), so that another run adding to the
+same file changes nothing here. ``status`` and a run with nothing to do therefore take a
+fraction of a second and never import torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -30,17 +35,20 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from features import distributed_rank
+from features.lock import FileLock
 
 from . import __version__
-from .config import Config
+from .config import Config, results_of
 
 __all__ = [
     "Stage",
     "Step",
     "LOG_NAME",
+    "RunLocked",
     "plan",
     "execute",
     "clean",
+    "run_lock",
     "run_log",
     "stamp_path",
     "file_stat",
@@ -52,12 +60,24 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOG_NAME = "pipeline.log"
+LOCK_NAME = ".lock"
 MISSING = "missing"
 """The fingerprint of a file that does not exist."""
+SMALL_FILE = 1 << 20
+"""Outputs up to this size are fingerprinted by content, larger ones by size and time."""
+_SHOWN = 3  # changed outputs named in a reason before "and N more"
+
+
+class RunLocked(OSError):
+    """Another process is running stages in the same run folder."""
 
 
 def _no_files(config: Config) -> list:
     return []
+
+
+def _no_fingerprints(config: Config) -> dict:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -75,10 +95,14 @@ class Stage:
         Fingerprints of the files it reads, by readable name. Must be cheap: it runs on
         every ``status`` and before every run.
     outputs : callable ``(config) -> [Path]``
-        Files and folders it writes; ``clean`` removes them.
+        Files and folders it writes: fingerprinted after it runs (each file of a folder),
+        removed by ``clean``.
     cache : callable ``(config) -> [Path]``
         Outputs shared with other runs (the feature stores); ``clean`` keeps them unless
         asked with ``--cache``.
+    shared : callable ``(config) -> {Path: fingerprint}``
+        Fingerprints of what it wrote into those shared outputs, by a path-like name
+        (``<store>/features/<tap>/<pooling>``): only what this config reads there counts.
     upstream : tuple of str
         The stages whose outputs it reads; they run first when stale.
     """
@@ -86,17 +110,29 @@ class Stage:
     name: str
     run: Callable[[Config, bool], None]
     sections: tuple[str, ...] = ()
-    inputs: Callable[[Config], dict[str, str]] = lambda config: {}
+    inputs: Callable[[Config], dict[str, str]] = _no_fingerprints
     outputs: Callable[[Config], list[Path]] = _no_files
     cache: Callable[[Config], list[Path]] = _no_files
+    shared: Callable[[Config], dict[Path, str]] = _no_fingerprints
     upstream: tuple[str, ...] = ()
 
     def fingerprints(self, config: Config) -> dict[str, str]:
-        """Every input of the stage by name: the package version, its sections, its files."""
+        """Every input of the stage by name: the package version, its sections' settings
+        that change results, its files."""
         found = {"package version": __version__}
         for section in self.sections:
-            found[f"[{section}]"] = _digest(dataclasses.asdict(getattr(config, section)))
+            found[f"[{section}]"] = _digest(results_of(getattr(config, section)))
         found.update(self.inputs(config))
+        return found
+
+    def written(self, config: Config) -> dict[str, str]:
+        """Every output by its name in the stamp (relative to the run folder when inside it)."""
+        run_dir = Path(config.run.dir)
+        found = {}
+        for path in self.outputs(config):
+            files = sorted(file for file in path.rglob("*") if file.is_file()) if path.is_dir() else [path]
+            found.update({_name(file, run_dir): output_fingerprint(file) for file in files if file.exists()})
+        found.update({_name(path, run_dir): value for path, value in self.shared(config).items()})
         return found
 
 
@@ -151,6 +187,12 @@ def file_stat(path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def output_fingerprint(path) -> str:
+    """A file's content hash when it is small, else its size and modification time."""
+    stat = file_stat(path)
+    return file_digest(path) if stat != MISSING and int(stat.split(":")[0]) <= SMALL_FILE else stat
+
+
 def file_digest(path) -> str:
     """A fingerprint of a small file's content, or ``missing``; rewriting it unchanged keeps it."""
     try:
@@ -176,6 +218,25 @@ def _show(path: Path) -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
+def _name(path: Path, run_dir: Path) -> str:
+    """An output's name in a stamp: relative to the run folder when inside it, so a moved
+    project keeps its stamps."""
+    path = Path(path).absolute()
+    return path.relative_to(run_dir.absolute()).as_posix() if path.is_relative_to(run_dir.absolute()) else str(path)
+
+
+def _output_changes(recorded: dict[str, str], now: dict[str, str], run_dir: Path) -> list[str]:
+    """Why the outputs differ from the stamp: missing, changed or added, a few named."""
+    changes = []
+    for name in sorted(recorded.keys() | now.keys()):
+        before, after = recorded.get(name, MISSING), now.get(name, MISSING)
+        if before != after:
+            shown = _show(run_dir.absolute() / name)
+            changes.append(f"{shown} {'is missing' if after == MISSING else 'was added' if before == MISSING else 'changed'}")
+    more = len(changes) - _SHOWN
+    return changes[:_SHOWN] + [f"and {more} more outputs"] if more > 1 else changes
+
+
 def _needed(stages: Mapping[str, Stage], targets) -> list[Stage]:
     """The targets and every stage they depend on, in pipeline order."""
     needed, pending = set(), list(targets)
@@ -198,8 +259,11 @@ def _check(stage: Stage, config: Config, will_run: set[str]) -> Step:
         upstream = _read_stamp(config, name)
         if name not in will_run and (upstream or {}).get("id") != stamp["upstream"].get(name):
             reasons.append(f"{name} ran since")
-    reasons += [f"{_show(path)} is missing" for path in stage.outputs(config) + stage.cache(config)
-                if not path.exists()]
+    if "outputs" in stamp:
+        reasons += _output_changes(stamp["outputs"], stage.written(config), Path(config.run.dir))
+    else:  # a stamp from before outputs were fingerprinted
+        reasons += [f"{_show(path)} is missing" for path in stage.outputs(config) if not path.exists()]
+    reasons += [f"{_show(path)} is missing" for path in stage.cache(config) if not path.exists()]
     reasons += waiting
     return Step(stage, "stale" if reasons else "up to date", reasons, stamp)
 
@@ -251,6 +315,7 @@ def execute(config: Config, steps: list[Step], progress: bool = True) -> None:
             "seconds": round(seconds, 3),
             "inputs": inputs,
             "upstream": upstream,
+            "outputs": stage.written(config),
         })
         outputs = ", ".join(_show(path) for path in stage.outputs(config) + stage.cache(config))
         log.info("%s: done in %.1f s -> %s", stage.name, seconds, outputs)
@@ -273,6 +338,37 @@ def clean(config: Config, stages: list[Stage], cache: bool = False) -> list[Path
         stamp_path(config, "any").parent.rmdir()
     log.info("clean: %s", f"removed {', '.join(map(_show, removed))}" if removed else "nothing to remove")
     return removed
+
+
+@contextmanager
+def run_lock(config: Config, command: str, wait: bool = True, poll_seconds: float = 1.0):
+    """Hold the run folder's lock while stages run in it, so that two processes never
+    interleave a run's outputs or stamps.
+
+    A folder another process is running waits, saying once who holds it (pid, command,
+    since when), or, with ``wait=False``, raises ``RunLocked`` saying the same. A lock left
+    by a killed process is taken over. Under ``torchrun`` only rank 0 locks (it alone
+    writes stamps; the other ranks run with it).
+    """
+    if distributed_rank()[0]:
+        yield
+        return
+    run_dir = Path(config.run.dir)
+    lock = FileLock(run_dir / LOCK_NAME, command=command)
+    holder = lock.acquire()
+    if holder is not None:
+        busy = (f"{_show(run_dir)} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                f"({holder.get('command', '?')}) since {holder.get('started', '?')}")
+        if not wait:
+            raise RunLocked(f"{busy}; wait for it to finish (run without --no-wait to wait)")
+        log.warning("%s; waiting for it to finish", busy)
+        while holder is not None:
+            time.sleep(poll_seconds)
+            holder = lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _to_file(handler: logging.Handler, level: int, message: str, exc_info=None) -> None:

@@ -78,6 +78,18 @@ def write_config(tmp_path):
 
 
 @pytest.fixture
+def config(image_folder, write_config):
+    """The small config over ``image_folder``."""
+    return write_config(f'root = "{image_folder}"')
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """Its run folder."""
+    return tmp_path / "runs" / "test"
+
+
+@pytest.fixture
 def cli(capsys):
     """Run the command line in-process: ``cli("run", "-c", path)`` -> (exit code, stdout, stderr)."""
     from pipeline.cli import main

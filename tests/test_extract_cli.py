@@ -6,7 +6,7 @@ from urllib.error import URLError
 import h5py
 import torch
 
-import features.datasets
+import torchvision.datasets
 from features import FeatureStore, verify_store
 from features.weights import build_model, resolve_weights
 
@@ -56,7 +56,7 @@ def test_a_named_dataset_offline_is_one_line_saying_what_to_do(write_config, cli
     def offline(*args, **kwargs):
         raise URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(features.datasets.datasets, "CIFAR10", offline)
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     code, _, err = cli("extract", "-c", write_config('dataset = "cifar10"'))
     assert code == 1 and "Traceback" not in err
     assert "cannot download dataset cifar10 into" in err and "connect to the internet once" in err

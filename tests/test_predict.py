@@ -13,16 +13,6 @@ import torch
 QUICK = ("--set", 'classifiers.models=["logreg"]', "--set", "classifiers.cv_folds=2", "--set", "classifiers.n_jobs=1")
 
 
-@pytest.fixture
-def config(image_folder, write_config):
-    return write_config(f'root = "{image_folder}"')
-
-
-@pytest.fixture
-def run_dir(tmp_path):
-    return tmp_path / "runs" / "test"
-
-
 def _read_csv(path):
     with open(path, newline="") as file:
         return list(csv.DictReader(file))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import features.datasets
+import torchvision.datasets
 from features import (DatasetUnavailable, ImageError, ImageFiles, ImageFolder, ImageManifest, load_image,
                       open_named_dataset, resolve_weights)
 from features.weights import preprocessing
@@ -211,7 +211,7 @@ def test_named_dataset_offline_says_what_to_do(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise URLError("Name or service not known")
 
-    monkeypatch.setattr(features.datasets.datasets, "CIFAR10", offline)
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     with pytest.raises(DatasetUnavailable, match="cannot download dataset cifar10 into .*connect to the internet once"):
         open_named_dataset("cifar10", root=tmp_path)
 

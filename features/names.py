@@ -1,0 +1,33 @@
+"""The values a configuration may name, defined without torch.
+
+A config is checked when it loads, and ``status`` or a run with nothing to do must answer
+in a fraction of a second, before torch (about 3 s to import) is loaded. The modules that
+act on these values import them from here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "WEIGHTS_FILE_SUFFIXES", "is_weights_file"]
+
+DTYPES = ("float32", "float16")
+"""Storage types of the codes (``features.dtype``, and ``features.map_dtype`` for whole maps);
+float16 halves the files."""
+
+ON_ERROR = ("skip", "fail")
+"""What an unreadable image does (``data.on_error``): skipped and recorded, or stop."""
+
+PRECISIONS = ("float32", "bfloat16")
+"""Arithmetic of the network's forward pass (``features.precision``)."""
+
+WEIGHTS_CHOICES = ("imagenet", "random", "auto")
+"""``imagenet``: torchvision's default ImageNet weights, an error when they cannot be had.
+``random``: seeded random initialisation (mechanics and timing only, not transfer learning).
+``auto``: ImageNet weights when torchvision can load them, random weights otherwise.
+Besides these: a torchvision weights value name, or a state-dict file."""
+
+WEIGHTS_FILE_SUFFIXES = (".pth", ".pt")
+
+
+def is_weights_file(value: str) -> bool:
+    """Whether a ``features.weights`` value names a file rather than weights by name."""
+    return value.endswith(WEIGHTS_FILE_SUFFIXES) or "/" in value

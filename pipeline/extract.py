@@ -1,0 +1,115 @@
+"""The extract stage: images -> CNN codes of every configured backbone, tap and pooling,
+cached in the feature stores; ``features.json`` in the run folder names them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from features import (
+    AugmentedViews,
+    FeatureStore,
+    Forward,
+    Shard,
+    distributed_rank,
+    extract_codes,
+    imagenet_checkpoint,
+    join_shard_stores,
+    resolve_weights,
+)
+
+from .config import Config
+from .stages import open_source, run_folder, write_json
+
+__all__ = ["device_of", "forward_of", "extract"]
+
+log = logging.getLogger(__name__)
+
+
+def device_of(config: Config) -> str:
+    """``features.device``, with ``auto`` the GPU when there is one."""
+    name = config.features.device
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def forward_of(config: Config, device: str | None = None) -> Forward:
+    """How the backbone runs: on ``device`` (default ``device_of``), with the configured
+    precision, memory format, compilation and JPEG decoding."""
+    features = config.features
+    return Forward(device or device_of(config), features.precision, features.channels_last, features.compile,
+                   features.decode_on_device)
+
+
+def extract(config: Config, progress: bool = True) -> None:
+    """CNN codes of every configured backbone, tap and pooling, computed once and cached.
+
+    Under ``torchrun`` each rank extracts its shard of the images (``features.Shard``) and
+    rank 0 joins the shards into the store once all are done (``join_shard_stores``).
+    """
+    run_dir = run_folder(config)
+    features = config.features
+    source = open_source(config)
+    log.info("extract: %s, %d images, %d classes", source.name, len(source), len(source.classes))
+    if features.views:
+        source = AugmentedViews(source, features.views, features.seed)
+        log.info("extract: %d augmented views of each training image: %d rows", features.views, len(source))
+    rank, world = distributed_rank()
+    device = device_of(config)
+    if world > 1:
+        device = _join_process_group(device)
+        log.info("extract: rank %d of %d, %d images on %s", rank, world, len(Shard(source, rank, world)), device)
+    stores = {}
+    for backbone in features.backbones:
+        weights = resolve_weights(backbone, features.weights, seed=features.seed)
+        options = dict(image_size=features.image_size, cache_dir=features.cache_dir, dtype=features.dtype,
+                       fast_decode=features.fast_decode, map_dtype=features.map_dtype)
+        forward = forward_of(config, device)
+        done = extract_codes(
+            Shard(source, rank, world) if world > 1 else source,
+            weights,
+            taps=features.taps_of(backbone),
+            poolings=features.pooling,
+            batch_size=features.batch_size,
+            num_workers=features.num_workers,
+            forward=forward,
+            progress=progress,
+            on_error=config.data.on_error,
+            map_budget_gb=features.map_budget_gb,
+            **options,
+        )
+        codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
+        speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"
+                 if done.images else "")
+        log.info("extract: %s [%s] computed %s%s, %d cached -> %s",
+                 backbone, weights.identity, codes, speed, len(done.cached), done.path)
+        skipped = done.skipped
+        if world > 1:
+            torch.distributed.barrier()  # every rank's shard of this backbone is written
+            if rank:
+                continue
+            done.path = join_shard_stores(source, weights, world=world, forward=forward, **options)
+            with FeatureStore(done.path) as store:
+                skipped = store.skipped
+            log.info("extract: %s: %d shards joined -> %s", backbone, world, done.path)
+        stores[backbone] = {
+            "store": str(done.path),
+            "weights": weights.identity,
+            "pretrained": weights.is_pretrained,
+            "fell_back": weights.fell_back,
+            "codes": [f"{tap}/{pooling}" for tap in features.taps_of(backbone) for pooling in features.pooling],
+            "skipped": [{"id": sample_id, "reason": reason} for sample_id, reason in skipped],
+        }
+        if weights.fell_back:  # the file that `auto` waits for: once it is there, extract is stale
+            stores[backbone]["imagenet_checkpoint"] = str(imagenet_checkpoint(backbone))
+    if rank == 0:
+        write_json(run_dir / "features.json", stores)
+
+
+def _join_process_group(device: str) -> str:
+    """Join ``torchrun``'s process group (NCCL between GPUs, gloo between CPUs); this rank's device."""
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if device == "cuda" else device
