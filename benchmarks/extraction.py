@@ -30,8 +30,10 @@ without reduced-scale JPEG decoding (``features.fast_decode``; ``device``: decod
 device, ``features.decode_on_device``), and ``--workers 0 1 2``
 compares DataLoader worker counts, all against the same bare and naive rounds.
 
-Then: reading speed of one cached (tap, pooling) dataset for a split (MB/s), and the fit
-seconds of each zoo entry on 10,000 x 2,048 synthetic codes.
+Then: how long the command line takes to answer when no work is needed (``--help``,
+``status``, ``--dry-run``, a run with nothing to do) beside ``python -c pass`` and
+``import torch`` in the same run; reading speed of one cached (tap, pooling) dataset for a
+split (MB/s); and the fit seconds of each zoo entry on 10,000 x 2,048 synthetic codes.
 
     python benchmarks/extraction.py                      # everything, prints Markdown
     python benchmarks/extraction.py --backbones resnet50 --sizes 224 --batch-sizes 32
@@ -323,6 +325,53 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
     return rows
 
 
+ANSWERS = {
+    "python -c pass": ["-c", "pass"],
+    "import torch": ["-c", "import torch"],
+    "import torch, torchvision": ["-c", "import torch, torchvision"],
+    "pipeline --help": ["-m", "pipeline", "--help"],
+    "pipeline status": ["-m", "pipeline", "status", "-c", "{config}"],
+    "pipeline run --dry-run": ["-m", "pipeline", "run", "-c", "{config}", "--dry-run"],
+    "pipeline run, nothing to do": ["-m", "pipeline", "run", "-c", "{config}"],
+}
+"""Commands whose answer needs no work, and the interpreter's floor beside them."""
+
+
+def answer_seconds(scratch: Path, repeats: int) -> dict[str, float]:
+    """Median wall seconds of each of ``ANSWERS``, in interleaved rounds, on a tiny run that is
+    up to date (made first: random weights, 12 images, one classifier)."""
+    images = make_photos(scratch / "answers", 12, seed=3, size=(48, 40))
+    config = scratch / "answers.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [data]
+        root = "{images}"
+        test_size = 0.5
+        [features]
+        backbones = ["resnet50"]
+        weights = "random"
+        image_size = 32
+        num_workers = 0
+        cache_dir = "{scratch / 'answers-cache'}"
+        [features.taps]
+        resnet50 = ["pool"]
+        [classifiers]
+        models = ["ridge"]
+        cv_folds = 2
+        [run]
+        dir = "{scratch / 'answers-run'}"
+        """))
+    subprocess.run([sys.executable, "-m", "pipeline", "run", "-q", "-c", str(config)], check=True,
+                   capture_output=True)
+    seconds = {name: [] for name in ANSWERS}
+    for _ in range(repeats):
+        for name, argv in ANSWERS.items():
+            started = time.perf_counter()
+            subprocess.run([sys.executable, *[arg.format(config=config) for arg in argv]], check=True,
+                           capture_output=True)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+
 def reading_rate(scratch: Path, rows: int = 20_000, width: int = 2048) -> dict:
     """MB/s of ``read_codes`` for the train split of one dataset in a store with two."""
     rng = np.random.default_rng(0)
@@ -360,7 +409,7 @@ def fit_seconds(models: list[str], rows: int = 10_000, width: int = 2048) -> lis
     return results
 
 
-def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], args) -> str:
+def markdown(extraction: list[dict], answers: dict, reading: dict | None, fits: list[dict], args) -> str:
     lines = [
         f"### Extraction speed, {date.today().isoformat()}",
         "",
@@ -407,6 +456,11 @@ def markdown(extraction: list[dict], reading: dict | None, fits: list[dict], arg
             f"resize, crop to uint8), one core: "
             f"{r['decode ms']['full']:.1f} ms at full scale, {r['decode ms']['fast']:.1f} ms at reduced scale "
             f"(`fast_decode`)." for r in extraction), ""]
+    if answers:
+        lines += [f"Answers that need no work (wall seconds of a fresh process, medians of {args.answer_repeats} "
+                  f"interleaved rounds; `status` and `run` on a tiny run that is up to date):", "",
+                  "| " + " | ".join(answers) + " |", "|" + " --- |" * len(answers),
+                  "| " + " | ".join(f"{value:.2f}" for value in answers.values()) + " |", ""]
     if reading:
         lines += [f"Reading one cached dataset (`read_codes`, train split, {reading['rows']} x {reading['width']} "
                   f"float32 of a store holding two such datasets): {reading['MB']:.0f} MB in "
@@ -464,7 +518,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="rounds per case; medians are reported (default 3)")
     parser.add_argument("--models", nargs="*", default=[name for name in ZOO if not name.endswith("head")],
                         help="zoo entries to time on 10,000 x 2,048 codes (none: skip)")
-    parser.add_argument("--no-extraction", action="store_true", help="only reading and fit times")
+    parser.add_argument("--no-extraction", action="store_true", help="only answers, reading and fit times")
+    parser.add_argument("--answer-repeats", type=int, default=5,
+                        help="rounds timing the command line's answers (0: skip them; default 5)")
     parser.add_argument("--read-rows", type=int, default=20_000,
                         help="rows of the store whose reading is timed (default 20,000 x 2,048)")
     parser.add_argument("--peer", metavar="PYTHON",
@@ -473,9 +529,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cnncodes-bench-") as scratch:
         extraction = [] if args.no_extraction else extraction_rows(args, Path(scratch))
+        answers = answer_seconds(Path(scratch), args.answer_repeats) if args.answer_repeats else {}
         reading = reading_rate(Path(scratch), args.read_rows)
     fits = fit_seconds(args.models) if args.models else []
-    publish(markdown(extraction, reading, fits, args), args.out)
+    publish(markdown(extraction, answers, reading, fits, args), args.out)
     return 0
 
 

@@ -5,8 +5,8 @@ from urllib.error import URLError
 
 import h5py
 import torch
-
 import torchvision.datasets
+
 from features import FeatureStore, verify_store
 from features.weights import build_model, resolve_weights
 

@@ -5,9 +5,9 @@ from urllib.error import URLError
 
 import numpy as np
 import pytest
+import torchvision.datasets
 from PIL import Image
 
-import torchvision.datasets
 from features import (DatasetUnavailable, ImageError, ImageFiles, ImageFolder, ImageManifest, load_image,
                       open_named_dataset, resolve_weights)
 from features.weights import preprocessing
@@ -237,3 +237,25 @@ def test_torchvision_file_dataset_uses_its_own_splits(tmp_path):
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid: digits, cifar10, oxford-pets"):
         open_named_dataset("mnist")
+
+
+def test_a_named_dataset_is_fingerprinted_without_opening_it(tmp_path):
+    from features import dataset_fingerprint
+
+    assert dataset_fingerprint("digits").startswith("digits in scikit-learn ")  # bundled: its package's version
+    assert dataset_fingerprint("cifar10", tmp_path / "nowhere") == "cifar10: not downloaded"
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"pickled images")
+    before = dataset_fingerprint("cifar10", tmp_path)
+    assert dataset_fingerprint("cifar10", tmp_path) == before != dataset_fingerprint("dtd", tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"other images")
+    assert dataset_fingerprint("cifar10", tmp_path) != before
+
+
+def test_a_stratified_split_is_made_when_first_read_and_fingerprinted_by_its_rule(image_folder):
+    source = ImageFolder(image_folder, test_size=0.25, seed=0)
+    fingerprint = source.fingerprint
+    assert "splits" not in vars(source)  # the fingerprint did not make the split (scikit-learn)
+    assert sorted(set(source.splits)) == ["test", "train"]
+    assert ImageFolder(image_folder, test_size=0.25, seed=1).fingerprint != fingerprint
+    assert ImageFolder(image_folder, test_size=0.25, seed=0).fingerprint == fingerprint

@@ -142,3 +142,20 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     with pytest.raises(StoreLocked, match=f"pid {dead_pid} on another-host"):  # cannot tell: not taken
         with WriterLock(tmp_path / "s.h5"):
             pass
+
+
+def test_codes_fingerprint_follows_what_reading_gives_not_the_file(tmp_path):
+    from features import codes_fingerprint
+
+    path = _write(tmp_path / "s.h5")
+    before = codes_fingerprint(path, "pool3", "avg")
+    with h5py.File(path, "r+") as file:  # a store from before the digest: computed from the sample table
+        del file["features/pool3/avg"].attrs["rows_digest"]
+    assert codes_fingerprint(path, "pool3", "avg") == before
+    assert codes_fingerprint(path, "pool9", "avg") == "missing" == codes_fingerprint(tmp_path / "no.h5", "pool3", "avg")
+
+    assert codes_fingerprint(_write(tmp_path / "again.h5"), "pool3", "avg") == before  # the same rows, another file
+    moved = _write(tmp_path / "moved.h5", splits=("train", "test", "test", "test", "train"))  # a row moved to test
+    assert codes_fingerprint(moved, "pool3", "avg") != before
+    partial = _write(tmp_path / "partial.h5", done_rows=(0, 1, 2, 3))  # a row not written: incomplete
+    assert codes_fingerprint(partial, "pool3", "avg") not in (before, "missing")
