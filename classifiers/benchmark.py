@@ -21,6 +21,7 @@ from .outofcore import ChunkReader, select_in_chunks
 from .persistence import feature_spec, save_model
 from .preprocessing import DEFAULT_PREPROCESSING
 from .selection import select_model
+from .zoo import ZOO, entry_for
 
 __all__ = ["Codes", "load_codes", "benchmark_model"]
 
@@ -117,12 +118,16 @@ def benchmark_model(
     fixed: dict | None = None,
     memory_budget_gb: float = 4.0,
     chunk_epochs: int = 10,
+    tune_rows: int | None = None,
+    head_folds: int = 1,
 ) -> dict:
     """Tune zoo entry ``name`` by CV on the fit rows, score the best once on test, save it.
 
     ``fixed`` sets estimator parameters that are not searched (``select_model``). Codes
     left in the store (``Codes.in_memory`` false) are learnt from in row blocks
-    (``select_in_chunks``), with ``chunk_epochs`` passes over them.
+    (``select_in_chunks``), with ``chunk_epochs`` passes over them. ``tune_rows`` caps the
+    images a search runs on (``select_model``); the torch heads are tuned on their own
+    held-out fold with ``head_folds = 1``, by that many folds otherwise.
 
     Returns
     -------
@@ -132,9 +137,12 @@ def benchmark_model(
         ``fit_seconds`` (the refit of the best setting), ``epochs`` (of the refit, for
         the torch heads; else None), ``model_bytes`` and ``model`` (the joblib path).
     """
+    entry = entry_for(name, len(codes.y_fit))
+    if entry.held_out and head_folds > 1:
+        cv_folds = head_folds
     if codes.in_memory:
         chosen = select_model(name, codes.X_fit, codes.y_fit, preprocessing, grid, cv_folds, n_jobs, random_state,
-                              codes.groups_fit, fixed, codes.views_fit)
+                              codes.groups_fit, fixed, codes.views_fit, tune_rows, held_out=head_folds == 1)
         metrics = score(chosen.model, codes.X_test, codes.y_test)
     else:
         with FeatureStore(codes.store) as store:
@@ -145,6 +153,7 @@ def benchmark_model(
     chain = [step for step, _ in chosen.model.steps[:-1]]  # none for a map head
     row = {
         "classifier": name,
+        "method": entry.description if entry is not ZOO[name] else "",
         "preprocessing": "+".join(chain) or "none",
         "params": chosen.params,
         "n_features": int(np.prod(codes.row_shape)),
@@ -153,6 +162,7 @@ def benchmark_model(
         "n_val": codes.n_val,
         "n_test": len(codes.y_test),
         "cv_folds": chosen.folds,
+        "tuned_rows": chosen.tuned_rows,
         "candidates": chosen.candidates,
         "cv_accuracy": chosen.cv_accuracy,
         **metrics,

@@ -142,8 +142,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, groups=None) -> nn.Module:
         """Validate, train with early stopping and return the network (on the CPU, eval mode).
 
-        Sets ``classes_``, ``n_features_in_``, ``n_iter_``, ``best_epoch_``, ``loss_curve_``
-        and ``validation_loss_curve_``.
+        Sets ``classes_``, ``n_features_in_``, ``n_iter_``, ``best_epoch_``, ``loss_curve_``,
+        ``validation_loss_curve_`` and ``validation_rows_`` (the held-out rows early stopping
+        watched, empty when none were held out; model selection scores on them).
         """
         self._check_params()
         self.__dict__.pop("_partial", None)  # a fit starts afresh, also after partial_fit
@@ -161,6 +162,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         on_device = _device_generator(host, seed, device)
 
         train_rows, val_rows = self._validation_split(encoded, seed, groups)
+        self.validation_rows_ = np.sort(val_rows) if val_rows is not None else np.array([], dtype=np.int64)
         loss_of = self._loss(y, device)
         storage = device if self._data_on_device else torch.device("cpu")
         X_all = torch.from_numpy(X).to(storage)  # in its own dtype: each batch becomes float32 on the device

@@ -22,8 +22,8 @@ __all__ = [
 ]
 
 COLUMNS = (
-    "backbone", "weights", "tap", "depth", "pooling", "classifier", "preprocessing", "params",
-    "n_features", "n_train", "n_views", "n_val", "n_test", "cv_folds", "candidates", "cv_accuracy",
+    "backbone", "weights", "tap", "depth", "pooling", "classifier", "method", "preprocessing", "params",
+    "n_features", "n_train", "n_views", "n_val", "n_test", "cv_folds", "tuned_rows", "candidates", "cv_accuracy",
     "test_accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
     "search_seconds", "fit_seconds", "epochs", "frozen_ms_per_image", "recompute_seconds",
     "predict_seconds_per_1000", "model_bytes", "model", "best",
@@ -66,19 +66,23 @@ def _cell(row: dict, key: str) -> str:
         return f"{value:.3f}"  # seconds per 1,000 samples = milliseconds per sample
     if key == "params":
         return " ".join(f"{name}={setting}" for name, setting in value.items())
+    if key == "classifier" and row.get("method"):  # its form at scale (svm-rbf: Nystroem features)
+        return f"{value}*"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def format_table(rows: list[dict], markdown: bool = False) -> str:
-    """The ranked results as aligned text (or a Markdown table), best rows marked."""
+    """The ranked results as aligned text (or a Markdown table), best rows marked; a classifier
+    that ran in its form at scale (``method``) is starred, and the star explained below."""
     header = [title for _, title in _SHOWN]
     body = [[_cell(row, key) for key, _ in _SHOWN] for row in rank_rows(rows)]
+    methods = sorted({f"* {row['classifier']}: {row['method']}" for row in rows if row.get("method")})
     if markdown:
         lines = [header, ["---"] * len(header), *body]
-        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+        return "\n".join(["| " + " | ".join(line) + " |" for line in lines] + ([""] if methods else []) + methods)
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-                     for line in [header, *body])
+    return "\n".join(["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+                      for line in [header, *body]] + methods)
 
 
 def finetune_summary(rows: list[dict]) -> str:

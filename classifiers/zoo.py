@@ -19,7 +19,7 @@ from importlib import import_module
 
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
-__all__ = ["ZooEntry", "ZOO", "MAPS", "make_model", "param_grid", "check_grid"]
+__all__ = ["ZooEntry", "ZOO", "MAPS", "SCALE_ROWS", "entry_for", "make_model", "param_grid", "check_grid"]
 
 STEP = "classifier"
 """Name of the estimator step in every zoo pipeline; grid keys get ``classifier__``."""
@@ -33,7 +33,11 @@ class ZooEntry:
 
     The class is named by its import path and imported when a model is built, so that the
     zoo's names are known (and a config checked) without loading scikit-learn or torch.
-    ``seeded`` entries get ``random_state``.
+    ``seeded`` entries get ``random_state``. ``cost_exponent`` says how a fit's time grows
+    with rows (time ~ rows ** exponent), for the time estimate before a long search.
+    ``at_scale`` is what the entry runs as past ``SCALE_ROWS`` training rows, where its own
+    cost grows too fast (it takes the same grid). ``held_out`` entries stop early on a
+    held-out fold of their own, and are tuned on it (``classifiers.selection``).
     """
 
     name: str
@@ -43,6 +47,9 @@ class ZooEntry:
     description: str = ""
     takes: str = CODES
     seeded: bool = True
+    cost_exponent: float = 1.0
+    at_scale: ZooEntry | None = None
+    held_out: bool = False
 
     def build(self, random_state: int):
         """A fresh estimator of this entry."""
@@ -74,6 +81,12 @@ ZOO: dict[str, ZooEntry] = {
             {"kernel": "rbf", "gamma": "scale"},
             {"C": [1.0, 10.0, 100.0]},
             "kernel SVM, RBF kernel with gamma='scale' (libsvm, one-vs-one)",
+            cost_exponent=2.0,
+            at_scale=ZooEntry(
+                "svm-rbf",
+                "classifiers.kernels.NystroemClassifier",
+                description="the RBF kernel approximated by Nystroem features, then a linear classifier",
+            ),
         ),
         ZooEntry(
             "sgd",
@@ -102,6 +115,7 @@ ZOO: dict[str, ZooEntry] = {
             "classifiers.heads.TorchHead",
             grid={"weight_decay": [1e-3, 1e-1]},
             description="softmax layer trained with PyTorch (AdamW, early stopping)",
+            held_out=True,
         ),
         ZooEntry(
             "mlp-head",
@@ -109,6 +123,7 @@ ZOO: dict[str, ZooEntry] = {
             {"hidden_units": (512,), "dropout": 0.5},
             {"weight_decay": [1e-3, 1e-1]},
             "one hidden layer of 512 ReLU units, dropout 0.5, trained with PyTorch (AdamW, early stopping)",
+            held_out=True,
         ),
         ZooEntry(
             "finetune",
@@ -116,6 +131,7 @@ ZOO: dict[str, ZooEntry] = {
             description="the backbone's layers after the tap (VGG16 block 5 after pool4, ResNet50 layer4 after layer3) "
                         "fine-tuned with a new softmax layer on cached maps (pooling none)",
             takes=MAPS,
+            held_out=True,
         ),
     )
 }
@@ -129,19 +145,32 @@ def _entry(name: str) -> ZooEntry:
     return ZOO[name]
 
 
+SCALE_ROWS = 20_000
+"""Training rows past which an entry with an ``at_scale`` form runs as that (an exact RBF
+SVM's fit grows as rows ** 1.8-2 and its prediction with its support vectors: 122 s to fit
+20,000 Fashion-MNIST codes, and more to predict 10,000)."""
+
+
+def entry_for(name: str, n_rows: int | None = None) -> ZooEntry:
+    """Zoo entry ``name`` as it runs on ``n_rows`` training rows (its ``at_scale`` form past ``SCALE_ROWS``)."""
+    entry = _entry(name)
+    return entry.at_scale if entry.at_scale and n_rows and n_rows > SCALE_ROWS else entry
+
+
 def make_model(
     name: str, preprocessing: list[str] = DEFAULT_PREPROCESSING, random_state: int = 0, incremental: bool = False,
-    params: dict | None = None,
+    params: dict | None = None, n_rows: int | None = None,
 ):
     """A fresh unfitted ``Pipeline(preprocessing..., classifier)`` of zoo entry ``name``.
 
     ``incremental=True`` builds steps that all learn in row chunks (see ``fit_in_chunks``).
     An entry that takes maps gets no preprocessing. ``params`` sets estimator parameters
-    (``{"C": 1.0}``, or what a map head is built from).
+    (``{"C": 1.0}``, or what a map head is built from). ``n_rows``, the training rows the
+    model will see, picks the entry's form at scale (``entry_for``).
     """
     from sklearn.pipeline import Pipeline
 
-    entry = _entry(name)
+    entry = entry_for(name, n_rows)
     steps = make_preprocessing(list(preprocessing), random_state, incremental) if entry.takes == CODES else []
     return Pipeline([*steps, (STEP, entry.build(random_state).set_params(**(params or {})))])
 

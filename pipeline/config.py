@@ -180,6 +180,8 @@ class ClassifiersSection:
     scheduler: str = field(default="", metadata=RUNTIME)
     memory_budget_gb: float = 4.0
     chunk_epochs: int = 10
+    tune_rows: int = 10_000
+    head_folds: int = 1
     seed: int = 0
     grid: dict[str, object] = field(default_factory=dict)
 
@@ -196,6 +198,11 @@ class ClassifiersSection:
             raise ConfigError(f"classifiers.memory_budget_gb = {self.memory_budget_gb} must be more than 0 (gigabytes)")
         if self.chunk_epochs < 1:
             raise ConfigError(f"classifiers.chunk_epochs = {self.chunk_epochs} must be at least 1")
+        if self.tune_rows < 0:
+            raise ConfigError(f"classifiers.tune_rows = {self.tune_rows} must be at least 0 (0: search on every row)")
+        if self.head_folds < 1:
+            raise ConfigError(f"classifiers.head_folds = {self.head_folds} must be at least 1 (1: the heads' own "
+                              f"held-out fold; 2 or more: k-fold cross-validation)")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ConfigError(f"classifiers.n_jobs = {self.n_jobs} must be -1 (all cores) or at least 1")
         try:

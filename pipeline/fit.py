@@ -94,7 +94,8 @@ def fit(config: Config, progress: bool = True) -> None:
                 record = benchmark_model(codes, classifier, model_path, settings.preprocessing,
                                          settings.grid.get(classifier), settings.cv_folds, settings.n_jobs, settings.seed,
                                          _map_head_params(config, stores[backbone], backbone, tap) if map_head else None,
-                                         settings.memory_budget_gb, settings.chunk_epochs)
+                                         settings.memory_budget_gb, settings.chunk_epochs, settings.tune_rows or None,
+                                         settings.head_folds)
                 if map_head:
                     record.update(_recompute_seconds(config, backbone, tap, record))
                 rows.append({

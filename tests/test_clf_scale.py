@@ -1,0 +1,116 @@
+"""Model selection that scales with rows: searches on a sample then a refit on all rows, the
+RBF SVM's form at scale, the time estimate, and the heads tuned on their own held-out fold."""
+
+import logging
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import classifiers.selection
+import classifiers.zoo
+from classifiers import Codes, benchmark_model, format_table, select_model
+from classifiers.kernels import NystroemClassifier
+from classifiers.selection import tuning_rows
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def codes():
+    X, y = make_classification(n_samples=600, n_features=12, n_informative=8, n_classes=4, n_clusters_per_class=1,
+                               class_sep=1.5, random_state=0)
+    return X.astype(np.float32), y
+
+
+@parametrize_with_checks([NystroemClassifier(n_components=20, random_state=0)])
+def test_nystroem_classifier_is_a_scikit_learn_classifier(estimator, check):
+    check(estimator)
+
+
+def test_the_tuning_sample_is_stratified_and_keeps_an_images_views_together():
+    y = np.repeat([0, 1, 2], [300, 200, 100])
+    rows = tuning_rows(y, 60, random_state=0)
+    assert len(rows) == 60 and np.bincount(y[rows]).tolist() == [30, 20, 10]
+    assert len(tuning_rows(y, 1000, random_state=0)) == len(y)  # fewer images than asked: all
+
+    groups = np.repeat(np.arange(300), 2)  # every image has a view
+    rows = tuning_rows(np.repeat(y[::2], 2), 30, random_state=0, groups=groups)
+    assert len(rows) == 60 and len(set(groups[rows])) == 30
+
+
+def test_a_search_on_a_sample_refits_the_chosen_setting_on_every_row(codes):
+    X, y = codes
+    chosen = select_model("logreg", X, y, grid={"C": [1e-6, 1.0]}, cv_folds=3, n_jobs=1, tune_rows=150)
+    assert chosen.tuned_rows == 150 and chosen.params == {"C": 1.0}
+    assert chosen.model.named_steps["standard"].n_samples_seen_ == len(y)  # the refit saw every row
+    assert select_model("logreg", X, y, cv_folds=3, n_jobs=1, tune_rows=10_000).tuned_rows is None
+
+
+def test_past_scale_rows_the_rbf_svm_runs_as_nystroem_features_and_the_row_says_so(codes, monkeypatch, tmp_path):
+    X, y = codes
+    monkeypatch.setattr(classifiers.zoo, "SCALE_ROWS", 400)
+    chosen = select_model("svm-rbf", X, y, cv_folds=3, n_jobs=1)
+    assert isinstance(chosen.model[-1], NystroemClassifier) and chosen.params["C"] in (1.0, 10.0, 100.0)
+    assert chosen.cv_accuracy > 0.8
+    exact = select_model("svm-rbf", X[:300], y[:300], cv_folds=3, n_jobs=1)
+    assert type(exact.model[-1]).__name__ == "SVC"
+
+    data = Codes(X[:500], y[:500], X[500:], y[500:], n_val=0, classes=list("abcd"),
+                 spec={"tap": "pool", "pooling": "avg"}, row_shape=(12,))
+    row = benchmark_model(data, "svm-rbf", tmp_path / "m.joblib", cv_folds=3, n_jobs=1)
+    assert row["classifier"] == "svm-rbf" and row["method"].startswith("the RBF kernel approximated by Nystroem")
+    table = format_table([{**row, "backbone": "b", "tap": "pool", "pooling": "avg", "predict_seconds_per_1000": 0.1}])
+    assert "svm-rbf*" in table and table.splitlines()[-1].startswith("* svm-rbf: the RBF kernel approximated")
+
+
+def test_a_long_search_is_announced_with_its_estimated_time(codes, monkeypatch, caplog):
+    X, y = codes
+    monkeypatch.setattr(classifiers.selection, "PROBE_ROWS", 100)
+    monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="classifiers.selection"):
+        select_model("ridge", X, y, cv_folds=3, n_jobs=1)
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert line.startswith("fit: ridge on 600 x 12 codes: about ") and "(12 fits on 400 rows, then the best on 600; " \
+                                                                       "from fits on 100 and 200 rows)" in line
+    monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 3600.0)
+    caplog.clear()
+    select_model("ridge", X, y, cv_folds=3, n_jobs=1)
+    assert not caplog.records  # short: not announced
+
+
+def test_heads_are_tuned_on_their_own_held_out_fold_one_fit_per_setting(codes, monkeypatch):
+    X, y = codes
+    fits = []
+    fit = classifiers.heads.TorchHead.fit
+
+    def counting(self, *args, **kwargs):
+        fits.append(self.weight_decay)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(classifiers.heads.TorchHead, "fit", counting)
+    chosen = select_model("linear-head", X, y, grid={"max_iter": [30]}, cv_folds=5)
+    assert fits == [1e-3, 1e-1] and chosen.folds == 1 and chosen.candidates == 2
+    head = chosen.model[-1]
+    rows = head.validation_rows_
+    assert len(rows) == 60  # validation_fraction 0.1 of 600
+    assert chosen.cv_accuracy == pytest.approx(np.mean(chosen.model.predict(X[rows]) == y[rows]))
+    assert head.weight_decay == chosen.params["weight_decay"]  # the chosen fit is the model: no refit
+
+    fits.clear()
+    kfold = select_model("linear-head", X, y, grid={"max_iter": [30]}, cv_folds=3, held_out=False)
+    assert kfold.folds == 3 and len(fits) == 2 * 3 + 1
+
+
+def test_views_are_not_scored_on_the_held_out_fold(codes):
+    X, y = codes
+    X, y = np.concatenate([X, X + 0.01]), np.concatenate([y, y])
+    groups = np.concatenate([np.arange(600), np.arange(600)]).astype(str)
+    views = np.arange(1200) >= 600
+    chosen = select_model("linear-head", X, y, grid={"max_iter": [20], "weight_decay": [0.01]}, groups=groups,
+                          views=views)
+    rows = chosen.model[-1].validation_rows_
+    assert views[rows].any() and not (set(groups[rows]) & set(np.delete(groups, rows)))  # whole images held out
+    plain = rows[~views[rows]]
+    assert chosen.cv_accuracy == pytest.approx(np.mean(chosen.model.predict(X[plain]) == y[plain]))
