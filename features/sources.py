@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -223,10 +224,31 @@ def _visible(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
 
 
+def _image_paths(folder: Path) -> list[str]:
+    """The image files under ``folder`` as POSIX paths relative to it, in ``Path`` order,
+    hidden files and folders left out.
+
+    One ``scandir`` per folder and plain strings: a folder of 70,000 images is listed in a
+    fraction of a second (the runner lists it on every ``status``).
+    """
+    found = []
+
+    def walk(directory: str, parts: tuple[str, ...]) -> None:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path, (*parts, entry.name))
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    found.append((*parts, entry.name))
+
+    walk(str(folder), ())
+    return ["/".join(parts) for parts in sorted(found)]  # tuples of parts sort as Paths do
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return [path for path in sorted(folder.rglob("*"))
-            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-            and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+    return [folder / path for path in _image_paths(folder)]
 
 
 class ImageFolder(LabelledFiles):
@@ -248,28 +270,30 @@ class ImageFolder(LabelledFiles):
         folders = [path.name for path in _visible(root) if path.is_dir()]
         has_splits = bool(folders) and set(folders) <= set(SPLIT_FOLDERS)
         found = {
-            folder: _image_files(folder)
+            folder: _image_paths(folder)
             for split_root in ([root / name for name in folders] if has_splits else [root])
             for folder in _visible(split_root)
             if folder.is_dir()
         }
-        for folder, files in found.items():
-            if not files:
+        for folder, paths in found.items():
+            if not paths:
                 log.warning("class folder %s has no images; ignored", readable_name(folder))
-        classes = sorted({folder.name for folder, files in found.items() if files})
-        rows = [(file, classes.index(folder.name), SPLIT_FOLDERS.get(folder.parent.name, ""))
-                for folder, files in found.items() for file in files]
+        classes = sorted({folder.name for folder, paths in found.items() if paths})
+        rows = [(folder / path, readable_name(f"{below_root}/{path}"), classes.index(folder.name),
+                 SPLIT_FOLDERS.get(folder.parent.name, ""))
+                for folder, paths in found.items() for below_root in [folder.relative_to(root).as_posix()]
+                for path in paths]
         if not rows:
             raise FileNotFoundError(
                 f"no images found under {readable_name(root)} (extensions: "
                 f"{', '.join(sorted(IMAGE_EXTENSIONS))}); expected <root>/<class>/<image> "
                 f"or <root>/<split>/<class>/<image>"
             )
-        files, labels, splits = zip(*rows)
+        files, ids, labels, splits = zip(*rows)
         if not has_splits:
             splits = StratifiedSplit(test_size, seed, val_size)
         super().__init__(root, files, labels, splits, classes, name=root.resolve().name,
-                         identity=f"folder:{root.resolve()}")
+                         identity=f"folder:{root.resolve()}", ids=list(ids))
 
 
 class ImageManifest(LabelledFiles):

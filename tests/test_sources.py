@@ -259,3 +259,15 @@ def test_a_stratified_split_is_made_when_first_read_and_fingerprinted_by_its_rul
     assert sorted(set(source.splits)) == ["test", "train"]
     assert ImageFolder(image_folder, test_size=0.25, seed=1).fingerprint != fingerprint
     assert ImageFolder(image_folder, test_size=0.25, seed=0).fingerprint == fingerprint
+
+
+def test_class_folders_are_searched_in_path_order_without_hidden_or_other_files(tmp_path):
+    for name in ("cat/b.png", "cat/a-b/x.png", "cat/a/y.PNG", "cat/.hidden.png", "cat/.cache/z.png", "dog/d.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / name, format="PNG")
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    source = ImageFolder(tmp_path)
+    expected = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")
+                      if path.suffix.lower() in (".png", ".jpg") and not any(part.startswith(".") for part in path.parts))
+    assert source.ids == [path.as_posix() for path in expected] == ["cat/a/y.PNG", "cat/a-b/x.png", "cat/b.png", "dog/d.jpg"]
+    assert [file.relative_to(tmp_path).as_posix() for file in source.files] == source.ids
