@@ -4,7 +4,7 @@ The only package that knows about both ``features`` and ``classifiers``, and abo
 on disk other than the feature stores.
 """
 
-__version__ = "0.1.0"  # first, before the imports: the runner's stamps import it
+__version__ = "0.2.0"  # first, before the imports: the runner's stamps import it
 
 from .config import Config, ConfigError, load_config  # noqa: E402
 from .stages import STAGES  # noqa: E402
