@@ -12,9 +12,7 @@ joblib files are pickles: loading one runs code from it. Load only models you ma
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -24,6 +22,7 @@ import joblib
 import numpy as np
 
 from features import MAP
+from features.files import file_sha256, write_atomic
 
 __all__ = ["FEATURE_SPEC_ATTRS", "ModelFileError", "feature_spec", "save_model", "load_model", "sidecar_path"]
 
@@ -57,14 +56,6 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _plain(value):
     """``value`` with numpy scalars made JSON-serialisable."""
     return value.item() if isinstance(value, np.generic) else value
@@ -89,14 +80,11 @@ def save_model(estimator, path: str | Path, spec: dict, metrics: dict, **extra) 
     sidecar last, so a sidecar always describes a whole joblib file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    joblib.dump(estimator, partial)
-    os.replace(partial, path)
+    write_atomic(path, lambda partial: joblib.dump(estimator, partial))
     sidecar = {
         "format_version": FORMAT_VERSION,
         "model": path.name,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "bytes": path.stat().st_size,
         "spec": {**spec, "n_features": int(estimator.n_features_in_)},
         **extra,
@@ -108,9 +96,7 @@ def save_model(estimator, path: str | Path, spec: dict, metrics: dict, **extra) 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     target = sidecar_path(path)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(sidecar, indent=2, default=_plain) + "\n")
-    os.replace(partial, target)
+    write_atomic(target, lambda partial: partial.write_text(json.dumps(sidecar, indent=2, default=_plain) + "\n"))
     return target
 
 
@@ -148,7 +134,7 @@ def load_model(path: str | Path, expected_spec: dict | None = None):
     sidecar = read_sidecar(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} is missing; fit the model again")
-    if _sha256(path) != sidecar["sha256"]:
+    if file_sha256(path) != sidecar["sha256"]:
         raise ModelFileError(
             f"model file {path} does not match the sha256 in {sidecar_path(path).name}: it was changed or "
             f"replaced after fitting; refusing to unpickle it (fit the model again)"

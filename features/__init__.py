@@ -15,7 +15,7 @@ _MODULES = {
     "names": ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "is_weights_file"],
     "weights": ["WeightsUnavailable", "check_weights_name", "imagenet_checkpoint", "resolve_weights"],
     "pooling": ["MAP", "POOLINGS", "POOLING_CHOICES", "check_pooling"],
-    "forward": ["Forward"],
+    "forward": ["Forward", "resolve_device"],
     "extract": ["Extraction", "extract_codes", "compute_codes", "code_spec", "forward_seconds", "join_shard_stores"],
     "shards": ["Shard", "distributed_rank"],
     "sources": ["ImageSource", "ImageFolder", "ImageManifest", "ImageFiles", "ImageArrays"],

@@ -30,7 +30,12 @@ from torchvision.transforms import functional
 
 from .names import PRECISIONS
 
-__all__ = ["Forward", "HostPixels", "fold_batchnorm"]
+__all__ = ["Forward", "HostPixels", "fold_batchnorm", "resolve_device"]
+
+
+def resolve_device(name: str) -> str:
+    """A device name, with ``auto`` the GPU when there is one (the command line's default)."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 class HostPixels:

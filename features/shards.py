@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
+from .files import write_atomic
 from .sources import ImageSource
 from .store import SampleTable, read_table, write_done, write_samples
 
@@ -84,7 +85,11 @@ def join_shards(path: str | Path, shards: list[Path], attrs: dict) -> None:
         done={key: np.concatenate([table.done[key] for table in tables]) for key in keys},
         groups=[value for table in tables for value in table.groups or table.ids],
     )
-    partial = path.with_name(path.name + ".partial")
+    write_atomic(path, lambda partial: _write_joined(partial, shards, tables, joined, keys, attrs))
+
+
+def _write_joined(partial: Path, shards: list[Path], tables: list, joined: SampleTable, keys, attrs: dict) -> None:
+    """The joined store: the shards' sample tables end to end, and virtual datasets over their codes."""
     with h5py.File(partial, "w") as file, h5py.File(shards[0]) as first:
         file.attrs.update({**dict(first.attrs), **attrs})
         write_samples(file, joined)
@@ -101,4 +106,3 @@ def join_shards(path: str | Path, shards: list[Path], attrs: dict) -> None:
             file.create_virtual_dataset(f"features/{name}", layout, fillvalue=np.nan).attrs.update(
                 {"tap": tap, "pooling": pooling})
         write_done(file, joined)
-    partial.replace(path)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .files import file_stat
 from .images import load_image, readable_name, upright
 
 __all__ = [
@@ -156,14 +157,6 @@ class StratifiedSplit:
         return stratified_splits(labels, self.test_size, self.seed, self.val_size)
 
 
-def _file_stat(path: Path) -> str:
-    try:
-        stat = path.stat()
-    except OSError:
-        return "missing"
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 class LabelledFiles(ImageSource):
     """Image files on disk with labels and splits: the common part of every file source.
 
@@ -216,7 +209,7 @@ class LabelledFiles(ImageSource):
 
     @cached_property
     def row_fingerprints(self) -> list[str]:
-        return [_file_stat(file) for file in self.files]
+        return [file_stat(file) for file in self.files]
 
 
 def _visible(folder: Path) -> list[Path]:

@@ -33,14 +33,13 @@ This module is the only reader of the files: ``classifiers`` goes through it.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .files import write_atomic
 from .pooling import MAP
 
 __all__ = [
@@ -211,14 +210,12 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
         them done. It is called after the sample table is in place.
     """
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    if path.exists():
-        shutil.copyfile(path, partial)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.unlink(missing_ok=True)
+    write_atomic(path, lambda partial: _rewrite(partial, path, table, attrs, write_codes), start_from_old=True)
+
+
+def _rewrite(partial: Path, path: Path, table: SampleTable, attrs: dict, write_codes) -> None:
     n_rows = len(table.ids)
-    with h5py.File(partial, "r+" if path.exists() else "w") as file:
+    with h5py.File(partial, "r+" if partial.exists() else "w") as file:
         file.attrs.update({"format_version": FORMAT_VERSION, **attrs})
         samples = write_samples(file, table)
         features, done = file.require_group("features"), samples.require_group("done")
@@ -243,9 +240,6 @@ def rewrite_store(path: str | Path, table: SampleTable, attrs: dict, write_codes
 
         write_codes(put)
         write_done(file, table)
-    with open(partial, "rb+") as file:
-        os.fsync(file.fileno())
-    partial.replace(path)
 
 
 def _virtual_datasets(features: h5py.Group) -> list[str]:
@@ -276,13 +270,12 @@ def consolidate_store(path: str | Path) -> None:
     virtual datasets become ordinary ones (a copy of the codes), after which the shard files
     beside it are no longer read and may be deleted or left behind when copying the store."""
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    shutil.copyfile(path, partial)
-    with h5py.File(partial, "r+") as file:
-        _materialise(file["features"], path.parent)
-    with open(partial, "rb+") as file:
-        os.fsync(file.fileno())
-    partial.replace(path)
+
+    def materialise(partial: Path) -> None:
+        with h5py.File(partial, "r+") as file:
+            _materialise(file["features"], path.parent)
+
+    write_atomic(path, materialise, start_from_old=True)
 
 
 def _missing_shards(file: h5py.File, folder: Path) -> list[str]:

@@ -9,7 +9,6 @@ a cache hit then costs no model build at all.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from torch.hub import load_state_dict_from_url
 from torchvision.models import get_model, get_model_weights, get_weight
 
 from .backbones import get_backbone, meta_model, tap_extractor
+from .files import file_sha256
 from .names import WEIGHTS_CHOICES, WEIGHTS_FILE_SUFFIXES, is_weights_file
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "build_tap_extractor",
     "preprocessing",
     "describe_preprocessing",
-    "file_sha256",
     "weights_sha256",
 ]
 
@@ -101,14 +100,6 @@ def _fetch_state_dict(weights) -> dict:
         return load_state_dict_from_url(weights.url, progress=True, check_hash=True)
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad hash a RuntimeError
         raise WeightsUnavailable(f"cannot load the ImageNet weights {weights} ({weights.url}): {error}") from error
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(weights: ResolvedWeights) -> str:

@@ -18,29 +18,24 @@ from features import (
     extract_codes,
     imagenet_checkpoint,
     join_shard_stores,
+    resolve_device,
     resolve_weights,
 )
 
 from .config import Config
 from .stages import open_source, run_folder, write_json
 
-__all__ = ["device_of", "forward_of", "extract"]
+__all__ = ["forward_of", "extract"]
 
 log = logging.getLogger(__name__)
 
 
-def device_of(config: Config) -> str:
-    """``features.device``, with ``auto`` the GPU when there is one."""
-    name = config.features.device
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def forward_of(config: Config, device: str | None = None) -> Forward:
-    """How the backbone runs: on ``device`` (default ``device_of``), with the configured
-    precision, memory format, compilation and JPEG decoding."""
+    """How the backbone runs: on ``device`` (default ``features.device``, ``auto`` the GPU when
+    there is one), with the configured precision, memory format, compilation and JPEG decoding."""
     features = config.features
-    return Forward(device or device_of(config), features.precision, features.channels_last, features.compile,
-                   features.decode_on_device)
+    return Forward(device or resolve_device(features.device), features.precision, features.channels_last,
+                   features.compile, features.decode_on_device)
 
 
 def extract(config: Config, progress: bool = True) -> None:
@@ -57,7 +52,7 @@ def extract(config: Config, progress: bool = True) -> None:
         source = AugmentedViews(source, features.views, features.seed)
         log.info("extract: %d augmented views of each training image: %d rows", features.views, len(source))
     rank, world = distributed_rank()
-    device = device_of(config)
+    device = resolve_device(features.device)
     if world > 1:
         device = _join_process_group(device)
         log.info("extract: rank %d of %d, %d images on %s", rank, world, len(Shard(source, rank, world)), device)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from features import distributed_rank
+from features.files import MISSING, file_digest, file_stat, write_atomic
 from features.lock import FileLock
 
 from . import __version__
@@ -51,9 +51,7 @@ __all__ = [
     "run_lock",
     "run_log",
     "stamp_path",
-    "file_stat",
-    "file_digest",
-    "write_atomic",
+    "output_fingerprint",
     "write_json",
 ]
 
@@ -61,8 +59,6 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "pipeline.log"
 LOCK_NAME = ".lock"
-MISSING = "missing"
-"""The fingerprint of a file that does not exist."""
 SMALL_FILE = 1 << 20
 """Outputs up to this size are fingerprinted by content, larger ones by size and time."""
 _SHOWN = 3  # changed outputs named in a reason before "and N more"
@@ -178,35 +174,10 @@ def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def file_stat(path) -> str:
-    """A cheap fingerprint of a big file (size and modification time), or ``missing``."""
-    try:
-        stat = Path(path).stat()
-    except FileNotFoundError:
-        return MISSING
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def output_fingerprint(path) -> str:
     """A file's content hash when it is small, else its size and modification time."""
     stat = file_stat(path)
     return file_digest(path) if stat != MISSING and int(stat.split(":")[0]) <= SMALL_FILE else stat
-
-
-def file_digest(path) -> str:
-    """A fingerprint of a small file's content, or ``missing``; rewriting it unchanged keeps it."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    except FileNotFoundError:
-        return MISSING
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call ``write(temporary_path)``, then rename the result to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    write(partial)
-    os.replace(partial, path)
 
 
 def write_json(path: Path, value) -> None:

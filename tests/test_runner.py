@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 from torchvision.models import get_model_weights
 
+from features.files import file_digest
 from pipeline.cli import main
 from pipeline.config import Config, RunSection, load_config
-from pipeline.runner import Stage, execute, file_digest, plan, stamp_path
+from pipeline.runner import Stage, execute, plan, stamp_path
 from pipeline.stages import STAGES
 
 MODELS = ("--set", 'classifiers.models=["linsvm"]')

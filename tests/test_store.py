@@ -159,3 +159,21 @@ def test_codes_fingerprint_follows_what_reading_gives_not_the_file(tmp_path):
     assert codes_fingerprint(moved, "pool3", "avg") != before
     partial = _write(tmp_path / "partial.h5", done_rows=(0, 1, 2, 3))  # a row not written: incomplete
     assert codes_fingerprint(partial, "pool3", "avg") not in (before, "missing")
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
+    from features.files import file_digest, write_atomic
+
+    path = tmp_path / "results.json"
+    write_atomic(path, lambda partial: partial.write_text("old"))
+    before = file_digest(path)
+
+    def fails(partial):
+        partial.write_text("half of the new")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, fails)
+    assert path.read_text() == "old" and file_digest(path) == before
+    write_atomic(path, lambda partial: partial.write_text(partial.read_text() + " and new"), start_from_old=True)
+    assert path.read_text() == "old and new" and not (tmp_path / "results.json.partial").exists()
