@@ -19,9 +19,7 @@ from sklearn.utils.validation import validate_data
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from features import get_backbone, list_taps, resolve_weights
-from features.backbones import top_block
-from features.weights import ResolvedWeights, build_model
+from features import ResolvedWeights, build_model, get_backbone, list_taps, resolve_weights, top_block
 
 from .heads import TorchClassifier, _Network
 

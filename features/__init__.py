@@ -11,9 +11,10 @@ import lazy_loader
 
 _MODULES = {
     "registry": ["BACKBONES", "Backbone"],
-    "backbones": ["BACKBONE_CHOICES", "TapInfo", "get_backbone", "list_taps"],
+    "backbones": ["BACKBONE_CHOICES", "TapInfo", "get_backbone", "list_taps", "top_block"],
     "names": ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "is_weights_file"],
-    "weights": ["WeightsUnavailable", "check_weights_name", "imagenet_checkpoint", "resolve_weights"],
+    "weights": ["ResolvedWeights", "WeightsUnavailable", "build_model", "check_weights_name", "imagenet_checkpoint",
+                "resolve_weights"],
     "pooling": ["MAP", "POOLINGS", "POOLING_CHOICES", "check_pooling"],
     "forward": ["Forward", "resolve_device"],
     "extract": ["Extraction", "extract_codes", "compute_codes", "code_spec", "forward_seconds", "join_shard_stores"],
