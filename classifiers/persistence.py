@@ -29,6 +29,8 @@ __all__ = ["FEATURE_SPEC_ATTRS", "ModelFileError", "feature_spec", "save_model",
 FORMAT_VERSION = 1
 FEATURE_SPEC_ATTRS = ("backbone", "weights", "weights_sha256", "preprocessing", "precision", "decode_on_device")
 """Feature store attributes that change the codes of an image (besides tap and pooling)."""
+SPEC_DEFAULTS = {"precision": "float32", "decode_on_device": False}
+"""Spec values that stores and sidecars leave out at their defaults (``features.Forward.spec``)."""
 
 
 class ModelFileError(OSError):
@@ -118,7 +120,8 @@ def load_model(path: str | Path, expected_spec: dict | None = None):
     ----------
     expected_spec : dict, optional
         The spec of the features that will be fed to the model (``feature_spec`` of
-        their store); every key given must equal the sidecar's.
+        their store); it must equal the sidecar's both ways, a value left out counting as
+        its default (``SPEC_DEFAULTS``).
 
     Returns
     -------
@@ -140,9 +143,12 @@ def load_model(path: str | Path, expected_spec: dict | None = None):
             f"replaced after fitting; refusing to unpickle it (fit the model again)"
         )
     saved = sidecar["spec"]
-    differing = [key for key in (expected_spec or {}) if saved.get(key) != expected_spec[key]]
-    if differing:
-        details = "; ".join(f"{key}: model {saved.get(key)!r}, features {expected_spec[key]!r}" for key in differing)
+    keys = dict.fromkeys([*expected_spec, *(key for key in saved if key in SPEC_DEFAULTS)]) if expected_spec else {}
+    pairs = {key: (saved.get(key, SPEC_DEFAULTS.get(key)), expected_spec.get(key, SPEC_DEFAULTS.get(key)))
+             for key in keys}
+    details = "; ".join(f"{key}: model {model!r}, features {given!r}" for key, (model, given) in pairs.items()
+                        if model != given)
+    if details:
         raise ModelFileError(
             f"model {path} was fitted on other features than those given ({details}); "
             f"extract the features it needs or pick a model fitted on these"

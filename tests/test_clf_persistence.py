@@ -90,3 +90,17 @@ def test_predict_table_without_probabilities():
     assert [row["predicted"] for row in rows] == [["no", "yes"][label] for label in model.predict(X)]
     assert all(row["probability"] is None and len(row["top_k"]) == 2 for row in rows)
     assert all(row["top_k"][0][0] == row["predicted"] for row in rows)
+
+
+def test_the_spec_is_compared_both_ways_with_defaults_for_what_is_left_out(fitted, tmp_path, saved):
+    model, X, y = fitted
+    plain = feature_spec(STORE_ATTRS, "pool3", "avg")  # float32: no precision key
+    bfloat16 = feature_spec({**STORE_ATTRS, "precision": "bfloat16"}, "pool3", "avg")
+    with pytest.raises(ModelFileError, match="precision: model 'float32', features 'bfloat16'"):
+        load_model(saved[0], bfloat16)
+    path = tmp_path / "bf16.joblib"
+    save_model(model, path, bfloat16, score(model, X, y), classes=CLASSES)
+    with pytest.raises(ModelFileError, match="precision: model 'bfloat16', features 'float32'"):
+        load_model(path, plain)  # the default left out of the features' spec is still compared
+    assert load_model(path, bfloat16)[1]["spec"]["precision"] == "bfloat16"
+    assert load_model(saved[0], {**plain, "precision": "float32"})  # a default given explicitly matches

@@ -118,6 +118,19 @@ def test_fast_decoding_is_part_of_the_key_and_recorded(image_folder, tmp_path):
     assert all(np.array_equal(codes[key], reference[key]) for key in codes)
 
 
+def test_large_jpegs_are_decoded_at_reduced_scale_by_extraction(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for index in range(3):  # 640x480 noisy photos: a 32x32 input needs an eighth of their pixels
+            pixels = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "photos" / name / f"{index}.jpg", quality=90)
+    fast = _codes(_extract(tmp_path / "photos", tmp_path / "cache").path)
+    full = _codes(_extract(tmp_path / "photos", tmp_path / "cache", fast_decode=False).path)
+    difference = [np.abs(fast[key] - full[key]).max() / np.abs(full[key]).max() for key in full]
+    assert all(0 < value < 0.2 for value in difference)  # other pixels (JPEG's own downscaling), close codes
+
+
 def test_in_memory_codes_match_the_store(image_folder, tmp_path):
     stored = _codes(_extract(image_folder, tmp_path / "cache", taps=["pool"]).path, tap="pool")
     (image_folder / "dog" / "dog9.png").write_bytes(b"not a png")

@@ -42,7 +42,22 @@ def restore_threads():
     torch.set_num_threads(threads)
 
 
-def test_killed_runs_resume_to_the_file_an_uninterrupted_run_writes(tmp_path, restore_threads):
+def _finished_ids(cache):
+    """The images some killed run finished: done in the store, or in a journal part."""
+    from features.journal import Journal
+    from features.store import read_table
+
+    finished = set()
+    for store in {*cache.glob("*.h5"), *(parts.with_suffix("") for parts in cache.glob("*.h5.parts"))}:
+        table = read_table(store)
+        if table is not None:
+            done = np.logical_and.reduce(list(table.done.values()))
+            finished |= {sample for sample, row_done in zip(table.ids, done) if row_done}
+        finished |= {sample for part in Journal(store).parts() for sample in part.ids}
+    return finished
+
+
+def test_killed_runs_resume_to_the_file_an_uninterrupted_run_writes(tmp_path, restore_threads, forward_calls):
     root, cache = tmp_path / "images", tmp_path / "cache"
     _make_images(root, per_class=30, seed=3)  # 60 images: 20 batches of 3
     reference = _contents(extract(root, tmp_path / "reference").path)
@@ -72,7 +87,11 @@ def test_killed_runs_resume_to_the_file_an_uninterrupted_run_writes(tmp_path, re
             assert int(server.stdout.readline()) in (0, signal.SIGKILL)  # killed, or done before the kill
         server.stdin.close()
 
-    done = extract(root, cache)  # resumes
+    finished = _finished_ids(cache)
+    assert finished  # the killed runs got somewhere: the resumed run must not compute those again
+    forward_calls.clear()
+    done = extract(root, cache)  # resumes, computing only what no killed run finished
+    assert sum(forward_calls) == done.images == 60 - len(finished)
     resumed = _contents(done.path)
     assert resumed.keys() == reference.keys()
     for name, values in reference.items():
