@@ -35,7 +35,11 @@ __all__ = ["Selection", "cv_splits", "select_model", "tuning_rows"]
 log = logging.getLogger(__name__)
 
 PROBE_ROWS = 1_000
-"""Rows of the smaller of the two timed fits that the time estimate extrapolates from."""
+"""Rows of the smaller of the two timed fits that the time estimate extrapolates from
+(fewer for fewer than 20,000 rows: a twentieth of them)."""
+MIN_PROBE_ROWS = 200
+"""Below 20 x this many rows no estimate is made: the searches are short, or their small
+fits would say little."""
 ANNOUNCE_SECONDS = 60.0
 """Searches estimated to take longer than this are announced."""
 
@@ -109,11 +113,12 @@ def _announce(name: str, model: Pipeline, grid: dict, X: np.ndarray, y: np.ndarr
     time grows as rows ** exponent, the exponent measured between them and kept between
     0.5 and the entry's ``cost_exponent`` (small fits carry fixed costs that big ones do not).
     """
-    if len(y) < 4 * PROBE_ROWS:
+    probe = min(PROBE_ROWS, len(y) // 20)  # the two probes cost at most 15 % of one fit on every row
+    if probe < MIN_PROBE_ROWS:
         return
     setting = next(iter(ParameterGrid(grid)))
     seconds = []
-    for rows in (tuning_rows(y, PROBE_ROWS, 0), tuning_rows(y, 2 * PROBE_ROWS, 0)):
+    for rows in (tuning_rows(y, probe, 0), tuning_rows(y, 2 * probe, 0)):
         started = time.perf_counter()
         clone(model).set_params(**setting).fit(X[rows], y[rows])
         seconds.append(time.perf_counter() - started)
@@ -121,13 +126,13 @@ def _announce(name: str, model: Pipeline, grid: dict, X: np.ndarray, y: np.ndarr
     exponent = float(np.clip(measured, 0.5, entry_for(name, len(y)).cost_exponent))
 
     def at(rows: int) -> float:
-        return seconds[1] * (rows / (2 * PROBE_ROWS)) ** exponent
+        return seconds[1] * (rows / (2 * probe)) ** exponent
 
     total = -(-fits // parallel) * at(fit_rows) + (at(len(y)) if refit else 0.0)
     if total > ANNOUNCE_SECONDS:
         log.info("fit: %s on %d x %d codes: about %s (%d fits on %d rows%s; from fits on %d and %d rows)", name,
                  len(y), int(np.prod(X.shape[1:])), _duration(total), fits, fit_rows,
-                 f", then the best on {len(y)}" if refit else "", PROBE_ROWS, 2 * PROBE_ROWS)
+                 f", then the best on {len(y)}" if refit else "", probe, 2 * probe)
 
 
 def _duration(seconds: float) -> str:

@@ -68,12 +68,13 @@ def test_past_scale_rows_the_rbf_svm_runs_as_nystroem_features_and_the_row_says_
 def test_a_long_search_is_announced_with_its_estimated_time(codes, monkeypatch, caplog):
     X, y = codes
     monkeypatch.setattr(classifiers.selection, "PROBE_ROWS", 100)
+    monkeypatch.setattr(classifiers.selection, "MIN_PROBE_ROWS", 20)
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 0.0)
     with caplog.at_level(logging.INFO, logger="classifiers.selection"):
         select_model("ridge", X, y, cv_folds=3, n_jobs=1)
     (line,) = [record.getMessage() for record in caplog.records]
     assert line.startswith("fit: ridge on 600 x 12 codes: about ") and "(12 fits on 400 rows, then the best on 600; " \
-                                                                       "from fits on 100 and 200 rows)" in line
+                                                                       "from fits on 30 and 60 rows)" in line
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 3600.0)
     caplog.clear()
     select_model("ridge", X, y, cv_folds=3, n_jobs=1)
