@@ -98,7 +98,10 @@ def tuning_rows(y: np.ndarray, n_images: int, random_state: int, groups: np.ndar
     images = np.arange(len(y)) if groups is None else np.unique(groups, return_index=True)[1]
     if len(images) <= n_images:
         return np.arange(len(y))
-    chosen, _ = train_test_split(images, train_size=n_images, stratify=y[images], random_state=random_state)
+    try:
+        chosen, _ = train_test_split(images, train_size=n_images, stratify=y[images], random_state=random_state)
+    except ValueError:  # a class with a single image cannot be stratified: a plain seeded sample
+        chosen = np.random.default_rng(random_state).choice(images, n_images, replace=False)
     if groups is None:
         return np.sort(chosen)
     return np.flatnonzero(np.isin(groups, groups[chosen]))
@@ -120,7 +123,10 @@ def _announce(name: str, model: Pipeline, grid: dict, X: np.ndarray, y: np.ndarr
     seconds = []
     for rows in (tuning_rows(y, probe, 0), tuning_rows(y, 2 * probe, 0)):
         started = time.perf_counter()
-        clone(model).set_params(**setting).fit(X[rows], y[rows])
+        try:
+            clone(model).set_params(**setting).fit(X[rows], y[rows])
+        except (ValueError, ArithmeticError):  # a setting small samples cannot take: no estimate, and the search says
+            return
         seconds.append(time.perf_counter() - started)
     measured = np.log2(max(seconds[1], 1e-6) / max(seconds[0], 1e-6))
     exponent = float(np.clip(measured, 0.5, entry_for(name, len(y)).cost_exponent))

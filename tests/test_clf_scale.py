@@ -40,6 +40,17 @@ def test_the_tuning_sample_is_stratified_and_keeps_an_images_views_together():
     assert len(rows) == 60 and len(set(groups[rows])) == 30
 
 
+def test_a_class_of_one_image_does_not_stop_the_sample_nor_the_estimate(monkeypatch, caplog):
+    y = np.repeat([0, 1, 2], [300, 200, 1])
+    assert len(tuning_rows(y, 60, random_state=0)) == 60  # not stratifiable: a plain seeded sample
+    X, y = make_classification(n_samples=600, n_features=60, n_informative=8, n_classes=3, random_state=0)
+    monkeypatch.setattr(classifiers.selection, "MIN_PROBE_ROWS", 20)
+    monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="classifiers.selection"):
+        chosen = select_model("ridge", X, y, preprocessing=["pca40"], cv_folds=3, n_jobs=1)
+    assert chosen.cv_accuracy > 0.5 and not caplog.records  # 40 components from the probe's 30 rows: no estimate
+
+
 def test_a_search_on_a_sample_refits_the_chosen_setting_on_every_row(codes):
     X, y = codes
     chosen = select_model("logreg", X, y, grid={"C": [1e-6, 1.0]}, cv_folds=3, n_jobs=1, tune_rows=150)
