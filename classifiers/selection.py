@@ -17,11 +17,11 @@ minute, one line says how long, estimated from two fits on small samples.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedGroupKFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
@@ -199,7 +199,7 @@ def select_model(
                                          _take(views, sample))
     fits = len(ParameterGrid(grid)) * folds
     _announce(name, model, grid, X, y, fits, round(len(sample) * (folds - 1) / folds),
-              min(fits, os.cpu_count() or 1, fits if n_jobs in (None, -1) else n_jobs), refit=True)
+              min(fits, effective_n_jobs(n_jobs)), refit=True)
     search = GridSearchCV(
         model,
         grid,

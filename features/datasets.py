@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import file_stat
 from .sources import ImageArrays, ImageSource, LabelledFiles, stratified_splits
 
 __all__ = ["NAMED_DATASETS", "DatasetUnavailable", "dataset_fingerprint", "open_named_dataset"]
@@ -134,8 +135,7 @@ def dataset_fingerprint(name: str, root=None) -> str:
     digest = hashlib.sha256(name.encode())
     for path in sorted(root.rglob("*")):
         if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{path.relative_to(root)}\0{file_stat(path)}\n".encode())
     return digest.hexdigest()
 
 

@@ -1,8 +1,9 @@
 """One holder at a time: a lock file that names its holder.
 
 The lock is a file, created whole by a hard link (never seen empty), holding the holder's
-pid, host and start time (and what it is doing), so that whoever finds it taken can say who to wait for. A lock
-left by a killed process (same host, pid no longer running) is taken over.
+pid, host and start time (and what it is doing), so that whoever finds it taken can say
+who to wait for. A lock left by a killed process (same host, pid no longer running) is
+taken over.
 
 ``WriterLock`` is a feature store's (one writer; readers never lock, since the store file
 is only ever replaced whole, see ``features.store``); the runner holds a ``FileLock`` on

@@ -39,7 +39,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .files import write_atomic
+from .files import MISSING, write_atomic
 from .pooling import MAP
 
 __all__ = [
@@ -451,11 +451,11 @@ def codes_fingerprint(path: str | Path, tap: str, pooling: str) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        return "missing"
+        return MISSING
     with _open(path) as file:
         name = _dataset_name(tap, pooling)
         if name not in file.get("features", {}):
-            return "missing"
+            return MISSING
         dataset = file["features"][name]
         if "rows_digest" in dataset.attrs:
             return str(dataset.attrs["rows_digest"])

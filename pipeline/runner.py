@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -176,8 +177,11 @@ def _digest(value) -> str:
 
 def output_fingerprint(path) -> str:
     """A file's content hash when it is small, else its size and modification time."""
-    stat = file_stat(path)
-    return file_digest(path) if stat != MISSING and int(stat.split(":")[0]) <= SMALL_FILE else stat
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return MISSING
+    return file_digest(path) if size <= SMALL_FILE else file_stat(path)
 
 
 def write_json(path: Path, value) -> None:
@@ -202,8 +206,8 @@ def _output_changes(recorded: dict[str, str], now: dict[str, str], run_dir: Path
     for name in sorted(recorded.keys() | now.keys()):
         before, after = recorded.get(name, MISSING), now.get(name, MISSING)
         if before != after:
-            shown = _show(run_dir.absolute() / name)
-            changes.append(f"{shown} {'is missing' if after == MISSING else 'was added' if before == MISSING else 'changed'}")
+            what = "is missing" if after == MISSING else "was added" if before == MISSING else "changed"
+            changes.append(f"{_show(run_dir.absolute() / name)} {what}")
     more = len(changes) - _SHOWN
     return changes[:_SHOWN] + [f"and {more} more outputs"] if more > 1 else changes
 

@@ -83,11 +83,12 @@ def _stores(config: Config) -> list[Path]:
     return [Path(entry["store"]) for entry in _extracted(config).values()]
 
 
-def _codes(config: Config) -> dict[tuple[str, str, str], Path]:
-    """The store of every (backbone, tap, pooling) that extract wrote and fit reads."""
+def _codes(config: Config, extracted: dict | None = None) -> dict[tuple[str, str, str], Path]:
+    """The store of every (backbone, tap, pooling) that extract wrote (``extracted``, by
+    default read from ``features.json``) and fit reads."""
     features = config.features
     return {(backbone, *codes.split("/", 1)): Path(entry["store"])
-            for backbone, entry in _extracted(config).items()
+            for backbone, entry in (_extracted(config) if extracted is None else extracted).items()
             for codes in entry.get("codes") or [f"{tap}/{pooling}" for tap in features.taps_of(backbone)
                                                 for pooling in features.pooling]}
 
@@ -96,17 +97,20 @@ def _extract_shared(config: Config) -> dict[Path, str]:
     """Extract's share of the caches: each codes dataset it wrote, by ``<store>/features/<tap>/<pooling>``,
     and the ImageNet checkpoints that ``auto`` weights fell back from (in torch's hub cache):
     once one is there, the codes made with random weights instead are out of date."""
+    extracted = _extracted(config)
     written = {store / "features" / tap / pooling: codes_fingerprint(store, tap, pooling)
-               for (_, tap, pooling), store in _codes(config).items()}
-    awaited = [Path(entry["imagenet_checkpoint"]) for entry in _extracted(config).values()
-               if "imagenet_checkpoint" in entry]
+               for (_, tap, pooling), store in _codes(config, extracted).items()}
+    awaited = [Path(entry["imagenet_checkpoint"]) for entry in extracted.values() if "imagenet_checkpoint" in entry]
     return {**written, **{path: file_stat(path) for path in awaited}}
 
 
 def _extract_inputs(config: Config) -> dict[str, str]:
     """The images (a cheap fingerprint: paths, labels, split rule, sizes, times) and a weights file."""
     data = config.data
-    images = dataset_fingerprint(data.dataset, _dataset_root(config)) if data.dataset else open_source(config).fingerprint
+    if data.dataset:
+        images = dataset_fingerprint(data.dataset, _dataset_root(config))
+    else:
+        images = open_source(config).fingerprint
     inputs = {"images": images}
     if Path(config.features.weights).is_file():  # weights may name a state-dict file
         inputs[f"weights file {Path(config.features.weights).name}"] = file_stat(config.features.weights)
