@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-from classifiers import DEFAULT_PREPROCESSING, ZOO, load_codes, make_model, score, select_model  # noqa: E402
+from classifiers import DEFAULT_PREPROCESSING, ZOO, benchmark, load_codes, make_model, score  # noqa: E402
 from features import MAP, FeatureStore  # noqa: E402
 
 DEFAULT_MODELS = ["logreg", "linsvm", "svm-rbf", "sgd", "ridge", "knn"]
@@ -38,25 +37,23 @@ def baseline_accuracy(codes, seed: int) -> float:
 
 
 def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
-    """One row per complete (tap, pooling) of the store: baseline and tuned test accuracies."""
+    """One row per complete pooled (tap, pooling) of the store: baseline and tuned test
+    accuracies, the zoo's tuned as ``fit`` tunes them (``classifiers.benchmark``)."""
     with FeatureStore(path) as store:
-        cells, backbone, weights = store.available(), store.attrs.get("backbone"), store.attrs.get("weights")
-    cells = [(tap, pooling) for tap, pooling in cells if pooling != MAP]  # whole maps are for map heads
-    rows = []
-    for tap, pooling in cells:
-        codes = load_codes(path, tap, pooling)
-        row = {"store": path.name, "backbone": backbone, "weights": weights, "tap": tap, "pooling": pooling,
-               "n_train": len(codes.y_fit), "n_test": len(codes.y_test), "baseline": baseline_accuracy(codes, args.seed)}
-        for name in models:
-            started = time.perf_counter()
-            chosen = select_model(name, codes.X_fit, codes.y_fit, args.preprocessing, None, args.cv_folds,
-                                  args.n_jobs, args.seed, codes.groups_fit, views=codes.views_fit)
-            row[name] = score(chosen.model, codes.X_test, codes.y_test)["test_accuracy"]
-            row[f"{name} cv"] = chosen.cv_accuracy
-            print(f"{path.name} {tap}/{pooling} {name} {chosen.params}: cv {100 * chosen.cv_accuracy:.1f} %, "
-                  f"test {100 * row[name]:.1f} % ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
-        rows.append(row)
-    return rows
+        pooled = [f"{tap}/{pooling}" for tap, pooling in store.available() if pooling != MAP]  # maps: map heads
+        results = benchmark(store, models, pooled, progress=False, preprocessing=args.preprocessing,
+                            cv_folds=args.cv_folds, n_jobs=args.n_jobs, seed=args.seed)
+    rows = {}
+    for cell in results.rows:
+        key = (cell["tap"], cell["pooling"])
+        if key not in rows:
+            codes = load_codes(path, *key)
+            rows[key] = {"store": path.name, "backbone": cell["backbone"], "weights": cell["weights"], "tap": key[0],
+                         "pooling": key[1], "n_train": len(codes.y_fit), "n_test": len(codes.y_test),
+                         "baseline": baseline_accuracy(codes, args.seed)}
+        rows[key][cell["classifier"]] = cell["test_accuracy"]
+        rows[key][f"{cell['classifier']} cv"] = cell["cv_accuracy"]
+    return [rows[tuple(name.split("/", 1))] for name in pooled]  # in the store's order
 
 
 def markdown_table(rows: list[dict], models: list[str]) -> str:

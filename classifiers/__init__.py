@@ -9,7 +9,9 @@ the settings' checks cost no scikit-learn or torch import.
 import lazy_loader
 
 _MODULES = {
-    "zoo": ["ZOO", "MAPS", "make_model", "param_grid", "check_grid"],
+    "zoo": ["ZOO", "MAPS", "DEFAULT_MODELS", "make_model", "param_grid", "check_grid"],
+    "tuning": ["Tuning"],
+    "benchmarking": ["Cell", "Results", "benchmark"],
     "preprocessing": ["PREPROCESSING", "DEFAULT_PREPROCESSING", "check_preprocessing"],
     "heads": ["TorchHead"],
     "finetune": ["FinetuneHead"],
@@ -18,8 +20,8 @@ _MODULES = {
     "parallel": ["BACKENDS", "check_backend", "search_backend"],
     "metrics": ["score", "score_blocks"],
     "outofcore": ["ChunkReader", "learns_in_chunks", "select_in_chunks"],
-    "benchmark": ["Codes", "load_codes", "benchmark_model"],
-    "persistence": ["ModelFileError", "feature_spec", "save_model", "load_model", "read_sidecar", "sidecar_path"],
+    "cells": ["Codes", "load_codes", "benchmark_model"],
+    "persistence": ["ModelFileError", "save_model", "load_model", "read_sidecar", "sidecar_path"],
     "predict": ["predict_table"],
     "report": ["rank_rows", "best_row", "format_table", "finetune_summary", "write_csv", "plot_accuracy_by_depth",
                "plot_confusion_matrix", "write_markdown"],

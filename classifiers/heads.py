@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -63,6 +64,16 @@ class _Network(nn.Module):
                 x = x * (torch.rand(x.shape, generator=generator, device=x.device) < keep) / keep
             x = layer(x)
         return x
+
+
+class _Training(NamedTuple):
+    """What one pass of training uses: the network, its optimiser and loss, on a device."""
+
+    network: nn.Module
+    optimiser: torch.optim.Optimizer
+    loss_of: nn.Module
+    on_device: torch.Generator
+    device: torch.device
 
 
 class TorchClassifier(ClassifierMixin, BaseEstimator):
@@ -176,8 +187,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         best_loss, best_state, self.best_epoch_ = np.inf, None, 0
         for epoch in range(1, self.max_iter + 1):
             self._set_training(network, epoch)
-            self.loss_curve_.append(self._train_pass(network, optimiser, loss_of, X_all, y_all, train_rows, host,
-                                                     on_device, device))
+            self.loss_curve_.append(self._train_pass(_Training(network, optimiser, loss_of, on_device, device),
+                                                     X_all, y_all, train_rows, host))
             self.n_iter_ = epoch
             if val_rows is None:
                 self.best_epoch_ = epoch
@@ -204,8 +215,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
         return nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
 
-    def _train_pass(self, network, optimiser, loss_of, X, y, rows, generator, on_device, device) -> float:
+    def _train_pass(self, training: _Training, X, y, rows, generator) -> float:
         """One pass of shuffled mini-batches over ``X[rows]``; the mean training loss."""
+        network, optimiser, loss_of, on_device, device = training
         order = torch.from_numpy(rows)[torch.randperm(len(rows), generator=generator)].to(X.device)
         total = 0.0
         for batch in order.split(int(self.batch_size)):
@@ -260,9 +272,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ += 1
         self._set_training(network, self.n_iter_)
         on_device = _device_generator(generator, int(torch.randint(2**31 - 1, (1,), generator=generator)), device)
-        self.loss_curve_.append(self._train_pass(network, optimiser, loss_of, torch.from_numpy(X),
-                                                 torch.from_numpy(np.searchsorted(self.classes_, y)),
-                                                 np.arange(len(y)), generator, on_device, device))
+        self.loss_curve_.append(self._train_pass(_Training(network, optimiser, loss_of, on_device, device),
+                                                 torch.from_numpy(X), torch.from_numpy(np.searchsorted(self.classes_, y)),
+                                                 np.arange(len(y)), generator))
         _move(network, optimiser, torch.device("cpu"))
         self.best_epoch_ = self.n_iter_
         self._keep(network.eval())

@@ -17,7 +17,7 @@ from sklearn.model_selection import ParameterGrid
 
 from .chunks import fit_in_chunks
 from .metrics import score_blocks
-from .preprocessing import DEFAULT_PREPROCESSING
+from .tuning import Tuning
 from .selection import Selection, cv_splits
 from .zoo import STEP, make_model, param_grid
 
@@ -47,53 +47,42 @@ class ChunkReader:
         return self.store.blocks(self.tap, self.pooling, positions, self.max_rows, seed)
 
 
-def _fit(name, params, reader, positions, classes, preprocessing, random_state, epochs):
+def _fit(name, params, reader, positions, classes, tuning: Tuning):
     """A fresh zoo pipeline with ``params`` (estimator parameters), learnt from shuffled blocks
-    of ``positions``."""
-    model = make_model(name, preprocessing, random_state, incremental=True, params=params)
-    passes = iter(range(1_000_000))  # each pass over the blocks in a new order, from random_state
-    return fit_in_chunks(model, lambda: reader.blocks(positions, seed=random_state + next(passes)), classes, epochs)
+    of ``positions`` in ``tuning.chunk_epochs`` passes."""
+    model = make_model(name, tuning.preprocessing, tuning.seed, incremental=True, params=params)
+    passes = iter(range(1_000_000))  # each pass over the blocks in a new order, from the seed
+    return fit_in_chunks(model, lambda: reader.blocks(positions, seed=tuning.seed + next(passes)), classes,
+                         tuning.chunk_epochs)
 
 
-def select_in_chunks(
-    name: str,
-    reader: ChunkReader,
-    positions: np.ndarray,
-    y: np.ndarray,
-    preprocessing: list[str] = DEFAULT_PREPROCESSING,
-    grid: dict | None = None,
-    cv_folds: int = 5,
-    random_state: int = 0,
-    groups: np.ndarray | None = None,
-    views: np.ndarray | None = None,
-    epochs: int = 10,
-    fixed: dict | None = None,
-) -> Selection:
+def select_in_chunks(name: str, reader: ChunkReader, positions: np.ndarray, y: np.ndarray, tuning: Tuning = Tuning(),
+                     groups: np.ndarray | None = None, views: np.ndarray | None = None,
+                     fixed: dict | None = None) -> Selection:
     """``select_model`` for codes left in the store: zoo entry ``name``'s grid searched by
     stratified (group-aware) k-fold CV over the store rows at ``positions``, labels ``y``.
 
-    Each fit takes ``epochs`` passes over the blocks of its training rows; validation
-    rows that are augmented views (``views``) are not scored; ``fixed`` sets estimator
-    parameters that are not searched. The best setting is refitted on every row.
+    Each fit takes ``tuning.chunk_epochs`` passes over the blocks of its training rows;
+    validation rows that are augmented views (``views``) are not scored; ``fixed`` sets
+    estimator parameters that are not searched. The best setting is refitted on every row.
     """
     if not learns_in_chunks(name):
         raise ValueError(f"{name} cannot learn from row blocks; for codes over classifiers.memory_budget_gb use "
                          f"sgd, linear-head or mlp-head, or raise the budget")
-    folds, splits, _ = cv_splits(y, cv_folds, random_state, groups, views)
+    folds, splits, _ = cv_splits(y, tuning.cv_folds, tuning.seed, groups, views)
     classes = np.unique(y)
     started = time.perf_counter()
     results = []
-    for params in ParameterGrid(param_grid(name, grid)):
+    for params in ParameterGrid(param_grid(name, tuning.grid_of(name))):
         params = {key.removeprefix(f"{STEP}__"): value for key, value in params.items()}
         accuracies = [
-            score_blocks(_fit(name, {**(fixed or {}), **params}, reader, positions[train], classes, preprocessing,
-                              random_state, epochs),
+            score_blocks(_fit(name, {**(fixed or {}), **params}, reader, positions[train], classes, tuning),
                          reader.blocks(positions[test]))["test_accuracy"]
             for train, test in splits
         ]
         results.append((float(np.mean(accuracies)), params))
     cv_accuracy, best = max(results, key=lambda result: result[0])  # the first of equals, as GridSearchCV
     refit_started = time.perf_counter()
-    model = _fit(name, {**(fixed or {}), **best}, reader, positions, classes, preprocessing, random_state, epochs)
+    model = _fit(name, {**(fixed or {}), **best}, reader, positions, classes, tuning)
     return Selection(model=model, params=best, cv_accuracy=cv_accuracy, candidates=len(results), folds=folds,
                      search_seconds=time.perf_counter() - started, fit_seconds=time.perf_counter() - refit_started)

@@ -21,35 +21,16 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from features import MAP
+from features import spec_differences
 from features.files import file_sha256, write_atomic
 
-__all__ = ["FEATURE_SPEC_ATTRS", "ModelFileError", "feature_spec", "save_model", "load_model", "sidecar_path"]
+__all__ = ["ModelFileError", "save_model", "load_model", "sidecar_path"]
 
 FORMAT_VERSION = 1
-FEATURE_SPEC_ATTRS = ("backbone", "weights", "weights_sha256", "preprocessing", "precision", "decode_on_device")
-"""Feature store attributes that change the codes of an image (besides tap and pooling)."""
-SPEC_DEFAULTS = {"precision": "float32", "decode_on_device": False}
-"""Spec values that stores and sidecars leave out at their defaults (``features.Forward.spec``)."""
 
 
 class ModelFileError(OSError):
     """A model file is missing, altered, or made for other features."""
-
-
-def feature_spec(store_attrs: dict, tap: str, pooling: str) -> dict:
-    """What codes a model takes: the store's ``FEATURE_SPEC_ATTRS`` plus tap and pooling.
-
-    ``store_attrs`` is ``FeatureStore(path).attrs``; the JSON ``preprocessing`` attribute
-    is decoded so that the sidecar stays readable. Whole maps (pooling ``none``) add their
-    storage type (``map_dtype``).
-    """
-    spec = {key: store_attrs[key] for key in FEATURE_SPEC_ATTRS if key in store_attrs}
-    if isinstance(spec.get("preprocessing"), str):
-        spec["preprocessing"] = json.loads(spec["preprocessing"])
-    if pooling == MAP:  # prediction rounds a new image's map to the type the model was fitted on
-        spec["map_dtype"] = store_attrs.get("map_dtype", "float16")
-    return {**spec, "tap": tap, "pooling": pooling}
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -69,7 +50,7 @@ def save_model(estimator, path: str | Path, spec: dict, metrics: dict, **extra) 
     Parameters
     ----------
     spec : dict
-        The feature spec (``feature_spec``), plus anything else that must match at load
+        The feature spec (``features.Recipe.spec``, ``features.spec_of_store``), plus anything else that must match at load
         time; also n_features is taken from the estimator.
     metrics : dict
         Test metrics (``score``), stored as they are.
@@ -119,9 +100,8 @@ def load_model(path: str | Path, expected_spec: dict | None = None):
     Parameters
     ----------
     expected_spec : dict, optional
-        The spec of the features that will be fed to the model (``feature_spec`` of
-        their store); it must equal the sidecar's both ways, a value left out counting as
-        its default (``SPEC_DEFAULTS``).
+        The spec of the codes that will be fed to the model (``features.Recipe.spec``);
+        it must equal the sidecar's both ways (``features.spec_differences``).
 
     Returns
     -------
@@ -142,12 +122,7 @@ def load_model(path: str | Path, expected_spec: dict | None = None):
             f"model file {path} does not match the sha256 in {sidecar_path(path).name}: it was changed or "
             f"replaced after fitting; refusing to unpickle it (fit the model again)"
         )
-    saved = sidecar["spec"]
-    keys = dict.fromkeys([*expected_spec, *(key for key in saved if key in SPEC_DEFAULTS)]) if expected_spec else {}
-    pairs = {key: (saved.get(key, SPEC_DEFAULTS.get(key)), expected_spec.get(key, SPEC_DEFAULTS.get(key)))
-             for key in keys}
-    details = "; ".join(f"{key}: model {model!r}, features {given!r}" for key, (model, given) in pairs.items()
-                        if model != given)
+    details = "; ".join(spec_differences(sidecar["spec"], expected_spec)) if expected_spec else ""
     if details:
         raise ModelFileError(
             f"model {path} was fitted on other features than those given ({details}); "

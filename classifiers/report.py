@@ -144,8 +144,9 @@ def _banner(figure, banner: str) -> None:
         figure.suptitle(banner, color="firebrick", fontsize=8, wrap=True)
 
 
-def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> None:
-    """Test accuracy against tap depth: one panel per backbone, one line per classifier."""
+def plot_accuracy_by_depth(rows: list[dict], path: Path | None = None, banner: str = ""):
+    """Test accuracy against tap depth: one panel per backbone, one line per classifier; a
+    matplotlib Figure, also written to ``path`` as PNG when given."""
     backbones = list(dict.fromkeys(row["backbone"] for row in rows))  # in config order
     figure = _figure(figsize=(4.5 * len(backbones), 3.6))
     axes = figure.subplots(1, len(backbones), sharey=True, squeeze=False)
@@ -169,7 +170,9 @@ def plot_accuracy_by_depth(rows: list[dict], path: Path, banner: str = "") -> No
     axes[0][-1].legend(fontsize=8, loc="best")
     _banner(figure, banner)
     figure.tight_layout()
-    figure.savefig(path, dpi=120, format="png")
+    if path is not None:
+        figure.savefig(path, dpi=120, format="png")
+    return figure
 
 
 def plot_confusion_matrix(row: dict, classes: list[str], path: Path, banner: str = "") -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -27,7 +28,7 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedGroup
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import has_fit_parameter
 
-from .preprocessing import DEFAULT_PREPROCESSING
+from .tuning import Tuning
 from .zoo import STEP, entry_for, make_model, param_grid
 
 __all__ = ["Selection", "cv_splits", "select_model", "tuning_rows"]
@@ -107,10 +108,18 @@ def tuning_rows(y: np.ndarray, n_images: int, random_state: int, groups: np.ndar
     return np.flatnonzero(np.isin(groups, groups[chosen]))
 
 
-def _announce(name: str, model: Pipeline, grid: dict, X: np.ndarray, y: np.ndarray, fits: int, fit_rows: int,
-              parallel: int, refit: bool) -> None:
-    """Log how long the search (``fits`` fits on ``fit_rows`` rows, ``parallel`` at a time) and
-    the refit on every row will take, when over ``ANNOUNCE_SECONDS``.
+class _Plan(NamedTuple):
+    """A search's work: ``fits`` fits on ``fit_rows`` rows, ``parallel`` at a time, then a
+    refit of the best on every row (``refit``)."""
+
+    fits: int
+    fit_rows: int
+    parallel: int
+    refit: bool
+
+
+def _announce(name: str, model: Pipeline, grid: dict, X: np.ndarray, y: np.ndarray, plan: _Plan) -> None:
+    """Log how long the search and the refit of ``plan`` will take, when over ``ANNOUNCE_SECONDS``.
 
     From two fits of the grid's first setting, on ``PROBE_ROWS`` and twice as many rows:
     time grows as rows ** exponent, the exponent measured between them and kept between
@@ -134,42 +143,32 @@ def _announce(name: str, model: Pipeline, grid: dict, X: np.ndarray, y: np.ndarr
     def at(rows: int) -> float:
         return seconds[1] * (rows / (2 * probe)) ** exponent
 
-    total = -(-fits // parallel) * at(fit_rows) + (at(len(y)) if refit else 0.0)
+    total = -(-plan.fits // plan.parallel) * at(plan.fit_rows) + (at(len(y)) if plan.refit else 0.0)
     if total > ANNOUNCE_SECONDS:
         log.info("fit: %s on %d x %d codes: about %s (%d fits on %d rows%s; from fits on %d and %d rows)", name,
-                 len(y), int(np.prod(X.shape[1:])), _duration(total), fits, fit_rows,
-                 f", then the best on {len(y)}" if refit else "", probe, 2 * probe)
+                 len(y), int(np.prod(X.shape[1:])), _duration(total), plan.fits, plan.fit_rows,
+                 f", then the best on {len(y)}" if plan.refit else "", probe, 2 * probe)
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def select_model(
-    name: str,
-    X: np.ndarray,
-    y: np.ndarray,
-    preprocessing: list[str] = DEFAULT_PREPROCESSING,
-    grid: dict | None = None,
-    cv_folds: int = 5,
-    n_jobs: int | None = None,
-    random_state: int = 0,
-    groups: np.ndarray | None = None,
-    fixed: dict | None = None,
-    views: np.ndarray | None = None,
-    tune_rows: int | None = None,
-    held_out: bool = True,
-) -> Selection:
+def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tuning(), groups: np.ndarray | None = None,
+                 fixed: dict | None = None, views: np.ndarray | None = None) -> Selection:
     """Grid-search zoo entry ``name`` on ``X`` ``(n_samples, n_features)``, ``y`` ``(n_samples,)``.
 
     Parameters
     ----------
-    grid : dict, optional
-        Overrides of the entry's default grid, ``{"C": [0.1, 1.0]}``.
-    cv_folds : int
-        Folds of the stratified CV (fewer when the smallest class has fewer samples).
-    n_jobs : int or None
-        Parallel fits through joblib (``-1``: all cores).
+    tuning : Tuning
+        The preprocessing, the grid's overrides (``tuning.grid[name]``), the folds (fewer
+        when the smallest class has fewer samples), the seed, the parallel fits, and:
+        with more than ``tuning.tune_rows`` images the search runs on a stratified sample
+        of that many (``tuning_rows``) and the chosen setting is refitted on every row.
+        An entry that stops early on a held-out fold of its own (the torch heads) is tuned
+        on that fold with ``tuning.head_folds = 1``: each setting fitted once on every row,
+        scored on its held-out plain images, and the best is the model (no refit); by
+        ``head_folds`` folds otherwise.
     groups : ndarray, (n_samples,), optional
         The image each row shows; rows of one image (augmented views) never straddle a split.
     fixed : dict, optional
@@ -177,35 +176,29 @@ def select_model(
         head is built from: ``backbone``, ``tap``, ``weights``).
     views : ndarray of bool, (n_samples,), optional
         Rows that are augmented views: in the folds' training rows, never scored.
-    tune_rows : int, optional
-        Search on a stratified sample of this many images (``tuning_rows``) when there
-        are more, then refit the chosen setting on every row. None: search on every row.
-    held_out : bool
-        Tune an entry that stops early on a held-out fold of its own (the torch heads) on
-        that fold: each setting is fitted once on every row and scored on its held-out
-        plain images, and the best is the model (no k folds, no refit). False: k folds.
 
     Settings whose fits fail score nothing (scikit-learn warns, naming the error); when
     every setting fails, the error is raised.
     """
-    model = make_model(name, preprocessing, random_state, params=fixed, n_rows=len(y))
-    grid = param_grid(name, grid)
-    chosen = _select_on_held_out(name, model, grid, X, y, groups, views) if held_out and entry_for(
-        name, len(y)).held_out else None
+    seed, held_out = tuning.seed, entry_for(name, len(y)).held_out
+    model = make_model(name, tuning.preprocessing, seed, params=fixed, n_rows=len(y))
+    grid = param_grid(name, tuning.grid_of(name))
+    chosen = _select_on_held_out(name, model, grid, X, y, groups, views) if held_out and tuning.head_folds == 1 \
+        else None
     if chosen:
         return chosen
-    sample = tuning_rows(y, tune_rows, random_state, groups) if tune_rows else np.arange(len(y))
-    folds, cv, search_groups = cv_splits(y[sample], cv_folds, random_state, _take(groups, sample),
-                                         _take(views, sample))
+    sample = tuning_rows(y, tuning.tune_rows, seed, groups) if tuning.tune_rows else np.arange(len(y))
+    cv_folds = tuning.head_folds if held_out and tuning.head_folds > 1 else tuning.cv_folds
+    folds, cv, search_groups = cv_splits(y[sample], cv_folds, seed, _take(groups, sample), _take(views, sample))
     fits = len(ParameterGrid(grid)) * folds
-    _announce(name, model, grid, X, y, fits, round(len(sample) * (folds - 1) / folds),
-              min(fits, effective_n_jobs(n_jobs)), refit=True)
+    _announce(name, model, grid, X, y, _Plan(fits, round(len(sample) * (folds - 1) / folds),
+                                             min(fits, effective_n_jobs(tuning.n_jobs)), refit=True))
     search = GridSearchCV(
         model,
         grid,
         scoring="accuracy",
         cv=cv,
-        n_jobs=n_jobs,
+        n_jobs=tuning.n_jobs,
         refit=False,
         error_score=np.nan,  # a setting these data cannot take (k > fold size) loses, with a warning
     )
@@ -237,7 +230,7 @@ def _select_on_held_out(name: str, model: Pipeline, grid: dict, X: np.ndarray, y
     early stopping held out (``validation_rows_``); the best fitted model is the result.
     None when the data are too few to hold any out: then k folds choose."""
     settings = list(ParameterGrid(grid))
-    _announce(name, model, grid, X, y, len(settings), len(y), 1, refit=False)
+    _announce(name, model, grid, X, y, _Plan(len(settings), len(y), 1, refit=False))
     started = time.perf_counter()
     results = []
     for params in settings:

@@ -19,7 +19,8 @@ from importlib import import_module
 
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
-__all__ = ["ZooEntry", "ZOO", "MAPS", "SCALE_ROWS", "entry_for", "make_model", "param_grid", "check_grid"]
+__all__ = ["ZooEntry", "ZOO", "MAPS", "DEFAULT_MODELS", "SCALE_ROWS", "entry_for", "make_model", "param_grid",
+           "check_grid"]
 
 STEP = "classifier"
 """Name of the estimator step in every zoo pipeline; grid keys get ``classifier__``."""
@@ -144,6 +145,9 @@ def _entry(name: str) -> ZooEntry:
         raise ValueError(f"unknown classifier {name!r}{hint}; valid: {', '.join(ZOO)}")
     return ZOO[name]
 
+
+DEFAULT_MODELS = ("logreg", "ridge", "svm-rbf")
+"""What ``fit`` and ``benchmark`` tune when no models are named."""
 
 SCALE_ROWS = 20_000
 """Training rows past which an entry with an ``at_scale`` form runs as that (an exact RBF

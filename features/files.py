@@ -8,12 +8,13 @@ temporary name, flushed to disk and renamed over the target in one step.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["MISSING", "file_digest", "file_sha256", "file_stat", "write_atomic"]
+__all__ = ["MISSING", "file_digest", "file_sha256", "file_stat", "write_atomic", "write_json"]
 
 MISSING = "missing"
 """The fingerprint of a file that does not exist."""
@@ -35,6 +36,11 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], start_from_old
     with open(partial, "rb+") as file:
         os.fsync(file.fileno())
     os.replace(partial, path)
+
+
+def write_json(path: str | Path, value) -> None:
+    """``value`` as indented JSON, written atomically (``write_atomic``)."""
+    write_atomic(path, lambda partial: Path(partial).write_text(json.dumps(value, indent=2) + "\n"))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -89,8 +89,8 @@ def fold_batchnorm(network: fx.GraphModule) -> fx.GraphModule:
 
 @dataclass(frozen=True)
 class Forward:
-    """Where and how the network runs (``features.device``, ``precision``, ``channels_last``,
-    ``compile``, ``decode_on_device``).
+    """The forward pass of a ``Recipe`` on a ``Runtime`` (``Runtime.forward``): the device,
+    the recipe's precision and JPEG decoding, the runtime's memory format and compilation.
 
     ``compile`` wraps the network in ``torch.compile``: the first batches pay the
     compilation (tens of seconds), so it is worth it only for large extractions; on the
@@ -172,12 +172,3 @@ class Forward:
         image = functional.resize(picture.float(), transform.resize_size, interpolation=transform.interpolation,
                                   antialias=transform.antialias)
         return functional.center_crop(image, transform.crop_size).round_().clamp_(0, 255).to(torch.uint8)
-
-    def spec(self) -> dict:
-        """What of this changes the codes beyond rounding, for store keys and model specs.
-
-        Only settings away from their defaults, so that stores and models made before the
-        settings existed keep their names and stay valid.
-        """
-        return {**({} if self.precision == "float32" else {"precision": self.precision}),
-                **({"decode_on_device": True} if self.decode_on_device else {})}

@@ -28,6 +28,7 @@ __all__ = [
     "SPLITS",
     "SPLIT_FOLDERS",
     "ImageSource",
+    "open_source",
     "LabelledFiles",
     "ImageFolder",
     "ImageManifest",
@@ -157,7 +158,23 @@ class StratifiedSplit:
         return stratified_splits(labels, self.test_size, self.seed, self.val_size)
 
 
-class LabelledFiles(ImageSource):
+class _RuleSplits:
+    """Splits given, or made by a ``StratifiedSplit`` from the labels when first read."""
+
+    _splits: StratifiedSplit | np.ndarray
+    labels: np.ndarray
+
+    @cached_property
+    def splits(self) -> np.ndarray:
+        rule = self._splits
+        return np.asarray(rule(self.labels) if isinstance(rule, StratifiedSplit) else rule).astype(str)
+
+    @property
+    def split_rule(self) -> str:
+        return repr(self._splits) if isinstance(self._splits, StratifiedSplit) else super().split_rule
+
+
+class LabelledFiles(_RuleSplits, ImageSource):
     """Image files on disk with labels and splits: the common part of every file source.
 
     Parameters
@@ -185,15 +202,6 @@ class LabelledFiles(ImageSource):
         self.name = name
         self.identity = identity
 
-    @cached_property
-    def splits(self) -> np.ndarray:
-        rule = self._splits
-        return np.asarray(rule(self.labels) if isinstance(rule, StratifiedSplit) else rule).astype(str)
-
-    @property
-    def split_rule(self) -> str:
-        return repr(self._splits) if isinstance(self._splits, StratifiedSplit) else super().split_rule
-
     def load(self, index: int, min_side: int | None = None) -> Image.Image:
         return load_image(self.files[index], min_side)
 
@@ -210,6 +218,26 @@ class LabelledFiles(ImageSource):
     @cached_property
     def row_fingerprints(self) -> list[str]:
         return [file_stat(file) for file in self.files]
+
+
+def open_source(source, test_size: float = 0.25, seed: int = 0, val_size: float = 0.0,
+                cache_dir="cache") -> ImageSource:
+    """An ``ImageSource`` as it is; a folder (``ImageFolder``), a manifest file (``ImageManifest``)
+    or a named dataset (``NAMED_DATASETS``, downloaded into ``<cache_dir>/datasets``) opened,
+    with the seeded stratified split of ``[data]`` where they have no splits of their own."""
+    if isinstance(source, ImageSource):
+        return source
+    from .datasets import NAMED_DATASETS, open_named_dataset
+
+    path, splits = Path(source), {"test_size": test_size, "seed": seed, "val_size": val_size}
+    if path.is_dir():
+        return ImageFolder(path, **splits)
+    if path.is_file():
+        return ImageManifest(path, **splits)
+    if str(source) in NAMED_DATASETS:
+        return open_named_dataset(str(source), root=Path(cache_dir) / "datasets", **splits)
+    raise FileNotFoundError(f"image source {source} is neither a folder (<class>/<image>), a manifest file, an "
+                            f"ImageSource nor a named dataset ({', '.join(NAMED_DATASETS)})")
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -362,15 +390,37 @@ class ImageFiles(LabelledFiles):
                          name="files", identity="files", ids=[readable_name(file) for file in files])
 
 
-class ImageArrays(ImageSource):
-    """Images held in memory as a ``(n_samples, height, width[, 3])`` uint8 array."""
+class ImageArrays(_RuleSplits, ImageSource):
+    """Images held in memory as a ``(n_samples, height, width[, 3])`` uint8 array.
 
-    def __init__(self, images: np.ndarray, labels, classes, splits, name: str = "arrays"):
+    Parameters
+    ----------
+    images : array-like of uint8, (n_samples, height, width) or (n_samples, height, width, 3)
+    labels : array-like of int, (n_samples,)
+        Indices into ``classes``.
+    classes : list of str, optional
+        Class names; by default ``"0"``, ``"1"``, ... up to the largest label.
+    splits : array-like of str, optional
+        ``train``, ``val`` or ``test`` per image; by default a seeded stratified split
+        (``test_size``, ``val_size``, ``seed``, as ``[data]`` in a config).
+    name : str, optional
+        Names the store of these images' codes; by default ``arrays-`` and a hash of the
+        images and labels, so that other arrays never share their store.
+    """
+
+    def __init__(self, images, labels, classes=None, splits=None, name: str | None = None,
+                 test_size: float = 0.25, seed: int = 0, val_size: float = 0.0):
         self.images = np.asarray(images, dtype=np.uint8)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.classes = [str(name) for name in classes]
-        self.splits = np.asarray(splits).astype(str)
+        if self.images.ndim not in (3, 4) or len(self.images) != len(self.labels):
+            raise ValueError(f"images must be (n_samples, height, width[, 3]) with one label each; got images of "
+                             f"shape {self.images.shape} and {len(self.labels)} labels")
+        self.classes = [str(name) for name in (range(self.labels.max() + 1) if classes is None else classes)]
+        self._splits = StratifiedSplit(test_size, seed, val_size) if splits is None else np.asarray(splits)
         self.ids = [str(index) for index in range(len(self.images))]
+        if name is None:
+            digest = hashlib.sha256(self.images.tobytes() + self.labels.tobytes()).hexdigest()[:12]
+            name = f"arrays-{digest}"
         self.name = name
         self.identity = f"arrays:{name}"
 

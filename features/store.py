@@ -295,10 +295,14 @@ class FeatureStore:
     Parameters
     ----------
     path : str or Path
+    source : ImageSource, optional
+        The images the codes were made from, when known (``features.extract`` gives it):
+        a report shows them beside its results.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, source=None):
         self.path = Path(path)
+        self.source = source
         if not self.path.is_file():
             raise StoreError(f"feature store {self.path} does not exist; run extract first")
         self._file = _open(self.path)

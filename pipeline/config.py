@@ -30,9 +30,20 @@ from typing import get_args, get_origin, get_type_hints
 
 import classifiers
 import features
-from classifiers import BACKENDS, DEFAULT_PREPROCESSING, MAPS, ZOO, check_backend, check_preprocessing
+from classifiers import (
+    BACKENDS,
+    DEFAULT_MODELS,
+    DEFAULT_PREPROCESSING,
+    MAPS,
+    ZOO,
+    Tuning,
+    check_backend,
+    check_preprocessing,
+)
 from features import (
     BACKBONES,
+    Recipe,
+    Runtime,
     DTYPES,
     MAP,
     NAMED_DATASETS,
@@ -93,27 +104,43 @@ class DataSection:
 
 @dataclass
 class FeaturesSection:
-    """``[features]``: which backbones, weights, taps and poolings make the codes."""
+    """``[features]``: which backbones, weights, taps and poolings make the codes.
+
+    The defaults of what decides the codes are ``features.Recipe``'s, those of how the
+    network runs ``features.Runtime``'s: a notebook's ``features.extract`` has the same.
+    """
 
     backbones: list[str] = field(default_factory=lambda: ["vgg16", "resnet50"])
     weights: str = field(default="imagenet", metadata={"path": is_weights_file})
     taps: dict[str, list[str]] = field(default_factory=dict)
     pooling: list[str] = field(default_factory=lambda: ["avg"])
-    image_size: int = 224
-    batch_size: int = field(default=32, metadata=RUNTIME)
-    num_workers: int | str = field(default="auto", metadata=RUNTIME)
-    device: str = field(default="auto", metadata=RUNTIME)
+    image_size: int = Recipe.image_size
+    batch_size: int = field(default=Runtime.batch_size, metadata=RUNTIME)
+    num_workers: int | str = field(default=Runtime.num_workers, metadata=RUNTIME)
+    device: str = field(default=Runtime.device, metadata=RUNTIME)
     seed: int = 0
-    dtype: str = field(default="float32", metadata=_choices(DTYPES))
-    map_dtype: str = field(default="float16", metadata=_choices(DTYPES))
-    map_budget_gb: float = field(default=8.0, metadata=RUNTIME)
+    dtype: str = field(default=Recipe.dtype, metadata=_choices(DTYPES))
+    map_dtype: str = field(default=Recipe.map_dtype, metadata=_choices(DTYPES))
+    map_budget_gb: float = field(default=Runtime.map_budget_gb, metadata=RUNTIME)
     views: int = 0
-    fast_decode: bool = True
-    precision: str = field(default="float32", metadata=_choices(PRECISIONS))
-    channels_last: bool = field(default=True, metadata=RUNTIME)
-    compile: bool = field(default=False, metadata=RUNTIME)
-    decode_on_device: bool = False
+    fast_decode: bool = Recipe.fast_decode
+    precision: str = field(default=Recipe.precision, metadata=_choices(PRECISIONS))
+    channels_last: bool = field(default=Runtime.channels_last, metadata=RUNTIME)
+    compile: bool = field(default=Runtime.compile, metadata=RUNTIME)
+    decode_on_device: bool = Recipe.decode_on_device
     cache_dir: str = field(default="cache", metadata=PATH)
+
+    def recipe(self, backbone: str) -> Recipe:
+        """What decides ``backbone``'s codes in this configuration (resolves the weights:
+        downloads torchvision's when needed)."""
+        return Recipe.resolve(backbone, self.weights, self.seed, image_size=self.image_size,
+                              fast_decode=self.fast_decode, dtype=self.dtype, map_dtype=self.map_dtype,
+                              precision=self.precision, decode_on_device=self.decode_on_device)
+
+    def runtime(self, progress: bool = True) -> Runtime:
+        """How the network runs in this configuration."""
+        return Runtime(self.device, self.batch_size, self.num_workers, self.channels_last, self.compile,
+                       self.map_budget_gb, progress)
 
     def check(self) -> None:
         """What can be checked without torch: registered backbones' taps, and the rest."""
@@ -170,20 +197,26 @@ class ClassifiersSection:
     """``[classifiers]``: which zoo entries to tune and fit on every (backbone, tap, pooling).
 
     ``grid`` overrides default grids per model, ``[classifiers.grid.logreg] C = [0.1, 1.0]``.
+    The defaults are ``classifiers.Tuning``'s: a notebook's ``classifiers.benchmark`` has the same.
     """
 
-    models: list[str] = field(default_factory=lambda: ["logreg", "ridge", "svm-rbf"], metadata=_choices(ZOO))
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS), metadata=_choices(ZOO))
     preprocessing: list[str] = field(default_factory=lambda: list(DEFAULT_PREPROCESSING))
-    cv_folds: int = 5
-    n_jobs: int = field(default=-1, metadata=RUNTIME)
+    cv_folds: int = Tuning.cv_folds
+    n_jobs: int = field(default=Tuning.n_jobs, metadata=RUNTIME)
     backend: str = field(default="loky", metadata={**_choices(BACKENDS), **RUNTIME})
     scheduler: str = field(default="", metadata=RUNTIME)
-    memory_budget_gb: float = 4.0
-    chunk_epochs: int = 10
-    tune_rows: int = 10_000
-    head_folds: int = 1
-    seed: int = 0
+    memory_budget_gb: float = Tuning.memory_budget_gb
+    chunk_epochs: int = Tuning.chunk_epochs
+    tune_rows: int = Tuning.tune_rows
+    head_folds: int = Tuning.head_folds
+    seed: int = Tuning.seed
     grid: dict[str, object] = field(default_factory=dict)
+
+    def tuning(self) -> dict:
+        """The settings of ``classifiers.Tuning`` in this section, by name (``benchmark``'s keywords)."""
+        return {name: getattr(self, name) for name in ("preprocessing", "grid", "cv_folds", "tune_rows", "head_folds",
+                                                       "memory_budget_gb", "chunk_epochs", "seed", "n_jobs")}
 
     def check(self) -> None:
         if not self.models:

@@ -4,6 +4,7 @@ cached in the feature stores; ``features.json`` in the run folder names them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -12,30 +13,20 @@ import torch
 from features import (
     AugmentedViews,
     FeatureStore,
-    Forward,
     Shard,
     distributed_rank,
     extract_codes,
     imagenet_checkpoint,
     join_shard_stores,
     resolve_device,
-    resolve_weights,
 )
 
 from .config import Config
 from .stages import open_source, run_folder, write_json
 
-__all__ = ["forward_of", "extract"]
+__all__ = ["extract"]
 
 log = logging.getLogger(__name__)
-
-
-def forward_of(config: Config, device: str | None = None) -> Forward:
-    """How the backbone runs: on ``device`` (default ``features.device``, ``auto`` the GPU when
-    there is one), with the configured precision, memory format, compilation and JPEG decoding."""
-    features = config.features
-    return Forward(device or resolve_device(features.device), features.precision, features.channels_last,
-                   features.compile, features.decode_on_device)
 
 
 def extract(config: Config, progress: bool = True) -> None:
@@ -52,29 +43,17 @@ def extract(config: Config, progress: bool = True) -> None:
         source = AugmentedViews(source, features.views, features.seed)
         log.info("extract: %d augmented views of each training image: %d rows", features.views, len(source))
     rank, world = distributed_rank()
-    device = resolve_device(features.device)
+    runtime = features.runtime(progress)
     if world > 1:
-        device = _join_process_group(device)
-        log.info("extract: rank %d of %d, %d images on %s", rank, world, len(Shard(source, rank, world)), device)
+        runtime = dataclasses.replace(runtime, device=_join_process_group(resolve_device(runtime.device)))
+        log.info("extract: rank %d of %d, %d images on %s", rank, world, len(Shard(source, rank, world)),
+                 runtime.device)
     stores = {}
     for backbone in features.backbones:
-        weights = resolve_weights(backbone, features.weights, seed=features.seed)
-        options = dict(image_size=features.image_size, cache_dir=features.cache_dir, dtype=features.dtype,
-                       fast_decode=features.fast_decode, map_dtype=features.map_dtype)
-        forward = forward_of(config, device)
-        done = extract_codes(
-            Shard(source, rank, world) if world > 1 else source,
-            weights,
-            taps=features.taps_of(backbone),
-            poolings=features.pooling,
-            batch_size=features.batch_size,
-            num_workers=features.num_workers,
-            forward=forward,
-            progress=progress,
-            on_error=config.data.on_error,
-            map_budget_gb=features.map_budget_gb,
-            **options,
-        )
+        recipe = features.recipe(backbone)
+        weights = recipe.weights
+        done = extract_codes(Shard(source, rank, world) if world > 1 else source, recipe, features.taps_of(backbone),
+                             features.pooling, features.cache_dir, runtime, config.data.on_error)
         codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
         speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"
                  if done.images else "")
@@ -85,7 +64,7 @@ def extract(config: Config, progress: bool = True) -> None:
             torch.distributed.barrier()  # every rank's shard of this backbone is written
             if rank:
                 continue
-            done.path = join_shard_stores(source, weights, world=world, forward=forward, **options)
+            done.path = join_shard_stores(source, recipe, features.cache_dir, world)
             with FeatureStore(done.path) as store:
                 skipped = store.skipped
             log.info("extract: %s: %d shards joined -> %s", backbone, world, done.path)

@@ -9,14 +9,13 @@ codes from other weights would give confident nonsense, not an error.
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 import logging
-from dataclasses import replace
 
-from classifiers import feature_spec, load_model, predict_table, read_sidecar
-from features import ImageFiles, code_spec, compute_codes, resolve_weights
+from classifiers import load_model, predict_table, read_sidecar
+from features import ImageFiles, Recipe, compute_codes, resolve_weights
 
 from .config import Config
-from .extract import forward_of
 from .stages import chosen_model, predictions_path, write_atomic
 
 __all__ = ["predict"]
@@ -41,19 +40,13 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     sidecar = read_sidecar(model_path)
     spec = sidecar["spec"]
     tap, pooling = spec["tap"], spec["pooling"]
-    # decode and compute as the model's training images were; models older than fast_decode were fitted on
-    # full decoding, and the spec check below refuses them, naming the difference
-    image_size, fast_decode = spec["preprocessing"]["crop_size"][0], spec["preprocessing"].get("fast_decode", False)
+    # the images get the model's recipe with the config's weights; the spec check refuses other weights by name
     weights = resolve_weights(spec["backbone"], config.features.weights, seed=config.features.seed)
-    forward = replace(forward_of(config), precision=spec.get("precision", "float32"),
-                      decode_on_device=bool(spec.get("decode_on_device", False)))
-    estimator, _ = load_model(model_path, feature_spec(code_spec(weights, image_size, fast_decode, forward), tap,
-                                                       pooling))
+    recipe = Recipe.from_spec(spec, weights)
+    estimator, _ = load_model(model_path, recipe.spec(tap, pooling))
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
              weights.identity)
-    codes, failed = compute_codes(source, weights, [tap], [pooling], image_size, config.features.batch_size,
-                                  config.features.num_workers, forward, progress, fast_decode,
-                                  spec.get("map_dtype", "float16"))
+    codes, failed = compute_codes(source, recipe, [tap], [pooling], config.features.runtime(progress))
     errors = dict(failed)
     predicted = iter(predict_table(estimator, codes[(tap, pooling)], sidecar["classes"], top_k) if len(errors) < len(source)
                      else [])

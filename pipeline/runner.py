@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from features import distributed_rank
-from features.files import MISSING, file_digest, file_stat, write_atomic
+from features.files import MISSING, file_digest, file_stat, write_json
 from features.lock import FileLock
 
 from . import __version__
@@ -53,7 +53,6 @@ __all__ = [
     "run_log",
     "stamp_path",
     "output_fingerprint",
-    "write_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -182,10 +181,6 @@ def output_fingerprint(path) -> str:
     except OSError:
         return MISSING
     return file_digest(path) if size <= SMALL_FILE else file_stat(path)
-
-
-def write_json(path: Path, value) -> None:
-    write_atomic(path, lambda partial: partial.write_text(json.dumps(value, indent=2) + "\n"))
 
 
 def _show(path: Path) -> str:

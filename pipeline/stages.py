@@ -26,10 +26,10 @@ from pathlib import Path
 
 import classifiers
 from features import ImageFiles, ImageFolder, ImageManifest, codes_fingerprint, dataset_fingerprint, open_named_dataset
-from features.files import file_digest, file_stat, write_atomic
+from features.files import file_digest, file_stat, write_atomic, write_json
 
 from .config import Config, dump_config
-from .runner import Stage, output_fingerprint, write_json
+from .runner import Stage, output_fingerprint
 
 __all__ = ["STAGES", "PREDICTIONS_NAME", "StageInputMissing", "open_source", "predict_stage", "read_json",
            "run_folder", "write_atomic", "write_json"]

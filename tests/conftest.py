@@ -105,17 +105,17 @@ def cli(capsys):
 @pytest.fixture
 def forward_calls(monkeypatch):
     """Counts the CNN's forward passes in extraction: a list of batch sizes, one per pass."""
-    import features.extract
+    import features.extraction
 
     calls = []
-    build = features.extract.build_tap_extractor
+    build = features.extraction.build_tap_extractor
 
     def counting(weights, taps):
         extractor = build(weights, taps)
         extractor.register_forward_hook(lambda module, args, output: calls.append(len(args[0])))
         return extractor
 
-    monkeypatch.setattr(features.extract, "build_tap_extractor", counting)
+    monkeypatch.setattr(features.extraction, "build_tap_extractor", counting)
     return calls
 
 

@@ -14,14 +14,12 @@ import traceback
 
 import torch
 
-from features import ImageFolder, extract_codes, resolve_weights
+from features import ImageFolder, Recipe, Runtime, extract_codes, resolve_weights
 
 SETTINGS = {
     "taps": ["features.3.cat", "classifier.0"],
     "poolings": ["avg", "max"],
-    "image_size": 32,
-    "batch_size": 3,
-    "progress": False,
+    "runtime": Runtime(batch_size=3, progress=False),
 }
 
 
@@ -31,7 +29,7 @@ def extract(root, cache_dir):
     One thread, so that the numbers do not depend on how busy the machine is.
     """
     torch.set_num_threads(1)
-    return extract_codes(ImageFolder(root), resolve_weights("squeezenet1_1", "random"),
+    return extract_codes(ImageFolder(root), Recipe(resolve_weights("squeezenet1_1", "random"), image_size=32),
                          cache_dir=cache_dir, **SETTINGS)
 
 

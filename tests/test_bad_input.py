@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from features import FeatureStore, ImageError, ImageFolder, extract_codes, resolve_weights, verify_store
+from features import FeatureStore, ImageError, ImageFolder, Recipe, Runtime, extract_codes, resolve_weights, verify_store
 
-WEIGHTS = resolve_weights("resnet50", "random")
+RECIPE = Recipe(resolve_weights("resnet50", "random"), image_size=32)
 
 
 def _extract(root, cache, **options):
-    return extract_codes(ImageFolder(root), WEIGHTS, ["layer1"], ["avg"], image_size=32, cache_dir=cache,
-                         batch_size=5, progress=False, **options)
+    return extract_codes(ImageFolder(root), RECIPE, ["layer1"], ["avg"], cache, Runtime(batch_size=5, progress=False),
+                         **options)
 
 
 @pytest.fixture

@@ -26,12 +26,12 @@ def test_the_extraction_benchmark_prints_and_appends_its_tables(tmp_path, capsys
 def test_the_precision_benchmark_compares_two_stores(image_folder, tmp_path, capsys):
     import precision
 
-    from features import Forward, ImageFolder, extract_codes, resolve_weights
+    from features import ImageFolder, Recipe, Runtime, extract_codes, resolve_weights
 
     weights = resolve_weights("resnet50", "random")
-    full, half = [extract_codes(ImageFolder(image_folder), weights, ["layer1", "pool"], ["avg"], image_size=32,
-                                cache_dir=tmp_path, batch_size=8, progress=False,
-                                forward=Forward(precision=name)).path for name in ("float32", "bfloat16")]
+    full, half = [extract_codes(ImageFolder(image_folder), Recipe(weights, image_size=32, precision=name),
+                                ["layer1", "pool"], ["avg"], tmp_path, Runtime(batch_size=8, progress=False)).path
+                  for name in ("float32", "bfloat16")]
     assert precision.main([str(full), str(half)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| layer1") or
              line.startswith("| pool")]

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from classifiers import ModelFileError, feature_spec, load_model
+from classifiers import ModelFileError, load_model
+from features import spec_of_store as feature_spec
 from features import FeatureStore, read_codes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

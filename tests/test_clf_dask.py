@@ -11,7 +11,7 @@ import pytest
 from dask.distributed import Client, LocalCluster, get_task_stream
 from sklearn.datasets import make_classification
 
-from classifiers import search_backend, select_model
+from classifiers import search_backend, Tuning, select_model
 
 GRID = {"alpha": [1.0, 100.0, 1000.0]}
 
@@ -32,13 +32,13 @@ def cluster():
 def test_a_search_on_a_dask_cluster_runs_there_and_selects_what_loky_selects(cluster):
     X, y = make_classification(n_samples=120, n_features=8, n_classes=3, n_informative=5, random_state=0)
     with search_backend("loky"):
-        local = select_model("ridge", X, y, grid=GRID, cv_folds=3, n_jobs=2)
+        local = select_model("ridge", X, y, Tuning(grid={"ridge": GRID}, cv_folds=3, n_jobs=2))
 
     with Client(cluster) as client:
         workers = set(client.scheduler_info()["workers"])
         with get_task_stream(client) as stream:  # every task the scheduler sees finish meanwhile
             with search_backend("dask", cluster.scheduler_address):
-                chosen = select_model("ridge", X, y, grid=GRID, cv_folds=3, n_jobs=2)
+                chosen = select_model("ridge", X, y, Tuning(grid={"ridge": GRID}, cv_folds=3, n_jobs=2))
 
     assert chosen.candidates == local.candidates == 3
     assert chosen.params == local.params

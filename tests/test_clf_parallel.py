@@ -6,17 +6,17 @@ import pytest
 from joblib.parallel import get_active_backend
 from sklearn.datasets import make_classification
 
-from classifiers import search_backend, select_model
+from classifiers import search_backend, Tuning, select_model
 from pipeline import ConfigError, load_config
 
 
 @pytest.mark.parametrize("backend, active", [("loky", "LokyBackend"), ("threading", "ThreadingBackend")])
 def test_searches_run_on_the_configured_backend_with_the_same_result(backend, active):
     X, y = make_classification(n_samples=120, n_features=8, n_classes=3, n_informative=5, random_state=0)
-    local = select_model("ridge", X, y, cv_folds=3, n_jobs=2)
+    local = select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=2))
     with search_backend(backend):
         assert type(get_active_backend()[0]).__name__ == active
-        chosen = select_model("ridge", X, y, cv_folds=3, n_jobs=2)
+        chosen = select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=2))
     assert chosen.params == local.params and chosen.cv_accuracy == pytest.approx(local.cv_accuracy)
 
 

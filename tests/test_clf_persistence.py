@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import ModelFileError, feature_spec, load_model, make_model, predict_table, save_model, score
+from classifiers import ModelFileError, load_model, make_model, predict_table, save_model, score
+from features import spec_of_store as feature_spec
 
 STORE_ATTRS = {"backbone": "vgg16", "weights": "random(seed=0)", "weights_sha256": "", "image_size": 32,
                "preprocessing": json.dumps({"crop_size": [32], "mean": [0.5]}), "source": "images"}

@@ -10,7 +10,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import classifiers.selection
 import classifiers.zoo
-from classifiers import Codes, benchmark_model, format_table, select_model
+from classifiers import Codes, benchmark_model, format_table, Tuning, select_model
 from classifiers.kernels import NystroemClassifier
 from classifiers.selection import tuning_rows
 
@@ -47,30 +47,30 @@ def test_a_class_of_one_image_does_not_stop_the_sample_nor_the_estimate(monkeypa
     monkeypatch.setattr(classifiers.selection, "MIN_PROBE_ROWS", 20)
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 0.0)
     with caplog.at_level(logging.INFO, logger="classifiers.selection"):
-        chosen = select_model("ridge", X, y, preprocessing=["pca40"], cv_folds=3, n_jobs=1)
+        chosen = select_model("ridge", X, y, Tuning(preprocessing=["pca40"], cv_folds=3, n_jobs=1))
     assert chosen.cv_accuracy > 0.5 and not caplog.records  # 40 components from the probe's 30 rows: no estimate
 
 
 def test_a_search_on_a_sample_refits_the_chosen_setting_on_every_row(codes):
     X, y = codes
-    chosen = select_model("logreg", X, y, grid={"C": [1e-6, 1.0]}, cv_folds=3, n_jobs=1, tune_rows=150)
+    chosen = select_model("logreg", X, y, Tuning(grid={"logreg": {"C": [1e-6, 1.0]}}, cv_folds=3, n_jobs=1, tune_rows=150))
     assert chosen.tuned_rows == 150 and chosen.params == {"C": 1.0}
     assert chosen.model.named_steps["standard"].n_samples_seen_ == len(y)  # the refit saw every row
-    assert select_model("logreg", X, y, cv_folds=3, n_jobs=1, tune_rows=10_000).tuned_rows is None
+    assert select_model("logreg", X, y, Tuning(cv_folds=3, n_jobs=1, tune_rows=10_000)).tuned_rows is None
 
 
 def test_past_scale_rows_the_rbf_svm_runs_as_nystroem_features_and_the_row_says_so(codes, monkeypatch, tmp_path):
     X, y = codes
     monkeypatch.setattr(classifiers.zoo, "SCALE_ROWS", 400)
-    chosen = select_model("svm-rbf", X, y, cv_folds=3, n_jobs=1)
+    chosen = select_model("svm-rbf", X, y, Tuning(cv_folds=3, n_jobs=1))
     assert isinstance(chosen.model[-1], NystroemClassifier) and chosen.params["C"] in (1.0, 10.0, 100.0)
     assert chosen.cv_accuracy > 0.8
-    exact = select_model("svm-rbf", X[:300], y[:300], cv_folds=3, n_jobs=1)
+    exact = select_model("svm-rbf", X[:300], y[:300], Tuning(cv_folds=3, n_jobs=1))
     assert type(exact.model[-1]).__name__ == "SVC"
 
     data = Codes(X[:500], y[:500], X[500:], y[500:], n_val=0, classes=list("abcd"),
                  spec={"tap": "pool", "pooling": "avg"}, row_shape=(12,))
-    row = benchmark_model(data, "svm-rbf", tmp_path / "m.joblib", cv_folds=3, n_jobs=1)
+    row, _ = benchmark_model(data, "svm-rbf", Tuning(cv_folds=3, n_jobs=1))
     assert row["classifier"] == "svm-rbf" and row["method"].startswith("the RBF kernel approximated by Nystroem")
     table = format_table([{**row, "backbone": "b", "tap": "pool", "pooling": "avg", "predict_seconds_per_1000": 0.1}])
     assert "svm-rbf*" in table and table.splitlines()[-1].startswith("* svm-rbf: the RBF kernel approximated")
@@ -82,13 +82,13 @@ def test_a_long_search_is_announced_with_its_estimated_time(codes, monkeypatch, 
     monkeypatch.setattr(classifiers.selection, "MIN_PROBE_ROWS", 20)
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 0.0)
     with caplog.at_level(logging.INFO, logger="classifiers.selection"):
-        select_model("ridge", X, y, cv_folds=3, n_jobs=1)
+        select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))
     (line,) = [record.getMessage() for record in caplog.records]
     assert line.startswith("fit: ridge on 600 x 12 codes: about ") and "(12 fits on 400 rows, then the best on 600; " \
                                                                        "from fits on 30 and 60 rows)" in line
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 3600.0)
     caplog.clear()
-    select_model("ridge", X, y, cv_folds=3, n_jobs=1)
+    select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))
     assert not caplog.records  # short: not announced
 
 
@@ -102,7 +102,7 @@ def test_heads_are_tuned_on_their_own_held_out_fold_one_fit_per_setting(codes, m
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(classifiers.heads.TorchHead, "fit", counting)
-    chosen = select_model("linear-head", X, y, grid={"max_iter": [30]}, cv_folds=5)
+    chosen = select_model("linear-head", X, y, Tuning(grid={"linear-head": {"max_iter": [30]}}, cv_folds=5))
     assert fits == [1e-3, 1e-1] and chosen.folds == 1 and chosen.candidates == 2
     head = chosen.model[-1]
     rows = head.validation_rows_
@@ -111,7 +111,7 @@ def test_heads_are_tuned_on_their_own_held_out_fold_one_fit_per_setting(codes, m
     assert head.weight_decay == chosen.params["weight_decay"]  # the chosen fit is the model: no refit
 
     fits.clear()
-    kfold = select_model("linear-head", X, y, grid={"max_iter": [30]}, cv_folds=3, held_out=False)
+    kfold = select_model("linear-head", X, y, Tuning(grid={"linear-head": {"max_iter": [30]}}, cv_folds=3, head_folds=3, n_jobs=1))
     assert kfold.folds == 3 and len(fits) == 2 * 3 + 1
 
 
@@ -120,8 +120,7 @@ def test_views_are_not_scored_on_the_held_out_fold(codes):
     X, y = np.concatenate([X, X + 0.01]), np.concatenate([y, y])
     groups = np.concatenate([np.arange(600), np.arange(600)]).astype(str)
     views = np.arange(1200) >= 600
-    chosen = select_model("linear-head", X, y, grid={"max_iter": [20], "weight_decay": [0.01]}, groups=groups,
-                          views=views)
+    chosen = select_model("linear-head", X, y, Tuning(grid={"linear-head": {"max_iter": [20], "weight_decay": [0.01]}}), groups=groups, views=views)
     rows = chosen.model[-1].validation_rows_
     assert views[rows].any() and not (set(groups[rows]) & set(np.delete(groups, rows)))  # whole images held out
     plain = rows[~views[rows]]

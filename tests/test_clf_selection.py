@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import score, select_model
+from classifiers import score, Tuning, select_model
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def codes():
 
 def test_grid_search_picks_a_setting_by_stratified_cv_and_refits_it(codes):
     X, y = codes
-    chosen = select_model("logreg", X, y, grid={"C": [1e-6, 1.0]}, cv_folds=3, n_jobs=1)
+    chosen = select_model("logreg", X, y, Tuning(grid={"logreg": {"C": [1e-6, 1.0]}}, cv_folds=3, n_jobs=1))
     assert chosen.params == {"C": 1.0}  # C=1e-6 cannot learn anything
     assert chosen.candidates == 2 and chosen.folds == 3
     assert 0.7 < chosen.cv_accuracy <= 1
@@ -27,32 +27,32 @@ def test_grid_search_picks_a_setting_by_stratified_cv_and_refits_it(codes):
 
 def test_parallel_search_finds_the_same_setting(codes):
     X, y = codes
-    serial = select_model("ridge", X, y, cv_folds=3, n_jobs=1)
-    parallel = select_model("ridge", X, y, cv_folds=3, n_jobs=2)
+    serial = select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))
+    parallel = select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=2))
     assert serial.params == parallel.params and serial.cv_accuracy == pytest.approx(parallel.cv_accuracy)
 
 
 def test_folds_shrink_to_the_smallest_class_and_a_lone_sample_is_refused():
     X = np.arange(40, dtype=np.float32).reshape(20, 2)
     y = np.array([0] * 17 + [1] * 3)
-    assert select_model("ridge", X, y, cv_folds=5, n_jobs=1).folds == 3
+    assert select_model("ridge", X, y, Tuning(cv_folds=5, n_jobs=1)).folds == 3
     with pytest.raises(ValueError, match="a class has only 1 training sample; cross-validation needs at least 2"):
-        select_model("ridge", X, np.array([0] * 19 + [1]), n_jobs=1)
+        select_model("ridge", X, np.array([0] * 19 + [1]), Tuning(n_jobs=1))
 
 
 def test_a_setting_the_data_cannot_take_loses_with_a_warning_and_all_failing_is_an_error(codes):
     X, y = codes
     with pytest.warns(UserWarning, match="non-finite"):
-        chosen = select_model("knn", X[:60], y[:60], grid={"n_neighbors": [3, 500]}, cv_folds=3, n_jobs=1)
+        chosen = select_model("knn", X[:60], y[:60], Tuning(grid={"knn": {"n_neighbors": [3, 500]}}, cv_folds=3, n_jobs=1))
     assert chosen.params["n_neighbors"] == 3
     with pytest.raises(ValueError, match="no setting of knn's grid .* could be fitted and scored"), \
             pytest.warns(UserWarning):
-        select_model("knn", X[:60], y[:60], grid={"n_neighbors": [500]}, cv_folds=3, n_jobs=1)
+        select_model("knn", X[:60], y[:60], Tuning(grid={"knn": {"n_neighbors": [500]}}, cv_folds=3, n_jobs=1))
 
 
 def test_metrics_with_probabilities_and_many_classes(codes):
     X, y = codes
-    model = select_model("logreg", X[:200], y[:200], cv_folds=3, n_jobs=1).model
+    model = select_model("logreg", X[:200], y[:200], Tuning(cv_folds=3, n_jobs=1)).model
     metrics = score(model, X[200:], y[200:])
     assert metrics["test_accuracy"] == pytest.approx(np.mean(model.predict(X[200:]) == y[200:]))
     assert 0 < metrics["macro_f1"] <= 1 and 0 < metrics["balanced_accuracy"] <= 1
@@ -65,17 +65,17 @@ def test_metrics_with_probabilities_and_many_classes(codes):
 
 def test_metrics_without_probabilities_or_with_few_classes(codes):
     X, y = codes
-    svm = select_model("linsvm", X[:200], y[:200], cv_folds=3, n_jobs=1).model
+    svm = select_model("linsvm", X[:200], y[:200], Tuning(cv_folds=3, n_jobs=1)).model
     metrics = score(svm, X[200:], y[200:])
     assert metrics["log_loss"] is None  # no predict_proba
     assert metrics["top5_accuracy"] is not None  # ranked by decision_function
     few = y < 3
-    logreg = select_model("logreg", X[few], y[few], cv_folds=3, n_jobs=1).model
+    logreg = select_model("logreg", X[few], y[few], Tuning(cv_folds=3, n_jobs=1)).model
     assert score(logreg, X[few], y[few])["top5_accuracy"] is None
 
 
 def test_test_labels_unseen_in_training_are_refused(codes):
     X, y = codes
-    model = select_model("ridge", X[y < 6], y[y < 6], cv_folds=3, n_jobs=1).model
+    model = select_model("ridge", X[y < 6], y[y < 6], Tuning(cv_folds=3, n_jobs=1)).model
     with pytest.raises(ValueError, match=r"the test split has labels \[6\] that the training split lacks"):
         score(model, X, y)

@@ -6,15 +6,17 @@ import pytest
 import torch
 from PIL import Image
 
-from features import FeatureStore, Forward, ImageFiles, ImageFolder, compute_codes, extract_codes, load_image, resolve_weights
+from features import (FeatureStore, Forward, ImageFiles, ImageFolder, Recipe, Runtime, compute_codes, extract_codes, load_image,
+                      resolve_weights)
 from features.weights import build_tap_extractor, preprocessing
 
 WEIGHTS = resolve_weights("resnet50", "random")
+RECIPE = Recipe(WEIGHTS, image_size=32)
 
 
-def _codes(image_folder, forward=Forward(), num_workers=0, taps=("layer1", "layer2")):
-    codes, failed = compute_codes(ImageFiles([image_folder]), WEIGHTS, list(taps), ["avg"], image_size=32,
-                                  batch_size=5, num_workers=num_workers, forward=forward, progress=False)
+def _codes(image_folder, runtime=Runtime(), num_workers=0, taps=("layer1", "layer2")):
+    runtime = Runtime(runtime.device, 5, num_workers, runtime.channels_last, runtime.compile, progress=False)
+    codes, failed = compute_codes(ImageFiles([image_folder]), RECIPE, list(taps), ["avg"], runtime)
     assert failed == []
     return codes
 
@@ -28,8 +30,8 @@ def test_codes_are_the_weights_own_transform_through_the_network(image_folder):
     with torch.inference_mode():
         expected = {tap: activation.mean(dim=(2, 3)).numpy()
                     for tap, activation in build_tap_extractor(WEIGHTS, ["layer1", "layer2"])(images).items()}
-    for forward, workers in ((Forward(channels_last=True), 2), (Forward(channels_last=False), 0)):
-        codes = _codes(image_folder, forward, workers)
+    for runtime, workers in ((Runtime(channels_last=True), 2), (Runtime(channels_last=False), 0)):
+        codes = _codes(image_folder, runtime, workers)
         for tap in ("layer1", "layer2"):
             np.testing.assert_allclose(codes[tap, "avg"], expected[tap], rtol=1e-5, atol=1e-6)
 
@@ -49,9 +51,8 @@ def test_batchnorms_fold_into_convolutions_without_changing_the_codes():
 
 def test_bfloat16_codes_are_a_store_of_their_own_within_one_percent(image_folder, tmp_path):
     def extract(precision):
-        return extract_codes(ImageFolder(image_folder), WEIGHTS, ["layer1", "layer2"], ["avg", "none"],
-                             image_size=32, cache_dir=tmp_path, batch_size=5, progress=False,
-                             forward=Forward(precision=precision))
+        return extract_codes(ImageFolder(image_folder), Recipe(WEIGHTS, image_size=32, precision=precision),
+                             ["layer1", "layer2"], ["avg", "none"], tmp_path, Runtime(batch_size=5, progress=False))
 
     full, half = extract("float32"), extract("bfloat16")
     assert half.path != full.path and half.images == full.images == 16
@@ -69,14 +70,14 @@ def test_bfloat16_codes_are_a_store_of_their_own_within_one_percent(image_folder
 
 def test_unknown_precision_is_refused_by_name():
     with pytest.raises(ValueError, match="precision = 'float16' is not valid; valid: float32, bfloat16"):
-        Forward(precision="float16")
+        Recipe(WEIGHTS, precision="float16")
 
 
 def test_compiled_network_gives_the_same_codes(image_folder):
     from torch._dynamo.utils import counters
 
     counters.clear()
-    compiled = _codes(image_folder, Forward(compile=True), taps=("layer1",))
+    compiled = _codes(image_folder, Runtime(compile=True), taps=("layer1",))
     assert counters["stats"]["unique_graphs"] >= 1  # really compiled, not run eagerly
     np.testing.assert_allclose(compiled["layer1", "avg"], _codes(image_folder, taps=("layer1",))["layer1", "avg"],
                                rtol=1e-4, atol=1e-5)
@@ -107,9 +108,9 @@ def test_jpegs_decoded_on_the_device_match_the_host_and_keep_their_order(tmp_pat
     photos = _photos(tmp_path / "photos")
 
     def extract(decode_on_device, num_workers):  # the device decodes at full scale: compare with the host's
-        done = extract_codes(ImageFolder(photos), WEIGHTS, ["layer2"], ["avg"], image_size=32, cache_dir=tmp_path,
-                             batch_size=4, num_workers=num_workers, progress=False, fast_decode=False,
-                             forward=Forward(decode_on_device=decode_on_device))
+        recipe = Recipe(WEIGHTS, image_size=32, fast_decode=False, decode_on_device=decode_on_device)
+        done = extract_codes(ImageFolder(photos), recipe, ["layer2"], ["avg"], tmp_path,
+                             Runtime(batch_size=4, num_workers=num_workers, progress=False))
         with FeatureStore(done.path) as store:
             return done, dict(zip(store.ids, store.codes("layer2", "avg")[0])), dict(store.attrs)
 

@@ -20,14 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # all of it, 1 MiB per image, so that holding the codes would stand out.
 MEASURE = textwrap.dedent("""\
     import sys
-    from features import ImageFolder, compute_codes, extract_codes, resolve_weights
+    from features import ImageFolder, Recipe, Runtime, compute_codes, extract_codes, resolve_weights
 
     api, cache, folder = sys.argv[1:]
-    work = {"extract_codes": extract_codes, "compute_codes": compute_codes}[api]
-    options = dict(image_size=128, batch_size=10, num_workers=0, progress=False)
+    recipe = Recipe(resolve_weights("resnet50", "random"), image_size=128)
+    runtime = Runtime(batch_size=10, num_workers=0, progress=False)
     if api == "extract_codes":
-        options["cache_dir"] = cache
-    work(ImageFolder(folder), resolve_weights("resnet50", "random"), ["layer1"], ["grid32"], **options)
+        extract_codes(ImageFolder(folder), recipe, ["layer1"], ["grid32"], cache, runtime)
+    else:
+        compute_codes(ImageFolder(folder), recipe, ["layer1"], ["grid32"], runtime)
     with open("/proc/self/status") as status:
         print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 """)

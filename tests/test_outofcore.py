@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import ChunkReader, TorchHead, load_codes, select_in_chunks, select_model
+from classifiers import ChunkReader, TorchHead, load_codes, Tuning, select_in_chunks, select_model
 from features import FeatureStore
 from features.store import SampleTable, rewrite_store
 from rss_probe import ENV, PROBE
@@ -71,11 +71,10 @@ def test_the_chunked_search_finds_what_the_search_in_memory_finds(tmp_path):
     assert in_memory.in_memory and not out_of_core.in_memory and out_of_core.X_fit is None
     np.testing.assert_array_equal(in_memory.y_fit, out_of_core.y_fit)
     grid = {"alpha": [1e-4, 10.0]}  # one good setting, one that cannot learn
-    memory = select_model("sgd", in_memory.X_fit, in_memory.y_fit, grid=grid, cv_folds=3)
+    memory = select_model("sgd", in_memory.X_fit, in_memory.y_fit, Tuning(grid={"sgd": grid}, cv_folds=3))
     with FeatureStore(path) as store:
         reader = ChunkReader(store, "t", "avg", out_of_core.row_shape, budget_gb=1e-5)  # 39 rows per block
-        chunked = select_in_chunks("sgd", reader, out_of_core.positions_fit, out_of_core.y_fit, grid=grid,
-                                   cv_folds=3, epochs=10)
+        chunked = select_in_chunks("sgd", reader, out_of_core.positions_fit, out_of_core.y_fit, Tuning(grid={"sgd": grid}, cv_folds=3, chunk_epochs=10))
     assert reader.max_rows == 39
     assert chunked.params == memory.params == {"alpha": 1e-4} and chunked.candidates == 2 and chunked.folds == 3
     assert abs(chunked.cv_accuracy - memory.cv_accuracy) < 0.05

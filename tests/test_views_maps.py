@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifiers import load_codes, select_model
-from features import AugmentedViews, FeatureStore, ImageFolder, extract_codes, resolve_weights, verify_store
+from classifiers import load_codes, Tuning, select_model
+from features import AugmentedViews, FeatureStore, ImageFolder, Recipe, Runtime, extract_codes, resolve_weights, verify_store
 
 WEIGHTS = resolve_weights("resnet50", "random")
 
 
 def _extract(source, cache, taps=("layer1",), poolings=("avg", "none"), **options):
-    return extract_codes(source, WEIGHTS, list(taps), list(poolings), image_size=32, cache_dir=cache,
-                         batch_size=5, num_workers=0, progress=False, **options)
+    budget = {"map_budget_gb": options.pop("map_budget_gb")} if "map_budget_gb" in options else {}
+    return extract_codes(source, Recipe(WEIGHTS, image_size=32, **options), list(taps), list(poolings), cache,
+                         Runtime(batch_size=5, num_workers=0, progress=False, **budget))
 
 
 def test_maps_are_stored_whole_in_float16_chunked_by_rows(image_folder, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="features.extract"):
+    with caplog.at_level(logging.INFO, logger="features.extraction"):
         done = _extract(ImageFolder(image_folder), tmp_path / "cache")
     assert "resnet50 layer1/none map 256x8x8: 16 rows x 32.8 kB = 0.00 GB (budget 8.0 GB)" in caplog.text
     with h5py.File(done.path) as file:  # plain h5py sees (N, C, H, W)
@@ -113,9 +114,9 @@ def test_cross_validation_never_splits_the_views_of_one_image():
     X = np.repeat(X_images, views, axis=0) + rng.normal(scale=1e-3, size=(images * views, 8))
     y, groups = np.repeat(y_images, views), np.repeat(np.arange(images), views).astype(str)
     grid = {"n_neighbors": 1, "weights": "uniform"}
-    leaky = select_model("knn", X, y, grid=grid, cv_folds=3)
+    leaky = select_model("knn", X, y, Tuning(grid={"knn": grid}, cv_folds=3))
     assert leaky.cv_accuracy > 0.95
-    grouped = select_model("knn", X, y, grid=grid, cv_folds=3, groups=groups)
+    grouped = select_model("knn", X, y, Tuning(grid={"knn": grid}, cv_folds=3), groups=groups)
     assert grouped.cv_accuracy < 0.7
 
 
@@ -131,6 +132,6 @@ def test_cross_validation_scores_the_plain_images_not_their_views():
     groups = np.concatenate([np.arange(images), np.repeat(np.arange(images), views)]).astype(str)
     is_view = np.arange(len(y)) >= images
     grid = {"n_neighbors": 1, "weights": "uniform"}
-    everything = select_model("knn", X, y, grid=grid, cv_folds=4, groups=groups)
-    plain_only = select_model("knn", X, y, grid=grid, cv_folds=4, groups=groups, views=is_view)
+    everything = select_model("knn", X, y, Tuning(grid={"knn": grid}, cv_folds=4), groups=groups)
+    plain_only = select_model("knn", X, y, Tuning(grid={"knn": grid}, cv_folds=4), groups=groups, views=is_view)
     assert plain_only.cv_accuracy > 0.9 > 0.75 > everything.cv_accuracy

@@ -3,9 +3,8 @@
 All requested taps come from one forward pass; each tap is pooled on the device before
 the copy to the host, so only ``(batch, features)`` rows cross to the CPU.
 
-The store file is named by a key over what changes the numbers except the list of
-images (where the images come from, backbone, weights, preprocessing, storage dtype,
-format version). Each row remembers the fingerprint (size, modification time) of the
+The store file is named by the ``Recipe`` of the codes (what changes the numbers) and
+where the images come from, not by the list of images. Each row remembers the fingerprint (size, modification time) of the
 image it was computed from, and each codes dataset which rows are done, so one path
 serves every case: a second run finds everything done and runs no CNN; a new tap or
 pooling computes only itself; new images add rows; a changed image is recomputed; a
@@ -14,20 +13,16 @@ killed run resumes from the journal of finished batches (``features.journal``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-import h5py
 import numpy as np
 import torch
-import torchvision
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -36,15 +31,16 @@ from .forward import Forward, HostPixels
 from .images import ImageError
 from .journal import Journal, Part
 from .lock import WriterLock
-from .names import DTYPES, ON_ERROR
+from .names import ON_ERROR
 from .pooling import MAP, check_pooling, pool
+from .recipe import Recipe, Runtime
 from .shards import Shard, join_shards
-from .sources import ImageSource
-from .store import FORMAT_VERSION, SampleTable, read_table, rewrite_store
-from .weights import ResolvedWeights, build_tap_extractor, describe_preprocessing, preprocessing, weights_sha256
+from .sources import ImageSource, open_source
+from .store import FeatureStore, SampleTable, read_table, rewrite_store
+from .views import AugmentedViews
+from .weights import build_tap_extractor
 
-__all__ = ["Extraction", "cache_path", "compute_codes", "extract_codes", "forward_seconds",
-           "join_shard_stores"]
+__all__ = ["Extraction", "extract", "compute_codes", "extract_codes", "forward_seconds", "join_shard_stores"]
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +156,7 @@ def auto_workers(device: str) -> int:
     return max(1, min(cores - 1 if device.startswith("cuda") else cores, 16))
 
 
-def _batches(source, indices, weights, datasets, image_size, batch_size, num_workers, forward: Forward, progress,
-             fast_decode, dtype="float32", map_dtype="float16"):
+def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Runtime):
     """Run the CNN over ``source[indices]`` in order, one batch at a time.
 
     Yields ``(indices, codes, failed)`` per batch: the source indices computed, ``{(tap,
@@ -169,18 +164,20 @@ def _batches(source, indices, weights, datasets, image_size, batch_size, num_wor
     ``map_dtype`` for pooling ``none``), and ``[(index, error message)]`` of the images
     that could not be read.
     """
-    extractor = forward.model(build_tap_extractor(weights, sorted({tap for tap, _ in datasets})))
-    transform = preprocessing(weights, image_size)
-    dataset = _Preprocessed(source, HostPixels(transform), indices, fast_decode, forward.decode_on_device)
+    forward = runtime.forward(recipe)
+    extractor = forward.model(build_tap_extractor(recipe.weights, sorted({tap for tap, _ in datasets})))
+    transform = recipe.transform
+    dataset = _Preprocessed(source, HostPixels(transform), indices, recipe.fast_decode, forward.decode_on_device)
+    workers = runtime.num_workers
     loader = DataLoader(
         dataset,
-        batch_size=batch_size,
-        num_workers=auto_workers(forward.device) if num_workers == "auto" else num_workers,
+        batch_size=runtime.batch_size,
+        num_workers=auto_workers(forward.device) if workers == "auto" else workers,
         collate_fn=_collate,
         pin_memory=forward.on_cuda,
     )
-    bar = tqdm(total=len(indices), desc=f"extract {weights.backbone}", unit="img",
-               disable=None if progress else True)
+    bar = tqdm(total=len(indices), desc=f"extract {recipe.backbone}", unit="img",
+               disable=None if runtime.progress else True)
     with bar, forward.running():
         for batch in loader:
             pixels, done, failed = _on_device(batch, dataset, forward, transform)
@@ -189,25 +186,29 @@ def _batches(source, indices, weights, datasets, image_size, batch_size, num_wor
                 try:
                     outputs = extractor(forward.inputs(pixels, transform))
                 except RuntimeError as error:  # e.g. inputs too small for the model, or out of memory
-                    raise ValueError(f"{weights.backbone} failed on a batch of {len(pixels)} images of "
-                                     f"{image_size} x {image_size}: {str(error).splitlines()[0]}") from error
-                codes = {(tap, pooling): _pooled(outputs, tap, pooling, map_dtype if pooling == MAP else dtype)
+                    raise ValueError(f"{recipe.backbone} failed on a batch of {len(pixels)} images of "
+                                     f"{recipe.image_size} x {recipe.image_size}: {str(error).splitlines()[0]}"
+                                     ) from error
+                codes = {(tap, pooling): _pooled(outputs, tap, pooling,
+                                                 recipe.map_dtype if pooling == MAP else recipe.dtype)
                          for tap, pooling in datasets}
             yield done, codes, failed
             bar.update(len(done) + len(failed))
 
 
-def forward_seconds(weights: ResolvedWeights, taps: list[str], image_size: int, batch_size: int = 32,
-                    forward: Forward = Forward(), repeats: int = 3) -> float:
-    """Seconds per image of the backbone's forward pass up to ``taps``, timed on random input.
+def forward_seconds(recipe: Recipe, taps: list[str], runtime: Runtime = Runtime(), repeats: int = 3) -> float:
+    """Seconds per image of the backbone's forward pass up to ``taps``, timed on random input
+    (a batch of ``runtime.batch_size``).
 
     What recomputing those frozen layers costs: a fine-tuning report multiplies it by
     epochs and rows to show how much training on cached maps saved.
     """
-    extractor = forward.model(build_tap_extractor(weights, taps))
-    pixels = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8,
+    forward = runtime.forward(recipe)
+    extractor = forward.model(build_tap_extractor(recipe.weights, taps))
+    size = recipe.image_size
+    pixels = torch.randint(0, 256, (runtime.batch_size, 3, size, size), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
-    transform = preprocessing(weights, image_size)
+    transform = recipe.transform
     synchronize = torch.cuda.synchronize if forward.on_cuda else lambda: None
     with forward.running():
         extractor(forward.inputs(pixels, transform))  # warm-up: allocations, cuDNN's choice of kernels
@@ -216,25 +217,12 @@ def forward_seconds(weights: ResolvedWeights, taps: list[str], image_size: int, 
         for _ in range(repeats):
             extractor(forward.inputs(pixels, transform))
         synchronize()
-    return (time.perf_counter() - started) / (repeats * batch_size)
+    return (time.perf_counter() - started) / (repeats * runtime.batch_size)
 
 
-def compute_codes(
-    source: ImageSource,
-    weights: ResolvedWeights,
-    taps: list[str],
-    poolings: list[str],
-    image_size: int,
-    batch_size: int = 32,
-    num_workers: int | str = "auto",
-    forward: Forward = Forward(),
-    progress: bool = True,
-    fast_decode: bool = True,
-    map_dtype: str = "float16",
-):
+def compute_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings: list[str],
+                  runtime: Runtime = Runtime()):
     """The codes of ``source``'s images in memory, without any store (for prediction).
-
-    ``forward`` is where and how the network runs (``extract_codes``).
 
     Returns
     -------
@@ -244,40 +232,14 @@ def compute_codes(
     failed : list of (id, message)
         The images that could not be read (left out of ``codes``).
     """
-    datasets = _datasets(weights.backbone, taps, poolings)
+    datasets = _datasets(recipe.backbone, taps, poolings)
     blocks = {key: [] for key in datasets}
     failed = []
-    for _, codes, bad in _batches(source, np.arange(len(source)), weights, datasets, image_size,
-                                  batch_size, num_workers, forward, progress, fast_decode,
-                                  map_dtype=map_dtype):
+    for _, codes, bad in _batches(source, np.arange(len(source)), recipe, datasets, runtime):
         for key, rows in codes.items():
             blocks[key].append(rows)
         failed += [(source.ids[index], message) for index, message in bad]
     return {key: np.concatenate(rows) if rows else np.empty((0, 0), np.float32) for key, rows in blocks.items()}, failed
-
-
-def cache_path(cache_dir, source: ImageSource, weights: ResolvedWeights, pixels: dict, dtype: str = "float32",
-               map_dtype: str = "float16", forward_spec: dict | None = None) -> Path:
-    """The store file for this source, backbone, weights, preprocessing, arithmetic and storage types.
-
-    ``pixels`` describes how the images become the network's input (``code_spec``),
-    ``forward_spec`` the settings of the forward that change the codes (``Forward.spec``;
-    empty at their defaults). Taps
-    and poolings are not in the key (they are datasets inside the file), nor are the
-    images themselves (they are rows, each with its own fingerprint), nor the splits.
-    """
-    key = {
-        "format_version": FORMAT_VERSION,
-        "source": source.identity,
-        "backbone": weights.backbone,
-        "weights": weights.key,
-        "preprocessing": pixels,
-        "dtype": dtype,
-        "map_dtype": map_dtype,
-        **(forward_spec or {}),
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"{source.name}-{weights.backbone}-{digest}.h5"
 
 
 @dataclass
@@ -297,7 +259,7 @@ class Extraction:
     """
 
     path: Path
-    weights: ResolvedWeights
+    recipe: Recipe
     computed: list[tuple[str, str]] = field(default_factory=list)
     cached: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -382,49 +344,6 @@ def _fold(journal: Journal, table: SampleTable):
     return write_codes
 
 
-def _pixels(weights: ResolvedWeights, image_size: int, fast_decode: bool) -> dict:
-    """How an image file becomes the network's input: the transform's numbers and the JPEG decoding."""
-    return {**describe_preprocessing(preprocessing(weights, image_size)), "fast_decode": bool(fast_decode)}
-
-
-def code_spec(weights: ResolvedWeights, image_size: int, fast_decode: bool = True,
-              forward: Forward = Forward()) -> dict:
-    """What decides an image's codes besides tap and pooling, as a store's attributes record it.
-
-    Prediction compares this with a model's sidecar before reading any image, so that a
-    model never gets codes from other weights or other pixels than it was fitted on.
-    """
-    return {
-        "backbone": weights.backbone,
-        "weights": weights.identity,
-        "weights_sha256": weights_sha256(weights),
-        "preprocessing": _pixels(weights, image_size, fast_decode),
-        **forward.spec(),
-    }
-
-
-def _store_attrs(source: ImageSource, weights: ResolvedWeights, image_size: int, fast_decode: bool,
-                 dtype: str, map_dtype: str, forward: Forward) -> dict:
-    """Only computed when the store is written: the spec hashes the weights' file."""
-    spec = code_spec(weights, image_size, fast_decode, forward)
-    return {
-        **spec,
-        "weights_url": weights.url or "",
-        "weights_file": weights.file or "",
-        "image_size": spec["preprocessing"]["crop_size"][0],
-        "preprocessing": json.dumps(spec["preprocessing"]),
-        "dtype": dtype,
-        "map_dtype": map_dtype,
-        "source": source.name,
-        "source_identity": source.identity,
-        "source_fingerprint": source.fingerprint,
-        "versions": json.dumps(
-            {"torch": torch.__version__, "torchvision": torchvision.__version__, "h5py": h5py.__version__}
-        ),
-        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def _same_rows(old: SampleTable | None, new: SampleTable) -> bool:
     return old is not None and all(
         list(getattr(old, name)) == list(getattr(new, name))
@@ -432,71 +351,38 @@ def _same_rows(old: SampleTable | None, new: SampleTable) -> bool:
     )
 
 
-def extract_codes(
-    source: ImageSource,
-    weights: ResolvedWeights,
-    taps: list[str],
-    poolings: list[str],
-    image_size: int,
-    cache_dir,
-    batch_size: int = 32,
-    num_workers: int | str = "auto",
-    forward: Forward = Forward(),
-    progress: bool = True,
-    on_error: str = "skip",
-    dtype: str = "float32",
-    fast_decode: bool = True,
-    map_dtype: str = "float16",
-    map_budget_gb: float = 8.0,
-) -> Extraction:
+def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings: list[str], cache_dir,
+                  runtime: Runtime = Runtime(), on_error: str = "skip") -> Extraction:
     """Compute the codes of ``taps`` x ``poolings`` that the store does not have yet.
 
     Parameters
     ----------
     source : ImageSource
-    weights : ResolvedWeights
-        From ``resolve_weights``; names the backbone.
+    recipe : Recipe
+        What decides the codes (weights, image size, decoding, storage types, precision);
+        with ``source``, it names the store file in ``cache_dir``.
     taps : list of str
         Tap names of the backbone (``pool3``, ``layer3``, or graph node names).
     poolings : list of str
         ``avg``, ``max``, ``avgmax``, ``grid<k>``, or ``none`` (the whole map).
-    image_size : int
-        Side of the square crop fed to the network.
     cache_dir : path
         Folder of the store files.
-    num_workers : int or "auto"
-        DataLoader processes that decode images beside the forward (0: in this process);
-        ``auto`` chooses from the cores and the device (``auto_workers``).
-    forward : Forward
-        Where and how the network runs: device, precision (``bfloat16`` is part of the
-        store's key), memory format, compilation.
-    progress : bool
-        A progress bar on a terminal (never when output is redirected).
+    runtime : Runtime
+        Where and how the network runs (device, batch size, workers, ..., the map budget:
+        a whole map over ``runtime.map_budget_gb`` is refused before any CNN work, and the
+        size of every map is logged before it starts).
     on_error : {"skip", "fail"}
         An unreadable image is skipped (logged and recorded in the store), or stops the
         run with its name; either way every row computed before it is kept.
-    dtype : {"float32", "float16"}
-        Storage type of the codes.
-    fast_decode : bool
-        Decode large JPEGs at reduced scale (``load_image``): several times faster on
-        camera photos, pixels slightly different, so it is part of the store's key.
-    map_dtype : {"float16", "float32"}
-        Storage type of whole maps (pooling ``none``).
-    map_budget_gb : float
-        The largest map dataset (rows x bytes per row) extraction may write; a larger one
-        is refused before any CNN work. The size of every map is logged before it starts.
 
     Returns
     -------
     Extraction
     """
-    wanted = _datasets(weights.backbone, taps, poolings)
-    for name, value, valid in (("on_error", on_error, ON_ERROR), ("dtype", dtype, DTYPES),
-                               ("map_dtype", map_dtype, DTYPES)):
-        if value not in valid:
-            raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
-    path = cache_path(cache_dir, source, weights, _pixels(weights, image_size, fast_decode), dtype, map_dtype,
-                      forward.spec())
+    wanted = _datasets(recipe.backbone, taps, poolings)
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error = {on_error!r} is not valid; valid: {', '.join(ON_ERROR)}")
+    path = recipe.store_path(cache_dir, source)
     started = time.perf_counter()
     with WriterLock(path):
         old = read_table(path)
@@ -508,16 +394,16 @@ def extract_codes(
         needs = {key: usable & ~(table.done.get(key, np.zeros(len(table.ids), bool)) | journaled[key])[positions]
                  for key in wanted}
         todo = np.flatnonzero(np.any(list(needs.values()), axis=0))
-        result = Extraction(path, weights, computed=[key for key in wanted if needs[key].any()],
+        result = Extraction(path, recipe, computed=[key for key in wanted if needs[key].any()],
                             cached=[key for key in wanted if not needs[key].any()])
-        _check_map_sizes(weights.backbone, result.computed, image_size, len(table.ids), map_dtype, map_budget_gb)
+        _check_map_sizes(recipe, result.computed, len(table.ids), runtime.map_budget_gb)
+        job = _Job(source, table, positions, journal, result)
         try:
             if len(todo):
-                _run(source, todo, positions, table, journal, weights, result, image_size, batch_size,
-                     num_workers, forward, progress, on_error, fast_decode, dtype, map_dtype)
+                _run(job, todo, runtime, on_error)
         finally:  # also on failure: what was computed goes into the store
             if journal.has_parts() or not _same_rows(old, table):
-                attrs = _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype, forward)
+                attrs = _store_attrs(recipe, source)
                 if old is None:
                     attrs["created"] = attrs["updated"]
                 rewrite_store(path, table, attrs, _fold(journal, table))
@@ -529,12 +415,17 @@ def extract_codes(
     return result
 
 
-def _check_map_sizes(backbone: str, datasets, image_size: int, n_rows: int, map_dtype: str,
-                     budget_gb: float) -> None:
+def _store_attrs(recipe: Recipe, source: ImageSource) -> dict:
+    """The recipe's attributes, stamped: only computed when the store is written (they hash the weights' file)."""
+    return {**recipe.store_attrs(source), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _check_map_sizes(recipe: Recipe, datasets, n_rows: int, budget_gb: float) -> None:
     """Log the size of each whole map to be written, and refuse one over the budget before any work."""
     maps = [tap for tap, pooling in datasets if pooling == MAP]
     if not maps:
         return
+    backbone, image_size, map_dtype = recipe.backbone, recipe.image_size, recipe.map_dtype
     shapes = {info.name: info.shape for info in list_taps(backbone, image_size)}
     for tap in maps:
         row_bytes = int(np.prod(shapes[tap])) * np.dtype(map_dtype).itemsize
@@ -550,31 +441,38 @@ def _check_map_sizes(backbone: str, datasets, image_size: int, n_rows: int, map_
             )
 
 
-def join_shard_stores(source: ImageSource, weights: ResolvedWeights, image_size: int, cache_dir, world: int,
-                      dtype: str = "float32", fast_decode: bool = True, map_dtype: str = "float16",
-                      forward: Forward = Forward()) -> Path:
+def join_shard_stores(source: ImageSource, recipe: Recipe, cache_dir, world: int) -> Path:
     """The source's store, joined from the stores of ``Shard(source, rank, world)`` for every
     rank (each extracted by ``extract_codes``), as virtual datasets: no codes are copied.
 
     Run by one process once every shard is done (rank 0 under ``torchrun``).
     """
-    pixels, forward_spec = _pixels(weights, image_size, fast_decode), forward.spec()
-    path = cache_path(cache_dir, source, weights, pixels, dtype, map_dtype, forward_spec)
-    shards = [cache_path(cache_dir, Shard(source, rank, world), weights, pixels, dtype, map_dtype, forward_spec)
-              for rank in range(world)]
+    path = recipe.store_path(cache_dir, source)
+    shards = [recipe.store_path(cache_dir, Shard(source, rank, world)) for rank in range(world)]
     with WriterLock(path):
-        join_shards(path, shards, _store_attrs(source, weights, image_size, fast_decode, dtype, map_dtype, forward))
+        join_shards(path, shards, _store_attrs(recipe, source))
     return path
 
 
-def _run(source, todo, positions, table, journal, weights, result, image_size, batch_size, num_workers,
-         forward, progress, on_error, fast_decode, dtype, map_dtype) -> None:
+@dataclass
+class _Job:
+    """An extraction's rows: the source, the store's table after it, the table row of each
+    source image, the journal of finished batches, and the result so far."""
+
+    source: ImageSource
+    table: SampleTable
+    positions: np.ndarray
+    journal: Journal
+    result: Extraction
+
+
+def _run(job: _Job, todo, runtime: Runtime, on_error: str) -> None:
     """The CNN over the source images at ``todo``, each batch journaled as it finishes."""
-    for done, codes, failed in _batches(source, todo, weights, result.computed, image_size, batch_size,
-                                        num_workers, forward, progress, fast_decode, dtype, map_dtype):
+    source, table, positions, result = job.source, job.table, job.positions, job.result
+    for done, codes, failed in _batches(source, todo, result.recipe, result.computed, runtime):
         skipped = {source.ids[index]: (table.fingerprints[positions[index]], message) for index, message in failed}
-        journal.write(Part([source.ids[index] for index in done],
-                           [table.fingerprints[positions[index]] for index in done], codes, skipped))
+        job.journal.write(Part([source.ids[index] for index in done],
+                               [table.fingerprints[positions[index]] for index in done], codes, skipped))
         result.images += len(done)
         result.computed_rows += [source.ids[index] for index in done]
         for index, message in failed:
@@ -585,3 +483,57 @@ def _run(source, todo, positions, table, journal, weights, result, image_size, b
                     f"so far are kept; fix or remove the file, or set data.on_error = \"skip\""
                 )
 
+
+_RECIPE_OPTIONS = ("fast_decode", "dtype", "map_dtype", "precision", "decode_on_device")
+_RUNTIME_OPTIONS = tuple(field.name for field in fields(Runtime))
+_SOURCE_OPTIONS = {"seed": 0, "views": 0, "test_size": 0.25, "val_size": 0.0, "on_error": "skip"}
+
+
+def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pooling=("avg",),
+            weights: str = "imagenet", image_size: int = 224, cache_dir="cache", **options) -> FeatureStore:
+    """The codes of ``source``'s images at every tap and pooling, computed once and cached:
+    the ``extract`` stage for a notebook, writing the same store files.
+
+    Parameters
+    ----------
+    source : str, Path or ImageSource
+        A folder (``<class>/<image>`` or ``<split>/<class>/<image>``), a manifest CSV, a
+        named dataset, or any ``ImageSource`` such as ``ImageArrays`` (``open_source``).
+    backbone : str
+        A registered backbone (``vgg16``, ``resnet50``) or any torchvision classifier name.
+    taps : list of str, optional
+        Where to take codes; by default the backbone's default taps.
+    pooling : list of str
+        ``avg``, ``max``, ``avgmax``, ``grid<k>`` or ``none`` (whole maps).
+    weights : str
+        ``imagenet``, ``auto``, ``random``, a torchvision weights name or a state-dict file.
+    image_size : int
+    cache_dir : path
+        Folder of the store files (the config's ``features.cache_dir``).
+    **options
+        The other settings of ``[features]`` and ``[data]``, with the config file's names,
+        defaults and meanings: ``fast_decode``, ``dtype``, ``map_dtype``, ``precision``,
+        ``decode_on_device`` (the ``Recipe``); ``device`` (``auto``: the GPU when there is
+        one), ``batch_size``, ``num_workers``, ``channels_last``, ``compile``,
+        ``map_budget_gb``, ``progress`` (the ``Runtime``); ``seed`` (of random weights,
+        augmented views and the split), ``views``, ``test_size``, ``val_size``, ``on_error``.
+
+    Returns
+    -------
+    FeatureStore
+        Open for reading; ``store.source`` is the image source.
+    """
+    unknown = set(options) - {*_RECIPE_OPTIONS, *_RUNTIME_OPTIONS, *_SOURCE_OPTIONS}
+    if unknown:
+        raise TypeError(f"extract() got unknown settings {', '.join(sorted(unknown))}; valid: "
+                        f"{', '.join([*_RECIPE_OPTIONS, *_RUNTIME_OPTIONS, *_SOURCE_OPTIONS])}")
+    setting = {**_SOURCE_OPTIONS, **{key: options[key] for key in _SOURCE_OPTIONS if key in options}}
+    source = open_source(source, setting["test_size"], setting["seed"], setting["val_size"], cache_dir)
+    if setting["views"]:
+        source = AugmentedViews(source, setting["views"], setting["seed"])
+    recipe = Recipe.resolve(backbone, weights, setting["seed"], image_size=image_size,
+                            **{key: options[key] for key in _RECIPE_OPTIONS if key in options})
+    runtime = Runtime(**{key: options[key] for key in _RUNTIME_OPTIONS if key in options})
+    taps = list(taps or get_backbone(backbone).default_taps)
+    done = extract_codes(source, recipe, taps, list(pooling), cache_dir, runtime, setting["on_error"])
+    return FeatureStore(done.path, source=source)

@@ -1,8 +1,8 @@
-"""One benchmark cell: a zoo entry tuned, fitted, scored once on test and saved.
+"""One benchmark cell: a zoo entry tuned, fitted and scored once on test.
 
 ``load_codes`` reads the codes of one (store, tap, pooling) through ``features``' reader
 API, once for every classifier fitted on them; ``benchmark_model`` turns them and a zoo
-name into a results row and a saved model.
+name into a results row and a fitted model.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from features import FeatureStore, StoreError
+from features import FeatureStore, StoreError, spec_of_store
 
 from .heads import TorchClassifier
 from .metrics import score, score_blocks
 from .outofcore import ChunkReader, select_in_chunks
-from .persistence import feature_spec, save_model
-from .preprocessing import DEFAULT_PREPROCESSING
 from .selection import select_model
+from .tuning import Tuning
 from .zoo import ZOO, entry_for
 
 __all__ = ["Codes", "load_codes", "benchmark_model"]
@@ -96,7 +95,7 @@ def load_codes(path: str | Path, tap: str, pooling: str, memory_budget_gb: float
             y_test=store.labels[test_rows],
             n_val=int((store.splits == "val").sum()),
             classes=store.classes,
-            spec=feature_spec(store.attrs, tap, pooling),
+            spec=spec_of_store(store.attrs, tap, pooling),
             row_shape=row_shape,
             groups_fit=groups,
             views_fit=np.asarray(store.ids, dtype=object)[fit_rows] != groups,  # a view's id is not its image's
@@ -106,49 +105,33 @@ def load_codes(path: str | Path, tap: str, pooling: str, memory_budget_gb: float
         )
 
 
-def benchmark_model(
-    codes: Codes,
-    name: str,
-    model_path: str | Path,
-    preprocessing: list[str] = DEFAULT_PREPROCESSING,
-    grid: dict | None = None,
-    cv_folds: int = 5,
-    n_jobs: int | None = None,
-    random_state: int = 0,
-    fixed: dict | None = None,
-    memory_budget_gb: float = 4.0,
-    chunk_epochs: int = 10,
-    tune_rows: int | None = None,
-    head_folds: int = 1,
-) -> dict:
-    """Tune zoo entry ``name`` by CV on the fit rows, score the best once on test, save it.
+def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: dict | None = None) -> tuple[dict, object]:
+    """Tune zoo entry ``name`` by CV on the fit rows (``select_model``), score the best once on test.
 
-    ``fixed`` sets estimator parameters that are not searched (``select_model``). Codes
-    left in the store (``Codes.in_memory`` false) are learnt from in row blocks
-    (``select_in_chunks``), with ``chunk_epochs`` passes over them. ``tune_rows`` caps the
-    images a search runs on (``select_model``); the torch heads are tuned on their own
-    held-out fold with ``head_folds = 1``, by that many folds otherwise.
+    ``fixed`` sets estimator parameters that are not searched. Codes left in the store
+    (``Codes.in_memory`` false) are learnt from in row blocks (``select_in_chunks``), with
+    ``tuning.chunk_epochs`` passes over them.
 
     Returns
     -------
-    dict
+    row : dict
         A results row: classifier, preprocessing, params (the chosen setting), sizes,
         ``cv_accuracy``, the metrics of ``classifiers.metrics.score``, ``search_seconds``,
-        ``fit_seconds`` (the refit of the best setting), ``epochs`` (of the refit, for
-        the torch heads; else None), ``model_bytes`` and ``model`` (the joblib path).
+        ``fit_seconds`` (the refit of the best setting) and ``epochs`` (of the refit, for
+        the torch heads; else None).
+    model : Pipeline
+        The fitted best setting.
     """
     entry = entry_for(name, len(codes.y_fit))
-    if entry.held_out and head_folds > 1:
-        cv_folds = head_folds
     if codes.in_memory:
-        chosen = select_model(name, codes.X_fit, codes.y_fit, preprocessing, grid, cv_folds, n_jobs, random_state,
-                              codes.groups_fit, fixed, codes.views_fit, tune_rows, held_out=head_folds == 1)
+        chosen = select_model(name, codes.X_fit, codes.y_fit, tuning, codes.groups_fit, fixed, codes.views_fit)
         metrics = score(chosen.model, codes.X_test, codes.y_test)
     else:
         with FeatureStore(codes.store) as store:
-            reader = ChunkReader(store, codes.spec["tap"], codes.spec["pooling"], codes.row_shape, memory_budget_gb)
-            chosen = select_in_chunks(name, reader, codes.positions_fit, codes.y_fit, preprocessing, grid, cv_folds,
-                                      random_state, codes.groups_fit, codes.views_fit, chunk_epochs, fixed)
+            reader = ChunkReader(store, codes.spec["tap"], codes.spec["pooling"], codes.row_shape,
+                                 tuning.memory_budget_gb)
+            chosen = select_in_chunks(name, reader, codes.positions_fit, codes.y_fit, tuning, codes.groups_fit,
+                                      codes.views_fit, fixed)
             metrics = score_blocks(chosen.model, reader.blocks(codes.positions_test))
     chain = [step for step, _ in chosen.model.steps[:-1]]  # none for a map head
     row = {
@@ -168,19 +151,13 @@ def benchmark_model(
         **metrics,
         "search_seconds": round(chosen.search_seconds, 3),
         "fit_seconds": round(chosen.fit_seconds, 3),
-        "epochs": chunk_epochs if not codes.in_memory else
+        "epochs": tuning.chunk_epochs if not codes.in_memory else
         chosen.model[-1].n_iter_ if isinstance(chosen.model[-1], TorchClassifier) else None,
         "out_of_core": not codes.in_memory,
     }
-    save_model(
-        chosen.model, model_path, codes.spec, {key: row[key] for key in ("cv_accuracy", *metrics)},
-        classifier=name, params=chosen.params, preprocessing=chain, classes=codes.classes,
-    )
-    row["model_bytes"] = Path(model_path).stat().st_size
-    row["model"] = str(model_path)
     params = ", ".join(f"{key}={value}" for key, value in chosen.params.items())
     log.info("fit: %s %s/%s %s [%s]: cv %.1f %%, test %.1f %% (%d settings x %d folds, %.1f s)",
              codes.spec.get("backbone", "?"), codes.spec["tap"], codes.spec["pooling"], name, params,
              100 * chosen.cv_accuracy, 100 * metrics["test_accuracy"], chosen.candidates, chosen.folds,
              chosen.search_seconds)
-    return row
+    return row, chosen.model

@@ -1,0 +1,262 @@
+"""The benchmark: every classifier tuned and scored on every (backbone, tap, pooling) it takes.
+
+``benchmark`` is the one loop behind a notebook's ``classifiers.benchmark``, the ``fit``
+stage and ``benchmarks/classifiers.py``: the same settings give the same numbers in all
+three. It writes nothing; ``Results.save`` writes what ``fit`` and ``report`` write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from features import MAP, FeatureStore, Recipe, forward_seconds, get_backbone, resolve_weights, spec_of_store
+from features.files import write_json
+
+from .cells import benchmark_model, load_codes
+from .parallel import search_backend
+from .outofcore import learns_in_chunks
+from .persistence import save_model
+from .report import plot_accuracy_by_depth, rank_rows
+from .tuning import Tuning
+from .zoo import DEFAULT_MODELS, MAPS, ZOO
+
+__all__ = ["Cell", "Results", "benchmark"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Cell:
+    """One tuned classifier on one (backbone, tap, pooling): its results row and fitted model."""
+
+    row: dict
+    model: object
+    spec: dict
+
+    backbone = property(lambda self: self.row["backbone"])
+    tap = property(lambda self: self.row["tap"])
+    pooling = property(lambda self: self.row["pooling"])
+    classifier = property(lambda self: self.row["classifier"])
+    test_accuracy = property(lambda self: self.row["test_accuracy"], doc="On the test split, 0 to 1.")
+    cv_accuracy = property(lambda self: self.row["cv_accuracy"], doc="What chose it: on the training split.")
+
+    def __repr__(self) -> str:
+        return (f"Cell({self.backbone} {self.tap}/{self.pooling} {self.classifier}: "
+                f"test accuracy {self.test_accuracy:.3f}, cv {self.cv_accuracy:.3f})")
+
+
+@dataclass
+class Results:
+    """What ``benchmark`` found: the cells best first (by cross-validation accuracy, as the
+    report ranks them), the class names and where the codes came from."""
+
+    cells: list[Cell]
+    classes: list[str]
+    stores: dict[str, FeatureStore]
+
+    @property
+    def best(self) -> Cell:
+        return self.cells[0]
+
+    @property
+    def rows(self) -> list[dict]:
+        """One dict per cell, best first: the columns of ``results.csv`` (and the confusion matrix)."""
+        return [cell.row for cell in self.cells]
+
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (pandas is not a dependency: install it to use this)."""
+        try:
+            import pandas
+        except ImportError as error:
+            raise ImportError("results.to_pandas() needs pandas: pip install pandas; results.rows has the same "
+                              "data as a list of dicts") from error
+        from .report import COLUMNS
+
+        return pandas.DataFrame(self.rows, columns=[column for column in COLUMNS if column != "model" or
+                                                    any(row["model"] for row in self.rows)])
+
+    def plot(self):
+        """Test accuracy by tap depth, one panel per backbone: a matplotlib Figure."""
+        return plot_accuracy_by_depth(self.rows)
+
+    def save(self, run_dir, report: bool = True) -> Path:
+        """Write what the ``fit`` and ``report`` stages write into ``run_dir``: each model as
+        ``models/<backbone>/<tap>-<pooling>-<classifier>.joblib`` with its sidecar,
+        ``results.json`` and, with ``report``, results.csv, the plots, report.md and
+        report.html. Returns the path of ``results.json``."""
+        run_dir = Path(run_dir)
+        for cell in self.cells:
+            name = f"{cell.tap}-{cell.pooling}-{cell.classifier}.joblib"
+            path = run_dir / "models" / cell.backbone / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_model(cell.model, path, cell.spec, {key: cell.row[key] for key in _METRICS if key in cell.row},
+                       classifier=cell.classifier, params=cell.row["params"],
+                       preprocessing=[step for step, _ in cell.model.steps[:-1]], classes=self.classes)
+            cell.row.update(model=path.relative_to(run_dir).as_posix(), model_bytes=path.stat().st_size)
+        results = {"best_model": self.best.row["model"], "classes": self.classes, "rows": self.rows}
+        target = run_dir / "results.json"
+        write_json(target, results)
+        if report:
+            from .review import write_report
+
+            best_store = self.stores[self.best.backbone]
+            write_report(run_dir, results, best_store.path, best_store.source)
+        return target
+
+
+_METRICS = ("cv_accuracy", "test_accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
+            "confusion_matrix", "predict_seconds_per_1000")
+
+
+def _open(store) -> FeatureStore:
+    return store if isinstance(store, FeatureStore) else FeatureStore(store)
+
+
+def _takes(name: str, backbone: str, tap: str, pooling: str) -> bool:
+    """Whether classifier ``name`` trains on these codes: map heads on whole maps of a tap with
+    layers after it to fine-tune (not VGG16's ``pool5``), the others on pooled codes."""
+    if ZOO[name].takes != MAPS:
+        return pooling != MAP
+    entry = get_backbone(backbone)
+    return pooling == MAP and entry.depth(tap) < entry.depth(entry.top)
+
+
+def _weights_setting(attrs: dict) -> tuple[str, int]:
+    """The ``weights`` value and seed that remake a store's weights (a map head rebuilds the
+    layers after its tap with them)."""
+    if attrs.get("weights_file"):
+        return attrs["weights_file"], 0
+    random = re.fullmatch(r"random\(seed=(\d+)\)", attrs["weights"])
+    if random:
+        return "random", int(random.group(1))
+    return attrs["weights"].rpartition(".")[2], 0  # VGG16_Weights.IMAGENET1K_V1 -> IMAGENET1K_V1
+
+
+def _map_head(store: FeatureStore, tap: str) -> dict:
+    """What a map head (``finetune``) is built from: the backbone's layers after ``tap``,
+    with the weights the store's codes were made with."""
+    weights, seed = _weights_setting(store.attrs)
+    return {"backbone": store.attrs["backbone"], "tap": tap, "weights": weights, "weights_seed": seed}
+
+
+def _recompute_seconds(store: FeatureStore, tap: str, row: dict) -> dict:
+    """What the map head's training would have cost had it run the frozen layers up to ``tap``
+    on every fit row in every epoch, as fine-tuning without a cache does: their forward
+    time per image, measured here, x epochs x rows."""
+    head = _map_head(store, tap)
+    spec = spec_of_store(store.attrs, tap, MAP)
+    recipe = Recipe.from_spec(spec, resolve_weights(head["backbone"], head["weights"], head["weights_seed"]))
+    per_image = forward_seconds(recipe, [tap])
+    rows_per_epoch = row["n_train"] + row["n_val"]
+    return {"frozen_ms_per_image": round(1000 * per_image, 3),
+            "recompute_seconds": round(per_image * row["epochs"] * rows_per_epoch, 1)}
+
+
+def _jobs(stores: dict[str, FeatureStore], models: list[str], codes) -> list[tuple[str, str, str, list[str]]]:
+    """``(backbone, tap, pooling, classifiers)`` of every complete codes dataset asked for
+    (``codes``: ``"tap/pooling"`` names, or such lists by backbone; all by default) that some
+    classifier takes."""
+    jobs = []
+    for backbone, store in stores.items():
+        names = codes.get(backbone) if isinstance(codes, dict) else codes
+        wanted = None if names is None else list(dict.fromkeys(tuple(name.split("/", 1)) for name in names))
+        available = store.available()
+        for tap, pooling in available if wanted is None else [key for key in wanted if key in available]:
+            takers = [name for name in models if _takes(name, backbone, tap, pooling)]
+            if takers:
+                jobs.append((backbone, tap, pooling, takers))
+        missing = [] if wanted is None else [key for key in wanted if key not in available]
+        if missing:
+            raise ValueError(f"{store.path} has no complete codes for {', '.join('/'.join(key) for key in missing)}; "
+                             f"it has {', '.join('/'.join(key) for key in available) or 'none'} (extract them first)")
+    if not jobs:
+        raise ValueError(f"no classifier of {', '.join(models)} takes the codes given: a map head needs pooling "
+                         f"\"{MAP}\" and a tap with layers after it (vgg16: pool4 or shallower; resnet50: layer3 or "
+                         f"shallower)")
+    return jobs
+
+
+def benchmark(stores, models: list[str] | None = None, codes=None, backend: str = "loky", scheduler: str = "",
+              progress: bool = True, **tuning) -> Results:
+    """Tune every classifier in ``models`` on every codes dataset of ``stores`` it takes, refit
+    the best setting, and score it once on the test split.
+
+    Parameters
+    ----------
+    stores : FeatureStore, path, or a list of them
+        One store per backbone (``features.extract`` returns one).
+    models : list of str, optional
+        Zoo names (``classifiers.ZOO``); by default those of the config file
+        (``logreg``, ``ridge``, ``svm-rbf``).
+    codes : list of str, or dict of backbone to list of str, optional
+        ``"tap/pooling"`` names to benchmark; by default every complete one in each store.
+    backend, scheduler : str
+        Where the searches' fits run (``classifiers.backend``: ``loky``, ``threading``,
+        ``dask``, ``ray``; the Dask scheduler's address).
+    progress : bool
+        A progress bar (tqdm's auto mode: a terminal or a notebook).
+    **tuning
+        The other settings of ``[classifiers]`` by name (``Tuning``): ``preprocessing``,
+        ``grid``, ``cv_folds``, ``tune_rows``, ``head_folds``, ``memory_budget_gb``,
+        ``chunk_epochs``, ``seed``, ``n_jobs``.
+
+    Returns
+    -------
+    Results
+        Best first. Nothing is written: ``Results.save(run_dir)`` writes the models and the report.
+    """
+    valid = [field.name for field in dataclasses.fields(Tuning)]
+    unknown = sorted(set(tuning) - set(valid))
+    if unknown:
+        raise TypeError(f"benchmark() got unknown settings {', '.join(unknown)}; valid: {', '.join(valid)}")
+    settings = Tuning(**tuning)
+    models = list(models or DEFAULT_MODELS)
+    for name in models:
+        if name not in ZOO:
+            raise ValueError(f"unknown classifier {name!r}; valid: {', '.join(ZOO)}")
+    opened = [_open(store) for store in (stores if isinstance(stores, (list, tuple)) else [stores])]
+    by_backbone = {store.attrs["backbone"]: store for store in opened}
+    jobs = _jobs(by_backbone, models, codes)
+    cells = []
+    bar = tqdm(total=sum(len(takers) for *_, takers in jobs), desc="fit", unit="model",
+               disable=None if progress else True)
+    with bar, search_backend(backend, scheduler):  # where the searches' fits run
+        for backbone, tap, pooling, takers in jobs:
+            store = by_backbone[backbone]
+            codes_of = load_codes(store.path, tap, pooling, settings.memory_budget_gb)
+            for name in takers:
+                bar.set_postfix_str(f"{backbone} {tap}/{pooling} {name}")
+                if not codes_of.in_memory and not learns_in_chunks(name):
+                    log.warning("fit: %s %s/%s %s skipped: its codes are over classifiers.memory_budget_gb and it "
+                                "cannot learn from row blocks (sgd, linear-head and mlp-head can)",
+                                backbone, tap, pooling, name)
+                    bar.update()
+                    continue
+                map_head = ZOO[name].takes == MAPS
+                row, model = benchmark_model(codes_of, name, settings, _map_head(store, tap) if map_head else None)
+                if map_head:
+                    row.update(_recompute_seconds(store, tap, row))
+                row = {"backbone": backbone, "weights": store.attrs["weights"], "pretrained": _pretrained(store),
+                       "tap": tap, "depth": get_backbone(backbone).depth(tap), "pooling": pooling, **row,
+                       "model_bytes": None, "model": ""}
+                cells.append(Cell(row, model, codes_of.spec))
+                bar.update()
+    if not cells:
+        raise ValueError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
+                         "the models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
+    ranked = rank_rows([{**cell.row, "_cell": index} for index, cell in enumerate(cells)])  # best first, marked
+    cells = [dataclasses.replace(cells[row.pop("_cell")], row=row) for row in ranked]
+    best = cells[0]
+    log.info("fit: best of %d: %s %s/%s %s (cv %.1f %%)", len(cells), best.backbone, best.tap, best.pooling,
+             best.classifier, 100 * best.cv_accuracy)
+    return Results(cells, codes_of.classes, by_backbone)
+
+
+def _pretrained(store: FeatureStore) -> bool:
+    return bool(store.attrs.get("weights_url") or store.attrs.get("weights_file"))

@@ -1,0 +1,56 @@
+"""How every classifier is tuned, fitted and scored: one value for the search, the benchmark and ``fit``.
+
+Importing this module costs no scikit-learn or torch: configurations take their defaults from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .preprocessing import DEFAULT_PREPROCESSING
+
+__all__ = ["Tuning"]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The settings of ``[classifiers]`` besides which models: the same names, defaults and meanings.
+
+    Parameters
+    ----------
+    preprocessing : list of str
+        Steps before each classifier (``PREPROCESSING``), e.g. ``["standardize"]``.
+    grid : dict
+        Overrides of default grids by model, ``{"logreg": {"C": [0.1, 1.0]}}``.
+    cv_folds : int
+        Folds of the stratified (group-aware) cross-validation; fewer when a class has fewer images.
+    tune_rows : int or None
+        Searches on more images than this run on a stratified sample of them, and the
+        chosen setting is refitted on every row; None or 0: on every row.
+    head_folds : int
+        The torch heads (and ``finetune``) are tuned on the held-out fold their early
+        stopping uses with 1, by that many folds otherwise.
+    memory_budget_gb : float
+        Training codes larger than this (as float32) stay in the store and are learnt
+        from in row blocks, ``chunk_epochs`` passes.
+    chunk_epochs : int
+    seed : int
+        Of the folds, the samples and the models.
+    n_jobs : int or None
+        Parallel fits of a search (``-1``: every core). How the work runs, not what it
+        gives: the same selection for any value.
+    """
+
+    preprocessing: list[str] = field(default_factory=lambda: list(DEFAULT_PREPROCESSING))
+    grid: dict = field(default_factory=dict)
+    cv_folds: int = 5
+    tune_rows: int | None = 10_000
+    head_folds: int = 1
+    memory_budget_gb: float = 4.0
+    chunk_epochs: int = 10
+    seed: int = 0
+    n_jobs: int | None = -1
+
+    def grid_of(self, name: str) -> dict | None:
+        """The grid overrides of model ``name``, if any."""
+        return self.grid.get(name)
