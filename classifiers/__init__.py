@@ -24,6 +24,8 @@ _MODULES = {
     "report": ["REPORT_FILES", "rank_rows", "best_row", "weights_banner", "format_table", "finetune_summary",
                "write_csv", "plot_accuracy_by_depth", "plot_confusion_matrix", "write_markdown"],
     "suspects": ["Suspects", "find_suspects"],
-    "review": ["write_report"],
+    "thumbnails": ["THUMBNAIL_SIZE", "thumbnail_uri"],
+    "html": ["Card", "Gallery", "render_page"],
+    "review": ["MAX_MISTAKES", "MAX_SUSPECTS", "SUSPECT_COLUMNS", "write_report"],
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_MODULES)

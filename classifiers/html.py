@@ -7,10 +7,10 @@ table, a heatmap of test accuracy by tap and classifier, the plots, per-class me
 galleries of images (the best model's mistakes, suspect training labels), and the
 fine-tuning summary when fine-tuning ran.
 
-Opened as ``report.html#selftest=<column>``, the page checks itself once loaded: it
-records script errors, counts thumbnails that did not decode and sorts the results table by
-``<column>``, and writes what it found into ``<pre id="selftest">`` (the browser test reads
-it from the DOM).
+Opened as ``report.html#selftest=<column>:<ascending|descending>``, the page checks itself
+once loaded: it records script errors, counts thumbnails that did not decode, sorts the
+results table by ``<column>`` with clicks on its header, and writes what it found into
+``<pre id="selftest">`` (the browser test reads it from the DOM).
 """
 
 from __future__ import annotations
@@ -90,11 +90,11 @@ function sortTable(header) {
 document.querySelectorAll("table.sortable th").forEach((th) => th.addEventListener("click", () => sortTable(th)));
 
 window.addEventListener("load", () => {
-  const match = location.hash.match(/^#selftest=(.*)$/);
+  const match = location.hash.match(/^#selftest=([^:]*):(ascending|descending)$/);
   if (!match) return;
   const images = Array.from(document.images);
   const header = document.querySelector(`table.sortable th[data-key="${decodeURIComponent(match[1])}"]`);
-  if (header) header.click();
+  for (let click = 0; header && click < 2 && header.dataset.order !== match[2]; click++) header.click();
   const found = {errors, images: images.length, broken: images.filter((image) => !image.naturalWidth).length,
                  sorted: header ? header.dataset.order : null};
   const out = document.createElement("pre");
