@@ -57,10 +57,12 @@ table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[data-order="ascending"]::after { content: " \\25B2"; }
 table.sortable th[data-order="descending"]::after { content: " \\25BC"; }
 tr.best td { font-weight: bold; }
-.plots img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 0; font-size: 11px; }
+.plots { display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; }
+.plots figure { max-width: 49%; } .plots img { max-width: 100%; max-height: 560px; border: 1px solid #eee; }
 .cards { display: flex; flex-wrap: wrap; gap: 8px; }
-figure { margin: 0; width: 112px; font-size: 11px; overflow-wrap: anywhere; }
-figure img { width: 96px; height: 96px; object-fit: contain; background: #f3f3f3; display: block; }
+.cards figure { width: 112px; overflow-wrap: anywhere; }
+.cards img { width: 96px; height: 96px; object-fit: contain; background: #f3f3f3; display: block; }
 .missing { width: 96px; height: 96px; background: #f3f3f3; color: #888; display: flex; align-items: center;
            justify-content: center; }
 .note { color: #555; }
@@ -222,8 +224,8 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         "<h2>Test accuracy by tap and classifier</h2>",
         _heatmaps(rows),
         '<h2>Plots</h2><div class="plots">',
-        *(f'<figure style="width: auto"><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}'
-          f"</figcaption></figure>" for caption, uri in plots.items()),
+        *(f'<figure><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+          for caption, uri in plots.items()),
         "</div>",
         "<h2>Per class (best model, test split)</h2>",
         '<p class="note">accuracy: the share of the class\'s test images classified right (its recall); precision: '
