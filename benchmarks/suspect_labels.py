@@ -119,20 +119,18 @@ def main(argv=None) -> int:
     with open(args.work / "run" / "results.csv", newline="") as file:
         best = next(csv.DictReader(file))
     n_classes = sum(folder.is_dir() for folder in (args.data / "train").iterdir())
-    block = textwrap.dedent(f"""\
-
-        ## Suspect labels on Fashion-MNIST with {100 * args.noise:g} % of the training labels moved ({time.strftime('%Y-%m-%d')})
-
-        `python benchmarks/suspect_labels.py --per-class {args.per_class} --test-per-class {args.test_per_class} --noise {args.noise} --seed {args.seed}`:
-        {args.per_class * n_classes} training images ({args.per_class} per class) and {args.test_per_class * n_classes} test images of
-        Fashion-MNIST, {len(moved)} training images moved into a wrong class folder (seeded),
-        VGG16 ({'ImageNet conv weights' if weights != 'random' else 'RANDOM weights: no ImageNet file in benchmarks/data'}),
-        64x64 inputs, pool3 and pool4 with average pooling, logreg and svm-rbf tuned by 5-fold CV.
-
-        | best model | its test accuracy | suspects listed | moved images in the first {depth} rows | recall at 2 x moved | moved images anywhere in the list | extract s | fit s | report s | total s |
-        | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-        | {best['tap']}/{best['pooling']} {best['classifier']} | {100 * float(best['test_accuracy']):.1f} % | {len(suspects)} | {found} of {len(moved)} | {100 * found / len(moved):.1f} % | {in_all} of {len(moved)} | {timings['extract']:.0f} | {timings['fit']:.0f} | {timings['report']:.0f} | {time.perf_counter() - started:.0f} |
-        """)
+    weights_note = "" if weights != "random" else " RANDOM weights: no ImageNet file in benchmarks/data."
+    block = (
+        f"\n`python benchmarks/suspect_labels.py --per-class {args.per_class} --test-per-class "
+        f"{args.test_per_class} --noise {args.noise} --seed {args.seed}` ({time.strftime('%Y-%m-%d')}).{weights_note}\n\n"
+        "| training images | moved | best model | its test accuracy | suspects listed | moved in the first 2 x moved "
+        "rows | recall at 2 x moved | moved anywhere in the list | extract s | fit s | report s | total s |\n"
+        + "| --- " * 12 + "|\n"
+        f"| {args.per_class * n_classes:,} (N = {args.per_class}) | {len(moved)} | {best['tap']}/{best['pooling']} "
+        f"{best['classifier']} | {100 * float(best['test_accuracy']):.1f} % | {len(suspects):,} | {found} | "
+        f"{100 * found / len(moved):.1f} % | {in_all} | {timings['extract']:.0f} | {timings['fit']:.0f} | "
+        f"{timings['report']:.0f} | {time.perf_counter() - started:.0f} |\n"
+    )
     print(block)
     if args.out:
         with open(args.out, "a") as file:

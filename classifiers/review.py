@@ -45,8 +45,8 @@ MAX_MISTAKES = 200
 """Mistakes shown as thumbnails, the most confident first (a thumbnail costs the page ~4 kB)."""
 MAX_SUSPECTS = 100
 """Suspect labels shown as thumbnails; ``suspect_labels.csv`` lists them all."""
-BLOCK_ROWS = 4096
-"""Rows of codes read and scored at a time."""
+BLOCK_BYTES = 256 << 20
+"""Codes read and scored at a time (as float32): a block of whole maps holds few rows."""
 SUSPECT_COLUMNS = ("rank", "id", "given", "suggested", "score", "confidence")
 """Columns of ``suspect_labels.csv``; ``score`` is one minus the out-of-fold probability of the given label."""
 
@@ -121,12 +121,18 @@ class _Thumbnails:
         return uris
 
 
+def _blocks(store: FeatureStore, best: dict, positions: np.ndarray):
+    """The best row's codes of the rows at ``positions``, ``BLOCK_BYTES`` at a time."""
+    row_bytes = 4 * int(np.prod(store.row_shape(best["tap"], best["pooling"])))
+    return store.blocks(best["tap"], best["pooling"], positions, max(1, BLOCK_BYTES // row_bytes))
+
+
 def _mistakes(model, store: FeatureStore, best: dict, classes: list[str], pictures: _Thumbnails) -> Gallery:
     """The best model's wrong test predictions, the most confident first, under the
     confused pairs (true -> predicted) they belong to, the most frequent pair first."""
     test = np.flatnonzero(store.splits == "test")
     predicted, confidence = [], []
-    for X, _ in store.blocks(best["tap"], best["pooling"], test, BLOCK_ROWS):
+    for X, _ in _blocks(store, best, test):
         guess = model.predict(X)
         probabilities, how = class_probabilities(model, X)
         predicted.append(guess)
@@ -166,7 +172,7 @@ def _suspects(model, store: FeatureStore, best: dict, classes: list[str],
                               "classifiers.memory_budget_gb), and out-of-fold predictions would hold them all in "
                               "memory."), []
     fit = np.flatnonzero(np.isin(store.splits, ("train", "val")))
-    X = np.concatenate([X for X, _ in store.blocks(best["tap"], best["pooling"], fit, BLOCK_ROWS)])
+    X = np.concatenate([X for X, _ in _blocks(store, best, fit)])
     ids, groups = np.asarray(store.ids, dtype=object)[fit], store.groups[fit]
     images = len(set(groups))
     log.info("report: judging the labels of %d training images by %d-fold out-of-fold predictions of %s",
