@@ -1,5 +1,5 @@
 """CNN codes -> predictions: the classifier zoo, torch heads, model selection, metrics,
-persistence and the benchmark report.
+persistence, the benchmark report and its review of the best model (``write_report``).
 
 Codes are read only through ``features``' reader API (``read_codes``, ``FeatureStore``).
 Names are imported from their modules on first use (PEP 562, through ``lazy_loader``), so that the zoo's names and
@@ -18,12 +18,16 @@ _MODULES = {
     "chunks": ["fit_in_chunks"],
     "selection": ["Selection", "select_model"],
     "parallel": ["BACKENDS", "check_backend", "search_backend"],
-    "metrics": ["score", "score_blocks"],
+    "metrics": ["score", "score_blocks", "class_probabilities"],
     "outofcore": ["ChunkReader", "learns_in_chunks", "select_in_chunks"],
     "cells": ["Codes", "load_codes", "benchmark_model"],
     "persistence": ["ModelFileError", "save_model", "load_model", "read_sidecar", "sidecar_path"],
     "predict": ["predict_table"],
-    "report": ["rank_rows", "best_row", "format_table", "finetune_summary", "write_csv", "plot_accuracy_by_depth",
-               "plot_confusion_matrix", "write_markdown"],
+    "report": ["REPORT_FILES", "rank_rows", "best_row", "weights_banner", "format_table", "finetune_summary",
+               "write_csv", "plot_accuracy_by_depth", "plot_confusion_matrix", "write_markdown"],
+    "suspects": ["Suspects", "find_suspects"],
+    "thumbnails": ["THUMBNAIL_SIZE", "thumbnail_uri"],
+    "html": ["Card", "Gallery", "render_page"],
+    "review": ["MAX_MISTAKES", "MAX_SUSPECTS", "SUSPECT_COLUMNS", "write_report"],
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_MODULES)

@@ -14,7 +14,8 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-__all__ = ["class_scores", "score", "score_blocks"]
+__all__ = ["class_scores", "probability_method", "as_probabilities", "class_probabilities", "softmax", "score",
+           "score_blocks"]
 
 TOP_K = 5
 
@@ -29,6 +30,40 @@ def class_scores(estimator, X: np.ndarray) -> tuple[np.ndarray | None, np.ndarra
     if hasattr(estimator, "decision_function"):
         return None, estimator.decision_function(X)
     return None, None
+
+
+def probability_method(estimator) -> str:
+    """The method whose output ``as_probabilities`` makes probabilities of: ``predict_proba``,
+    or ``decision_function`` for estimators without probabilities (ridge, linear SVM)."""
+    for method in ("predict_proba", "decision_function"):
+        if hasattr(estimator, method):
+            return method
+    raise TypeError(f"{type(estimator).__name__} has neither predict_proba nor decision_function")
+
+
+def as_probabilities(scores: np.ndarray, method: str) -> tuple[np.ndarray, str]:
+    """``(probabilities, how)`` from the output of ``method`` (``probability_method``):
+    ``(n_samples, n_classes)`` rows that sum to one, and how they were made. A softmax of
+    decision scores ranks the classes as the scores do but is not calibrated."""
+    if method == "predict_proba":
+        return scores, method
+    return softmax(scores), "softmax of decision_function"
+
+
+def class_probabilities(estimator, X: np.ndarray) -> tuple[np.ndarray, str]:
+    """``as_probabilities`` of ``estimator`` on ``X`` ``(n_samples, n_features)``."""
+    method = probability_method(estimator)
+    return as_probabilities(getattr(estimator, method)(X), method)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Rows of ``scores`` ``(n_samples, n_classes)`` as probabilities; a binary classifier's
+    one score per sample ``(n_samples,)`` counts for the second class against the first."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 1:
+        scores = np.column_stack([-scores, scores]) / 2
+    exponentials = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 def score(estimator, X: np.ndarray, y: np.ndarray) -> dict:

@@ -17,9 +17,15 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "COLUMNS", "rank_rows", "best_row", "format_table", "finetune_summary", "write_csv",
-    "plot_accuracy_by_depth", "plot_confusion_matrix", "write_markdown",
+    "COLUMNS", "PLOT_NAME", "CONFUSION_NAME", "REPORT_FILES", "rank_rows", "best_row", "weights_banner",
+    "format_table", "finetune_summary", "write_csv", "plot_accuracy_by_depth", "plot_confusion_matrix",
+    "write_markdown",
 ]
+
+PLOT_NAME = "accuracy_by_depth.png"
+CONFUSION_NAME = "confusion_matrix.png"
+REPORT_FILES = ("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md", "report.html", "suspect_labels.csv")
+"""What ``write_report`` writes into a run folder."""
 
 COLUMNS = (
     "backbone", "weights", "tap", "depth", "pooling", "classifier", "method", "preprocessing", "params",
@@ -54,6 +60,17 @@ def rank_rows(rows: list[dict]) -> list[dict]:
 def best_row(rows: list[dict]) -> dict:
     """The overall best row of ``rank_rows``."""
     return rank_rows(rows)[0]
+
+
+def weights_banner(rows: list[dict]) -> str:
+    """A warning when any result came from random weights, empty otherwise."""
+    random = sorted({row["backbone"] for row in rows if not row["pretrained"]})
+    if not random:
+        return ""
+    return (
+        f"Random weights for {', '.join(random)}: these numbers are NOT transfer learning "
+        f"(ImageNet weights were not used; see features.weights in the README)."
+    )
 
 
 def _cell(row: dict, key: str) -> str:

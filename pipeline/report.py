@@ -1,51 +1,43 @@
-"""The report stage: the ranked results table (printed and ``results.csv``), the plots and
-``report.md``.
+"""The report stage: ``classifiers.write_report`` on the run's results (``results.csv``, the
+plots, ``report.md``, ``report.html``, ``suspect_labels.csv``), and the ranked table printed.
 """
 
 from __future__ import annotations
 
-from classifiers import (
-    best_row,
-    finetune_summary,
-    format_table,
-    plot_accuracy_by_depth,
-    plot_confusion_matrix,
-    write_csv,
-    write_markdown,
-)
+import logging
+
+from classifiers import best_row, finetune_summary, format_table, weights_banner, write_report
 
 from .config import Config
-from .stages import CONFUSION_NAME, PLOT_NAME, read_json, run_folder, write_atomic
+from .stages import open_source, read_json, run_folder
 
-__all__ = ["report", "weights_banner"]
+__all__ = ["report"]
+
+log = logging.getLogger(__name__)
 
 
-def weights_banner(rows: list[dict]) -> str:
-    """A warning when any result came from random weights, empty otherwise."""
-    random = sorted({row["backbone"] for row in rows if not row["pretrained"]})
-    if not random:
-        return ""
-    return (
-        f"Random weights for {', '.join(random)}: these numbers are NOT transfer learning "
-        f"(ImageNet weights were not used; see features.weights in the README)."
-    )
+def _source(config: Config):
+    """The run's images, for the report's thumbnails; None (a page without pictures) when
+    they cannot be opened any more."""
+    try:
+        return open_source(config)
+    except (OSError, ValueError) as error:  # a moved folder, a dataset no longer downloadable
+        log.warning("report: the images cannot be opened (%s); report.html names them without thumbnails", error)
+        return None
 
 
 def report(config: Config, progress: bool = True) -> None:
-    """The ranked results table (printed and ``results.csv``), the plots and ``report.md``."""
+    """Every report file (``classifiers.write_report``) and the ranked table on standard output."""
     run_dir = run_folder(config)
     results = read_json(run_dir / "results.json", "fit")
+    stores = read_json(run_dir / "features.json", "extract")
     rows = results["rows"]
-    banner = weights_banner(rows)
-    plots = {"test accuracy by depth": PLOT_NAME, "confusion matrix of the best model": CONFUSION_NAME}
-    write_atomic(run_dir / "results.csv", lambda partial: write_csv(rows, partial))
-    write_atomic(run_dir / PLOT_NAME, lambda partial: plot_accuracy_by_depth(rows, partial, banner))
-    write_atomic(run_dir / CONFUSION_NAME,
-                  lambda partial: plot_confusion_matrix(best_row(rows), results["classes"], partial, banner))
-    write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner))
+    store = stores.get(best_row(rows)["backbone"], {}).get("store")
+    write_report(run_dir, results, store, _source(config), progress)
     print(format_table(rows))
     summary = finetune_summary(rows)
     if summary:
         print(f"\n{summary}")
+    banner = weights_banner(rows)
     if banner:
         print(f"\n*** {banner} ***")

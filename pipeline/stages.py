@@ -3,8 +3,9 @@
     extract  images -> feature stores in ``features.cache_dir``; ``features.json`` names them
     fit      ``features.json`` -> ``models/<backbone>/<tap>-<pooling>-<classifier>.joblib``
              (+ ``.joblib.json`` sidecars) and ``results.json`` (tuned by CV on train, test once)
-    report   ``results.json`` -> ``results.csv``, ``accuracy_by_depth.png``,
-             ``confusion_matrix.png``, ``report.md``, and the sorted table on standard output
+    report   ``results.json`` (+ the best row's codes and images) -> ``results.csv``,
+             ``accuracy_by_depth.png``, ``confusion_matrix.png``, ``report.md``, ``report.html``,
+             ``suspect_labels.csv``, and the sorted table on standard output
     predict  new images + a fitted model -> ``predictions.csv`` and a short table
 
 Stages hand over through files in the run folder, so each can run alone, and every output
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import classifiers
 from features import ImageFiles, ImageFolder, ImageManifest, codes_fingerprint, dataset_fingerprint, open_named_dataset
-from features.files import file_digest, file_stat, write_atomic, write_json
+from features.files import MISSING, file_digest, file_stat, write_atomic, write_json
 
 from .config import Config, dump_config
 from .runner import Stage, output_fingerprint
@@ -34,8 +35,6 @@ from .runner import Stage, output_fingerprint
 __all__ = ["STAGES", "PREDICTIONS_NAME", "StageInputMissing", "open_source", "predict_stage", "read_json",
            "run_folder", "write_atomic", "write_json"]
 
-PLOT_NAME = "accuracy_by_depth.png"
-CONFUSION_NAME = "confusion_matrix.png"
 PREDICTIONS_NAME = "predictions.csv"
 
 
@@ -125,7 +124,17 @@ def _fit_inputs(config: Config) -> dict[str, str]:
 
 
 def _report_inputs(config: Config) -> dict[str, str]:
-    return {"results.json": file_digest(Path(config.run.dir) / "results.json")}
+    """``results.json`` and the codes of the best row, which the report's review of the best
+    model reads (its model file is an output of fit already)."""
+    results = Path(config.run.dir) / "results.json"
+    inputs = {"results.json": file_digest(results)}
+    if inputs["results.json"] == MISSING:
+        return inputs
+    best = classifiers.best_row(json.loads(results.read_text())["rows"])
+    backbone, tap, pooling = best["backbone"], best["tap"], best["pooling"]
+    store = _extracted(config).get(backbone, {}).get("store")
+    inputs[f"codes {backbone} {tap}/{pooling}"] = codes_fingerprint(store, tap, pooling) if store else MISSING
+    return inputs
 
 
 def _in_run_dir(*names: str):
@@ -149,7 +158,7 @@ STAGES: dict[str, Stage] = {
         Stage("fit", _work("fit"), sections=("features", "classifiers"), inputs=_fit_inputs,
               outputs=_in_run_dir("results.json", "models"), upstream=("extract",)),
         Stage("report", _work("report"), inputs=_report_inputs,
-              outputs=_in_run_dir("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md"), upstream=("fit",)),
+              outputs=_in_run_dir(*classifiers.REPORT_FILES), upstream=("fit",)),
     )
 }
 """The stages in the order ``run`` executes them, with what each reads and writes."""

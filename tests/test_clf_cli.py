@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from classifiers import ModelFileError, load_model
-from features import spec_of_store as feature_spec
+from features import spec_of_store
 from features import FeatureStore, read_codes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,13 +49,13 @@ def test_fit_and_report_write_ranked_results_models_and_plots(image_folder, writ
     best = rows[0]
     with FeatureStore(store_path) as store:
         attrs = store.attrs
-    model, sidecar = load_model(run_dir / results["best_model"], feature_spec(attrs, best["tap"], best["pooling"]))
+    model, sidecar = load_model(run_dir / results["best_model"], spec_of_store(attrs, best["tap"], best["pooling"]))
     X, _ = read_codes(store_path, best["tap"], best["pooling"], "test")
     assert sidecar["classes"] == ["cat", "dog"] and sidecar["spec"]["n_features"] == X.shape[1]
     assert np.isin(model.predict(X), [0, 1]).all()
     other_tap = "layer1" if best["tap"] == "pool" else "pool"
     with pytest.raises(ModelFileError, match=f"tap: model '{best['tap']}', features '{other_tap}'"):
-        load_model(run_dir / results["best_model"], feature_spec(attrs, other_tap, best["pooling"]))
+        load_model(run_dir / results["best_model"], spec_of_store(attrs, other_tap, best["pooling"]))
 
 
 @pytest.mark.parametrize(

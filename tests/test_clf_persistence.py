@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import make_classification
 
 from classifiers import ModelFileError, load_model, make_model, predict_table, save_model, score
-from features import spec_of_store as feature_spec
+from features import spec_of_store
 
 STORE_ATTRS = {"backbone": "vgg16", "weights": "random(seed=0)", "weights_sha256": "", "image_size": 32,
                "preprocessing": json.dumps({"crop_size": [32], "mean": [0.5]}), "source": "images"}
@@ -25,7 +25,7 @@ def fitted():
 def saved(fitted, tmp_path):
     model, X, y = fitted
     path = tmp_path / "models" / "pool3-avg-logreg.joblib"
-    sidecar = save_model(model, path, feature_spec(STORE_ATTRS, "pool3", "avg"), score(model, X, y),
+    sidecar = save_model(model, path, spec_of_store(STORE_ATTRS, "pool3", "avg"), score(model, X, y),
                          classes=CLASSES, classifier="logreg", params={"C": 1.0}, preprocessing=["standard"])
     return path, sidecar
 
@@ -34,7 +34,7 @@ def test_round_trip_and_sidecar_fields(fitted, saved):
     model, X, _ = fitted
     path, sidecar_path = saved
     assert sidecar_path.name == "pool3-avg-logreg.joblib.json"
-    loaded, sidecar = load_model(path, feature_spec(STORE_ATTRS, "pool3", "avg"))
+    loaded, sidecar = load_model(path, spec_of_store(STORE_ATTRS, "pool3", "avg"))
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert sidecar == json.loads(sidecar_path.read_text())
     assert sidecar["spec"] == {"backbone": "vgg16", "weights": "random(seed=0)", "weights_sha256": "",
@@ -56,7 +56,7 @@ def test_a_changed_model_file_is_not_unpickled(saved):
 
 def test_features_of_another_tap_or_weights_are_refused_naming_the_fields(saved):
     path, _ = saved
-    other = feature_spec({**STORE_ATTRS, "weights": "IMAGENET1K_V1"}, "pool4", "avg")
+    other = spec_of_store({**STORE_ATTRS, "weights": "IMAGENET1K_V1"}, "pool4", "avg")
     with pytest.raises(ModelFileError) as error:
         load_model(path, other)
     message = str(error.value)
@@ -95,8 +95,8 @@ def test_predict_table_without_probabilities():
 
 def test_the_spec_is_compared_both_ways_with_defaults_for_what_is_left_out(fitted, tmp_path, saved):
     model, X, y = fitted
-    plain = feature_spec(STORE_ATTRS, "pool3", "avg")  # float32: no precision key
-    bfloat16 = feature_spec({**STORE_ATTRS, "precision": "bfloat16"}, "pool3", "avg")
+    plain = spec_of_store(STORE_ATTRS, "pool3", "avg")  # float32: no precision key
+    bfloat16 = spec_of_store({**STORE_ATTRS, "precision": "bfloat16"}, "pool3", "avg")
     with pytest.raises(ModelFileError, match="precision: model 'float32', features 'bfloat16'"):
         load_model(saved[0], bfloat16)
     path = tmp_path / "bf16.joblib"
