@@ -8,6 +8,7 @@ three. It writes nothing; ``Results.save`` writes what ``fit`` and ``report`` wr
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from features.files import write_json
 from .cells import benchmark_model, load_codes
 from .parallel import search_backend
 from .outofcore import learns_in_chunks
-from .persistence import save_model
+from .persistence import load_model, save_model
 from .report import plot_accuracy_by_depth, rank_rows
 from .tuning import Tuning
 from .zoo import DEFAULT_MODELS, MAPS, ZOO
@@ -84,6 +85,20 @@ class Results:
     def plot(self):
         """Test accuracy by tap depth, one panel per backbone: a matplotlib Figure."""
         return plot_accuracy_by_depth(self.rows)
+
+    @classmethod
+    def load(cls, run_dir, stores=()) -> Results:
+        """The results that ``save`` (or the ``fit`` stage) wrote into ``run_dir``, each model
+        loaded and checked against its sidecar (``load_model``); ``stores`` are the feature
+        stores they were fitted on (for ``save``'s report)."""
+        run_dir = Path(run_dir)
+        saved = json.loads((run_dir / "results.json").read_text())
+        cells = []
+        for row in saved["rows"]:
+            model, sidecar = load_model(run_dir / row["model"])
+            cells.append(Cell(row, model, {key: value for key, value in sidecar["spec"].items() if key != "n_features"}))
+        opened = [_open(store) for store in stores]
+        return cls(cells, saved["classes"], {store.attrs["backbone"]: store for store in opened})
 
     def save(self, run_dir, report: bool = True) -> Path:
         """Write what the ``fit`` and ``report`` stages write into ``run_dir``: each model as
@@ -249,7 +264,7 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
                 bar.update()
     if not cells:
         raise ValueError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
-                         "the models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
+                         "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
     ranked = rank_rows([{**cell.row, "_cell": index} for index, cell in enumerate(cells)])  # best first, marked
     cells = [dataclasses.replace(cells[row.pop("_cell")], row=row) for row in ranked]
     best = cells[0]

@@ -69,7 +69,7 @@ def weights_banner(rows: list[dict]) -> str:
         return ""
     return (
         f"Random weights for {', '.join(random)}: these numbers are NOT transfer learning "
-        f"(ImageNet weights were not used; see features.weights in the README)."
+        f"(ImageNet weights were not used; see features.weights in docs/configuration.md)."
     )
 
 

@@ -1,6 +1,6 @@
 """The feature store: CNN codes of one image source and one backbone in one HDF5 file.
 
-Layout (plain h5py reads it; see the README)::
+Layout (plain h5py reads it; see docs/feature-store.md)::
 
     /                             attrs: format_version, backbone, weights, preprocessing, dtype, ...
     /classes                      (n_classes,) utf-8

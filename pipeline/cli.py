@@ -24,8 +24,9 @@ from typing import Callable
 
 import features
 
-from .config import Config, ConfigError, check_names, load_config
-from .runner import RunLocked, Stage, clean, execute, plan, run_lock, run_log
+from .config import Config, ConfigError, load_config
+from .api import bring_up_to_date
+from .runner import RunLocked, Stage, clean, plan, run_lock, run_log
 from .stages import STAGES, predict_stage
 
 __all__ = ["COMMANDS", "Command", "main", "build_parser"]
@@ -101,11 +102,7 @@ def _bring_up_to_date(args: argparse.Namespace, config: Config, stages: dict[str
         if not any(step.runs for step in steps):
             print("nothing to do")
         return
-    with _locked(args, config), _logged(args, config):
-        steps = plan(config, stages, targets, force)  # after the lock: another run may have just finished
-        if any(step.runs for step in steps):
-            check_names(config)  # what only torchvision and scikit-learn know, before any work
-        execute(config, steps, progress=not args.quiet)
+    bring_up_to_date(config, stages, targets, _command_line(args), force, not args.quiet, wait=not args.no_wait)
 
 
 def _run_stages(args: argparse.Namespace, config: Config) -> None:

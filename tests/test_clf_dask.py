@@ -11,7 +11,7 @@ import pytest
 from dask.distributed import Client, LocalCluster, get_task_stream
 from sklearn.datasets import make_classification
 
-from classifiers import search_backend, Tuning, select_model
+from classifiers import Tuning, search_backend, select_model
 
 GRID = {"alpha": [1.0, 100.0, 1000.0]}
 

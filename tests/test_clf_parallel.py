@@ -6,7 +6,7 @@ import pytest
 from joblib.parallel import get_active_backend
 from sklearn.datasets import make_classification
 
-from classifiers import search_backend, Tuning, select_model
+from classifiers import Tuning, search_backend, select_model
 from pipeline import ConfigError, load_config
 
 

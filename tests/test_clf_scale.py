@@ -10,7 +10,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import classifiers.selection
 import classifiers.zoo
-from classifiers import Codes, benchmark_model, format_table, Tuning, select_model
+from classifiers import Codes, Tuning, benchmark_model, format_table, select_model
 from classifiers.kernels import NystroemClassifier
 from classifiers.selection import tuning_rows
 

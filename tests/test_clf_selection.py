@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import score, Tuning, select_model
+from classifiers import Tuning, score, select_model
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import ChunkReader, TorchHead, load_codes, Tuning, select_in_chunks, select_model
+from classifiers import ChunkReader, TorchHead, Tuning, load_codes, select_in_chunks, select_model
 from features import FeatureStore
 from features.store import SampleTable, rewrite_store
 from rss_probe import ENV, PROBE
@@ -89,7 +89,7 @@ def test_the_chunked_search_finds_what_the_search_in_memory_finds(tmp_path):
 # 24,000 rows of 4 KiB (training codes: 23 and 70 MiB); the control reads the codes into memory.
 MEASURE = PROBE + textwrap.dedent("""\
     import sys
-    from classifiers import ChunkReader, load_codes, score_blocks, select_in_chunks
+    from classifiers import ChunkReader, Tuning, load_codes, score_blocks, select_in_chunks
     from features import FeatureStore
 
     def fit(path, name):
@@ -97,8 +97,9 @@ MEASURE = PROBE + textwrap.dedent("""\
         assert not codes.in_memory
         with FeatureStore(path) as store:
             reader = ChunkReader(store, "t", "avg", codes.row_shape, 0.008)
-            chosen = select_in_chunks(name, reader, codes.positions_fit, codes.y_fit, cv_folds=2, epochs=1,
-                                      grid={"alpha": 1e-4} if name == "sgd" else {"weight_decay": 1e-3})
+            grid = {name: {"alpha": 1e-4} if name == "sgd" else {"weight_decay": 1e-3}}
+            chosen = select_in_chunks(name, reader, codes.positions_fit, codes.y_fit,
+                                      Tuning(cv_folds=2, chunk_epochs=1, grid=grid))
             return score_blocks(chosen.model, reader.blocks(codes.positions_test))
 
     for path in sys.argv[1:]:

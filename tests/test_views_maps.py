@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifiers import load_codes, Tuning, select_model
+from classifiers import Tuning, load_codes, select_model
 from features import AugmentedViews, FeatureStore, ImageFolder, Recipe, Runtime, extract_codes, resolve_weights, verify_store
 
 WEIGHTS = resolve_weights("resnet50", "random")
