@@ -18,6 +18,7 @@ Not a test: it takes minutes to hours, depending on the stores and the models.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # each model's line, as fit logs it
     rows = [row for path in args.stores for row in benchmark_store(path, args.models, args)]
     table = markdown_table(rows, args.models)
     print(table)
