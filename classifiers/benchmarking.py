@@ -23,7 +23,7 @@ from .cells import benchmark_model, load_codes
 from .parallel import search_backend
 from .outofcore import learns_in_chunks
 from .persistence import load_model, save_model
-from .report import plot_accuracy_by_depth, rank_rows
+from .report import format_table, plot_accuracy_by_depth, rank_rows
 from .tuning import Tuning
 from .zoo import DEFAULT_MODELS, MAPS, ZOO
 
@@ -65,6 +65,10 @@ class Results:
     def best(self) -> Cell:
         return self.cells[0]
 
+    def __repr__(self) -> str:
+        """The ranked table, as ``report`` prints it (a notebook shows it for ``results``)."""
+        return f"Results of {len(self.cells)} classifiers, best first:\n{format_table(self.rows)}"
+
     @property
     def rows(self) -> list[dict]:
         """One dict per cell, best first: the columns of ``results.csv`` (and the confusion matrix)."""
@@ -97,8 +101,7 @@ class Results:
         for row in saved["rows"]:
             model, sidecar = load_model(run_dir / row["model"])
             cells.append(Cell(row, model, {key: value for key, value in sidecar["spec"].items() if key != "n_features"}))
-        opened = [_open(store) for store in stores]
-        return cls(cells, saved["classes"], {store.attrs["backbone"]: store for store in opened})
+        return cls(cells, saved["classes"], _by_backbone([_open(store) for store in stores]))
 
     def save(self, run_dir, report: bool = True) -> Path:
         """Write what the ``fit`` and ``report`` stages write into ``run_dir``: each model as
@@ -236,7 +239,7 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
         if name not in ZOO:
             raise ValueError(f"unknown classifier {name!r}; valid: {', '.join(ZOO)}")
     opened = [_open(store) for store in (stores if isinstance(stores, (list, tuple)) else [stores])]
-    by_backbone = {store.attrs["backbone"]: store for store in opened}
+    by_backbone = _by_backbone(opened)
     jobs = _jobs(by_backbone, models, codes)
     cells = []
     bar = tqdm(total=sum(len(takers) for *_, takers in jobs), desc="fit", unit="model",
@@ -271,6 +274,18 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
     log.info("fit: best of %d: %s %s/%s %s (cv %.1f %%)", len(cells), best.backbone, best.tap, best.pooling,
              best.classifier, 100 * best.cv_accuracy)
     return Results(cells, codes_of.classes, by_backbone)
+
+
+def _by_backbone(stores: list[FeatureStore]) -> dict[str, FeatureStore]:
+    """The stores by backbone; results rows are named by backbone, so one store each."""
+    by_backbone = {}
+    for store in stores:
+        backbone = store.attrs["backbone"]
+        if backbone in by_backbone:
+            raise ValueError(f"{by_backbone[backbone].path} and {store.path} both hold {backbone} codes; benchmark "
+                             f"them one at a time (results are named by backbone)")
+        by_backbone[backbone] = store
+    return by_backbone
 
 
 def _pretrained(store: FeatureStore) -> bool:

@@ -74,6 +74,9 @@ def test_benchmark_returns_results_and_writes_nothing(store, tmp_path, monkeypat
     predicted = best.model.predict(X_test)
     assert best.test_accuracy == pytest.approx(np.mean(predicted == y_test))
     assert isinstance(results.plot(), Figure)
+    assert repr(results).splitlines()[1].split() == ["backbone", "tap", "pooling", "classifier", "setting",
+                                                    "features", "cv", "acc", "test", "acc", "macro", "F1", "top-5",
+                                                    "fit", "s", "ms/img", "best"]
     assert list(results.to_pandas()["classifier"]) == [row["classifier"] for row in results.rows]
 
 
@@ -84,6 +87,8 @@ def test_benchmark_refuses_unknown_models_and_settings(store):
         classifiers.benchmark(store, folds=3)
     with pytest.raises(ValueError, match="has no complete codes for layer2/avg"):
         classifiers.benchmark(store, codes=["layer2/avg"])
+    with pytest.raises(ValueError, match="both hold resnet50 codes; benchmark them one at a time"):
+        classifiers.benchmark([store, store.path])
 
 
 def test_saved_results_are_what_fit_and_report_write(store, tmp_path):
