@@ -18,7 +18,7 @@ _MODULES = {
     "chunks": ["fit_in_chunks"],
     "selection": ["Selection", "select_model"],
     "parallel": ["BACKENDS", "check_backend", "search_backend"],
-    "metrics": ["score", "score_blocks", "class_probabilities"],
+    "metrics": ["METRICS", "score", "score_blocks", "class_probabilities"],
     "outofcore": ["ChunkReader", "learns_in_chunks", "select_in_chunks"],
     "cells": ["Codes", "load_codes", "benchmark_model"],
     "persistence": ["ModelFileError", "save_model", "load_model", "read_sidecar", "sidecar_path"],

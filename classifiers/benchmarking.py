@@ -21,9 +21,10 @@ from features.files import write_json
 
 from .cells import benchmark_model, load_codes
 from .parallel import search_backend
+from .metrics import METRICS
 from .outofcore import learns_in_chunks
 from .persistence import load_model, save_model
-from .report import format_table, plot_accuracy_by_depth, rank_rows
+from .report import COLUMNS, format_table, plot_accuracy_by_depth, rank_rows
 from .tuning import Tuning
 from .zoo import DEFAULT_MODELS, MAPS, ZOO
 
@@ -81,8 +82,6 @@ class Results:
         except ImportError as error:
             raise ImportError("results.to_pandas() needs pandas: pip install pandas; results.rows has the same "
                               "data as a list of dicts") from error
-        from .report import COLUMNS
-
         return pandas.DataFrame(self.rows, columns=[column for column in COLUMNS if column != "model" or
                                                     any(row["model"] for row in self.rows)])
 
@@ -113,7 +112,7 @@ class Results:
             name = f"{cell.tap}-{cell.pooling}-{cell.classifier}.joblib"
             path = run_dir / "models" / cell.backbone / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_model(cell.model, path, cell.spec, {key: cell.row[key] for key in _METRICS if key in cell.row},
+            save_model(cell.model, path, cell.spec, {key: cell.row[key] for key in ("cv_accuracy", *METRICS)},
                        classifier=cell.classifier, params=cell.row["params"],
                        preprocessing=[step for step, _ in cell.model.steps[:-1]], classes=self.classes)
             cell.row.update(model=path.relative_to(run_dir).as_posix(), model_bytes=path.stat().st_size)
@@ -126,10 +125,6 @@ class Results:
             best_store = self.stores[self.best.backbone]
             write_report(run_dir, results, best_store.path, best_store.source)
         return target
-
-
-_METRICS = ("cv_accuracy", "test_accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
-            "confusion_matrix", "predict_seconds_per_1000")
 
 
 def _open(store) -> FeatureStore:

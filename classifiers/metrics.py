@@ -14,10 +14,13 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-__all__ = ["class_scores", "probability_method", "as_probabilities", "class_probabilities", "softmax", "score",
+__all__ = ["METRICS", "class_scores", "probability_method", "as_probabilities", "class_probabilities", "softmax", "score",
            "score_blocks"]
 
 TOP_K = 5
+METRICS = ("test_accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss", "confusion_matrix",
+           "predict_seconds_per_1000")
+"""The keys of ``score``'s metrics, in order: what a model's sidecar records besides its cv accuracy."""
 
 
 def class_scores(estimator, X: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -484,7 +484,7 @@ def _run(job: _Job, todo, runtime: Runtime, on_error: str) -> None:
                 )
 
 
-_RECIPE_OPTIONS = ("fast_decode", "dtype", "map_dtype", "precision", "decode_on_device")
+_RECIPE_OPTIONS = tuple(field.name for field in fields(Recipe) if field.name not in ("weights", "image_size"))
 _RUNTIME_OPTIONS = tuple(field.name for field in fields(Runtime))
 _SOURCE_OPTIONS = {"seed": 0, "views": 0, "test_size": 0.25, "val_size": 0.0, "on_error": "skip"}
 

@@ -418,9 +418,9 @@ class ImageArrays(_RuleSplits, ImageSource):
         self.classes = [str(name) for name in (range(self.labels.max() + 1) if classes is None else classes)]
         self._splits = StratifiedSplit(test_size, seed, val_size) if splits is None else np.asarray(splits)
         self.ids = [str(index) for index in range(len(self.images))]
-        if name is None:
-            digest = hashlib.sha256(self.images.tobytes() + self.labels.tobytes()).hexdigest()[:12]
-            name = f"arrays-{digest}"
+        if name is None:  # from the rows' fingerprints, which extraction needs anyway
+            rows = "\0".join(f"{fingerprint}:{label}" for fingerprint, label in zip(self.row_fingerprints, self.labels))
+            name = f"arrays-{hashlib.sha256(rows.encode()).hexdigest()[:12]}"
         self.name = name
         self.identity = f"arrays:{name}"
 

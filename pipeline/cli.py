@@ -24,8 +24,8 @@ from typing import Callable
 
 import features
 
-from .config import Config, ConfigError, load_config
 from .api import bring_up_to_date
+from .config import Config, ConfigError, load_config
 from .runner import RunLocked, Stage, clean, plan, run_lock, run_log
 from .stages import STAGES, predict_stage
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import Tuning, score, select_model
+from classifiers import METRICS, Tuning, score, select_model
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def test_metrics_with_probabilities_and_many_classes(codes):
     X, y = codes
     model = select_model("logreg", X[:200], y[:200], Tuning(cv_folds=3, n_jobs=1)).model
     metrics = score(model, X[200:], y[200:])
+    assert tuple(metrics) == METRICS  # what a model's sidecar records
     assert metrics["test_accuracy"] == pytest.approx(np.mean(model.predict(X[200:]) == y[200:]))
     assert 0 < metrics["macro_f1"] <= 1 and 0 < metrics["balanced_accuracy"] <= 1
     assert metrics["test_accuracy"] <= metrics["top5_accuracy"] <= 1  # 7 classes: top-5 applies

@@ -1,5 +1,7 @@
 """How the network runs: uint8 pixels normalised on the device, memory format, bfloat16, torch.compile."""
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ RECIPE = Recipe(WEIGHTS, image_size=32)
 
 
 def _codes(image_folder, runtime=Runtime(), num_workers=0, taps=("layer1", "layer2")):
-    runtime = Runtime(runtime.device, 5, num_workers, runtime.channels_last, runtime.compile, progress=False)
+    runtime = dataclasses.replace(runtime, batch_size=5, num_workers=num_workers, progress=False)
     codes, failed = compute_codes(ImageFiles([image_folder]), RECIPE, list(taps), ["avg"], runtime)
     assert failed == []
     return codes
