@@ -84,6 +84,10 @@ class FinetuneHead(TorchClassifier):
     block_learning_rate : float, default=1e-4
         AdamW's learning rate for the block: smaller, so its pre-trained features are
         adjusted rather than overwritten.
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+        ``cosine`` anneals both learning rates to zero over ``max_iter`` epochs.
+    label_smoothing : float, default=0.0
+        Share of each target's probability spread evenly over the classes.
     warmup_epochs : int, default=1
         Epochs at the start that train the head alone, the block frozen (eval mode): the
         large gradients of a random head would otherwise disturb the block's weights.
@@ -143,6 +147,8 @@ class FinetuneHead(TorchClassifier):
         dropout=0.5,
         learning_rate=1e-3,
         block_learning_rate=1e-4,
+        learning_rate_schedule="constant",
+        label_smoothing=0.0,
         warmup_epochs=1,
         weight_decay=1e-4,
         batch_size=64,
@@ -162,6 +168,8 @@ class FinetuneHead(TorchClassifier):
         self.dropout = dropout
         self.learning_rate = learning_rate
         self.block_learning_rate = block_learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
+        self.label_smoothing = label_smoothing
         self.warmup_epochs = warmup_epochs
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -230,7 +238,7 @@ class FinetuneHead(TorchClassifier):
             weights = resolve_weights(self.backbone, self.weights, seed=self.weights_seed)
             block = copy.deepcopy(_pretrained_block(weights, self.tap))
             n_features = _tap_shapes(self.backbone)[get_backbone(self.backbone).top][0]
-        head = _Network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator)
+        head = _Network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator, self.dropout)
         return _Finetuner(block, head)
 
     def _parameter_groups(self, network):

@@ -46,11 +46,19 @@ class ChunkReader:
     def blocks(self, positions: np.ndarray, seed: int | None = None):
         return self.store.blocks(self.tap, self.pooling, positions, self.max_rows, seed)
 
+    def most_blocks(self, n_rows: int) -> int:
+        """The most blocks a pass over ``n_rows`` rows takes."""
+        return self.store.most_blocks(n_rows, self.max_rows)
+
 
 def _fit(name, params, reader, positions, classes, tuning: Tuning):
     """A fresh zoo pipeline with ``params`` (estimator parameters), learnt from shuffled blocks
-    of ``positions`` in ``tuning.chunk_epochs`` passes."""
+    of ``positions`` in ``tuning.chunk_epochs`` passes. A head's learning-rate schedule
+    spans those passes: its ``max_iter`` counts the ``partial_fit`` calls to come (at most;
+    blocks vary a little with the shuffle)."""
     model = make_model(name, tuning.preprocessing, tuning.seed, incremental=True, params=params)
+    if "learning_rate_schedule" in model[STEP].get_params():
+        model[STEP].set_params(max_iter=tuning.chunk_epochs * reader.most_blocks(len(positions)))
     passes = iter(range(1_000_000))  # each pass over the blocks in a new order, from the seed
     return fit_in_chunks(model, lambda: reader.blocks(positions, seed=tuning.seed + next(passes)), classes,
                          tuning.chunk_epochs)

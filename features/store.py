@@ -369,6 +369,12 @@ class FeatureStore:
         """The shape of one row of codes: ``(n_features,)``, or ``(C, H, W)`` for a map."""
         return self._dataset(tap, pooling)[0].shape[1:]
 
+    @staticmethod
+    def most_blocks(n_rows: int, max_rows: int) -> int:
+        """The most blocks ``blocks`` yields for ``n_rows`` rows of at most ``max_rows`` each:
+        every block but the last is short of ``max_rows`` by less than one piece."""
+        return (n_rows - 1) // (max_rows - max(1, max_rows // _PIECES) + 1) + 1 if n_rows else 0
+
     def blocks(self, tap: str, pooling: str, positions: np.ndarray, max_rows: int, seed: int | None = None):
         """The codes of the rows in use at ``positions`` (indices into ``ids``), as ``(X, y)``
         blocks of at most ``max_rows`` rows, one block in memory at a time.

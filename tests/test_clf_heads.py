@@ -75,7 +75,10 @@ def test_grid_search_pickle_and_string_labels(blobs):
 @pytest.mark.parametrize(
     "params, message",
     [({"dropout": 1.0}, "dropout = 1.0 must be in"), ({"max_iter": 0}, "max_iter = 0 must be at least 1"),
-     ({"hidden_units": (0,)}, "hidden_units = \\(0,\\) must be positive")],
+     ({"hidden_units": (0,)}, "hidden_units = \\(0,\\) must be positive"),
+     ({"input_dropout": -0.1}, "input_dropout = -0.1 must be in"),
+     ({"learning_rate_schedule": "step"}, "learning_rate_schedule = 'step'; valid: constant, cosine"),
+     ({"label_smoothing": 1.0}, "label_smoothing = 1.0 must be in")],
 )
 def test_bad_parameters_fail_in_fit_with_their_name(blobs, params, message):
     X, y = blobs
@@ -92,5 +95,45 @@ def test_groups_never_straddle_the_validation_split(blobs):
     assert len(validation) and set(groups[train]).isdisjoint(groups[validation])
     assert sorted([*train, *validation]) == list(range(len(y)))
     assert head.fit(X, y, groups=groups).validation_loss_curve_
+    one_each = head._validation_split(y, seed=0, groups=np.arange(len(y)))  # one row per image: as without groups
+    assert all(np.array_equal(a, b) for a, b in zip(one_each, head._validation_split(y, seed=0)))
     few = np.arange(len(y)) % 3  # fewer groups than the 5 folds: no validation fold, as for tiny classes
     assert head._validation_split(y, seed=0, groups=few)[1] is None
+
+
+def test_the_cosine_schedule_anneals_to_zero_over_max_iter(blobs):
+    """Past ``max_iter`` calls the cosine schedule's learning rate is zero: training stops
+    moving the weights, where the constant one goes on."""
+    X, y = blobs
+
+    def weights_after(head, calls):
+        for _ in range(calls):
+            head.partial_fit(X, y, classes=[0, 1, 2])
+        return [parameter.detach().clone() for parameter in head.network_.parameters()]
+
+    for schedule, moves in (("cosine", False), ("constant", True)):
+        head = TorchHead(hidden_units=(8,), learning_rate=0.05, learning_rate_schedule=schedule, max_iter=2,
+                         random_state=0)
+        before, after = weights_after(head, 2), weights_after(head, 1)
+        assert any(not np.allclose(old, new) for old, new in zip(before, after)) == moves, schedule
+    annealed = TorchHead(learning_rate=0.05, learning_rate_schedule="cosine", max_iter=8, validation_fraction=0,
+                         random_state=0).fit(X, y)
+    constant = clone(annealed).set_params(learning_rate_schedule="constant").fit(X, y)
+    assert annealed.loss_curve_ != constant.loss_curve_ and annealed.score(X, y) > 0.7
+
+
+def test_input_dropout_defaults_to_dropout(blobs):
+    X, y = blobs
+    head = TorchHead(hidden_units=(8,), dropout=0.3, max_iter=5, random_state=0)
+    same = clone(head).set_params(input_dropout=0.3).fit(X, y)
+    np.testing.assert_array_equal(clone(head).fit(X, y).predict_proba(X), same.predict_proba(X))
+    other = clone(head).set_params(input_dropout=0.0).fit(X, y)
+    assert not np.allclose(same.predict_proba(X), other.predict_proba(X))
+
+
+def test_label_smoothing_makes_the_head_less_certain(blobs):
+    X, y = blobs
+    head = TorchHead(learning_rate=0.05, max_iter=30, validation_fraction=0, random_state=0)
+    sure = clone(head).fit(X, y).predict_proba(X).max(axis=1).mean()
+    smoothed = clone(head).set_params(label_smoothing=0.3).fit(X, y).predict_proba(X).max(axis=1).mean()
+    assert smoothed < sure - 0.05

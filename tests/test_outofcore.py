@@ -41,6 +41,7 @@ def test_shuffled_blocks_cover_every_row_once_and_mix_the_classes(tmp_path):
             blocks = list(store.blocks("t", "avg", positions, max_rows=300, seed=seed))
             X = np.concatenate([X for X, _ in blocks])
             assert all(len(y) <= 300 for _, y in blocks) and len(X) == len(positions)
+            assert len(blocks) <= store.most_blocks(len(positions), 300)  # what a head's schedule spans
             everything, _ = store.codes("t", "avg", "train")
             assert sorted(map(bytes, X)) == sorted(map(bytes, everything))  # each row once
         assert np.mean([len(np.unique(y)) for _, y in blocks]) > 1.5  # in file order each holds ~1 class
