@@ -61,6 +61,8 @@ class Results:
     cells: list[Cell]
     classes: list[str]
     stores: dict[str, FeatureStore]
+    seed: int = 0
+    """The searches' seed (``Tuning.seed``); the report's suspect-label folds use it too."""
 
     @property
     def best(self) -> Cell:
@@ -100,7 +102,7 @@ class Results:
         for row in saved["rows"]:
             model, sidecar = load_model(run_dir / row["model"])
             cells.append(Cell(row, model, {key: value for key, value in sidecar["spec"].items() if key != "n_features"}))
-        return cls(cells, saved["classes"], _by_backbone([_open(store) for store in stores]))
+        return cls(cells, saved["classes"], _by_backbone([_open(store) for store in stores]), saved.get("seed", 0))
 
     def save(self, run_dir, report: bool = True) -> Path:
         """Write what the ``fit`` and ``report`` stages write into ``run_dir``: each model as
@@ -116,7 +118,7 @@ class Results:
                        classifier=cell.classifier, params=cell.row["params"],
                        preprocessing=[step for step, _ in cell.model.steps[:-1]], classes=self.classes)
             cell.row.update(model=path.relative_to(run_dir).as_posix(), model_bytes=path.stat().st_size)
-        results = {"best_model": self.best.row["model"], "classes": self.classes, "rows": self.rows}
+        results = {"best_model": self.best.row["model"], "classes": self.classes, "seed": self.seed, "rows": self.rows}
         target = run_dir / "results.json"
         write_json(target, results)
         if report:
@@ -268,7 +270,7 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
     best = cells[0]
     log.info("fit: best of %d: %s %s/%s %s (cv %.1f %%)", len(cells), best.backbone, best.tap, best.pooling,
              best.classifier, 100 * best.cv_accuracy)
-    return Results(cells, codes_of.classes, by_backbone)
+    return Results(cells, codes_of.classes, by_backbone, settings.seed)
 
 
 def _by_backbone(stores: list[FeatureStore]) -> dict[str, FeatureStore]:

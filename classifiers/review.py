@@ -61,7 +61,8 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
     run_dir : str or Path
         The run folder; the rows' ``model`` paths are relative to it.
     results : dict
-        The content of ``results.json``: ``rows`` (best first), ``classes``, ``best_model``.
+        The content of ``results.json``: ``rows`` (best first), ``classes``, ``best_model``,
+        ``seed`` (of the suspect labels' folds; 0 when absent).
     store : str or Path, optional
         The feature store of the best row's backbone. Without it the page has no mistakes
         and no suspect labels.
@@ -88,7 +89,7 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
             model, _ = load_model(run_dir / best["model"], spec_of_store(codes.attrs, best["tap"], best["pooling"]))
             pictures = _Thumbnails(source, progress)
             mistakes = _mistakes(model, codes, best, classes, pictures)
-            suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures)
+            suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures, results.get("seed", 0))
             galleries = [mistakes, suspects_gallery]
     write_atomic(run_dir / "suspect_labels.csv", lambda partial: _write_suspects(suspects, partial))
     uris = {caption: file_uri(run_dir / name) for caption, name in plots.items()}
@@ -159,8 +160,8 @@ def _mistakes(model, store: FeatureStore, best: dict, classes: list[str], pictur
     return Gallery("Mistakes", note, groups)
 
 
-def _suspects(model, store: FeatureStore, best: dict, classes: list[str],
-              pictures: _Thumbnails) -> tuple[Gallery, list[dict]]:
+def _suspects(model, store: FeatureStore, best: dict, classes: list[str], pictures: _Thumbnails,
+              seed: int) -> tuple[Gallery, list[dict]]:
     """Training labels that the out-of-fold predictions of the best model's setting doubt
     (``find_suspects``), as a gallery and as rows of ``suspect_labels.csv``."""
     title = "Suspect labels"
@@ -177,7 +178,7 @@ def _suspects(model, store: FeatureStore, best: dict, classes: list[str],
     images = len(set(groups))
     log.info("report: judging the labels of %d training images by %d-fold out-of-fold predictions of %s",
              min(images, MAX_IMAGES), SUSPECT_FOLDS, best["classifier"])
-    found = find_suspects(model, X, store.labels[fit], groups, ids != groups)
+    found = find_suspects(model, X, store.labels[fit], groups, ids != groups, random_state=seed)
     rows = [{"rank": rank, "id": ids[row], "given": classes[given], "suggested": classes[suggested],
              "score": round(float(score), 4), "confidence": round(float(confidence), 4)}
             for rank, (row, given, suggested, score, confidence) in enumerate(

@@ -1,5 +1,6 @@
 """The Python API a notebook uses: features.extract, store.codes, classifiers.benchmark, Results, pipeline.run."""
 
+import importlib
 import json
 
 import numpy as np
@@ -91,17 +92,23 @@ def test_benchmark_refuses_unknown_models_and_settings(store):
         classifiers.benchmark([store, store.path])
 
 
-def test_saved_results_are_what_fit_and_report_write(store, tmp_path):
+def test_saved_results_are_what_fit_and_report_write(store, tmp_path, monkeypatch):
     results = classifiers.benchmark(store, models=["logreg"], codes=["pool/avg"], cv_folds=3, n_jobs=1,
-                                    progress=False)
+                                    progress=False, seed=3)
+    seeds = []
+    review = importlib.import_module("classifiers.review")
+    judge = review.find_suspects
+    monkeypatch.setattr(review, "find_suspects",
+                        lambda *args, **kwargs: seeds.append(kwargs["random_state"]) or judge(*args, **kwargs))
     saved = results.save(tmp_path / "run")
+    assert seeds == [3]  # the suspect labels' folds follow the searches' seed
     written = _files(tmp_path / "run")
     for name in ("results.json", "results.csv", "report.md", "report.html", "accuracy_by_depth.png",
                  "models/resnet50/pool-avg-logreg.joblib", "models/resnet50/pool-avg-logreg.joblib.json"):
         assert name in written, name
     assert json.loads(saved.read_text())["best_model"] == "models/resnet50/pool-avg-logreg.joblib"
     again = classifiers.Results.load(tmp_path / "run")
-    assert again.rows == results.rows
+    assert again.rows == results.rows and again.seed == json.loads(saved.read_text())["seed"] == 3  # the suspects' folds
     X, _ = store.codes("pool", "avg", split="test")
     np.testing.assert_array_equal(again.best.model.predict(X), results.best.model.predict(X))
 
