@@ -207,8 +207,8 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
     stores : FeatureStore, path, or a list of them
         One store per backbone (``features.extract`` returns one).
     models : list of str, optional
-        Zoo names (``classifiers.ZOO``); by default those of the config file
-        (``logreg``, ``ridge``, ``svm-rbf``).
+        Zoo names (``classifiers.ZOO``); by default ``classifiers.DEFAULT_MODELS``, those of
+        the config file (``logreg``, ``ridge``, ``svm-rbf``, ``mlp-head``).
     codes : list of str, or dict of backbone to list of str, optional
         ``"tap/pooling"`` names to benchmark; by default every complete one in each store.
     backend, scheduler : str

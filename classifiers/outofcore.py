@@ -19,7 +19,7 @@ from .chunks import fit_in_chunks
 from .metrics import score_blocks
 from .tuning import Tuning
 from .selection import Selection, cv_splits
-from .zoo import STEP, make_model, param_grid
+from .zoo import STEP, estimator_params, make_model, param_grid
 
 __all__ = ["ChunkReader", "learns_in_chunks", "select_in_chunks"]
 
@@ -82,7 +82,7 @@ def select_in_chunks(name: str, reader: ChunkReader, positions: np.ndarray, y: n
     started = time.perf_counter()
     results = []
     for params in ParameterGrid(param_grid(name, tuning.grid_of(name))):
-        params = {key.removeprefix(f"{STEP}__"): value for key, value in params.items()}
+        params = estimator_params(params)
         accuracies = [
             score_blocks(_fit(name, {**(fixed or {}), **params}, reader, positions[train], classes, tuning),
                          reader.blocks(positions[test]))["test_accuracy"]

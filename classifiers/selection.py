@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import has_fit_parameter
 
 from .tuning import Tuning
-from .zoo import STEP, entry_for, make_model, param_grid
+from .zoo import STEP, entry_for, estimator_params, make_model, param_grid
 
 __all__ = ["Selection", "cv_splits", "select_model", "tuning_rows"]
 
@@ -211,10 +211,9 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
     best = clone(model).set_params(**search.best_params_)
     best.fit(X, y, **_fit_params(model, None if search_groups is None else groups))
     fit_seconds = time.perf_counter() - refit_started
-    prefix = f"{STEP}__"
     return Selection(
         model=best,
-        params={key.removeprefix(prefix): value for key, value in search.best_params_.items()},
+        params=estimator_params(search.best_params_),
         cv_accuracy=float(search.best_score_),
         candidates=len(search.cv_results_["params"]),
         folds=folds,
@@ -245,8 +244,7 @@ def _select_on_held_out(name: str, model: Pipeline, grid: dict, X: np.ndarray, y
             return None
         results.append((float(np.mean(candidate.predict(X[rows]) == y[rows])), params, candidate, seconds))
     accuracy, params, best, seconds = max(results, key=lambda result: result[0])  # the first of equals
-    prefix = f"{STEP}__"
-    return Selection(model=best, params={key.removeprefix(prefix): value for key, value in params.items()},
+    return Selection(model=best, params=estimator_params(params),
                      cv_accuracy=accuracy, candidates=len(settings), folds=1,
                      search_seconds=time.perf_counter() - started, fit_seconds=seconds)
 

@@ -19,7 +19,7 @@ class Tuning:
     Parameters
     ----------
     preprocessing : list of str
-        Steps before each classifier (``PREPROCESSING``), e.g. ``["standardize"]``.
+        Steps before each classifier (``PREPROCESSING``), e.g. ``["ssqrt", "standard"]``.
     grid : dict
         Overrides of default grids by model, ``{"logreg": {"C": [0.1, 1.0]}}``.
     cv_folds : int

@@ -20,7 +20,7 @@ from importlib import import_module
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
 __all__ = ["ZooEntry", "ZOO", "MAPS", "DEFAULT_MODELS", "SCALE_ROWS", "entry_for", "make_model", "param_grid",
-           "check_grid"]
+           "estimator_params", "check_grid"]
 
 STEP = "classifier"
 """Name of the estimator step in every zoo pipeline; grid keys get ``classifier__``."""
@@ -192,6 +192,12 @@ def check_grid(name: str, grid: dict) -> None:
             close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
             hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
             raise ValueError(f"{name} has no parameter {key!r}{hint}; valid: {', '.join(sorted(valid))}")
+
+
+def estimator_params(params: dict) -> dict:
+    """A setting keyed for the zoo pipeline (``classifier__C``, as ``param_grid`` keys it)
+    by the estimator's own parameter names (``C``)."""
+    return {key.removeprefix(f"{STEP}__"): value for key, value in params.items()}
 
 
 def param_grid(name: str, overrides: dict | None = None) -> dict[str, list]:

@@ -102,6 +102,12 @@ class DataSection:
                               f"1 - data.test_size (e.g. 0.1)")
 
 
+def _values(section, kind, *besides: str) -> dict:
+    """The section's values of the fields of dataclass ``kind`` (``Recipe``, ``Runtime``,
+    ``Tuning``), but ``besides``: the section has each under the same name."""
+    return {item.name: getattr(section, item.name) for item in dataclasses.fields(kind) if item.name not in besides}
+
+
 @dataclass
 class FeaturesSection:
     """``[features]``: which backbones, weights, taps and poolings make the codes.
@@ -133,14 +139,11 @@ class FeaturesSection:
     def recipe(self, backbone: str) -> Recipe:
         """What decides ``backbone``'s codes in this configuration (resolves the weights:
         downloads torchvision's when needed)."""
-        return Recipe.resolve(backbone, self.weights, self.seed, image_size=self.image_size,
-                              fast_decode=self.fast_decode, dtype=self.dtype, map_dtype=self.map_dtype,
-                              precision=self.precision, decode_on_device=self.decode_on_device)
+        return Recipe.resolve(backbone, self.weights, self.seed, **_values(self, Recipe, "weights"))
 
     def runtime(self, progress: bool = True) -> Runtime:
         """How the network runs in this configuration."""
-        return Runtime(self.device, self.batch_size, self.num_workers, self.channels_last, self.compile,
-                       self.map_budget_gb, progress)
+        return Runtime(**_values(self, Runtime, "progress"), progress=progress)
 
     def check(self) -> None:
         """What can be checked without torch: registered backbones' taps, and the rest."""
@@ -215,8 +218,7 @@ class ClassifiersSection:
 
     def tuning(self) -> dict:
         """The settings of ``classifiers.Tuning`` in this section, by name (``benchmark``'s keywords)."""
-        return {name: getattr(self, name) for name in ("preprocessing", "grid", "cv_folds", "tune_rows", "head_folds",
-                                                       "memory_budget_gb", "chunk_epochs", "seed", "n_jobs")}
+        return _values(self, Tuning)
 
     def check(self) -> None:
         if not self.models:

@@ -9,8 +9,8 @@ codes from other weights would give confident nonsense, not an error.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 import logging
+from pathlib import Path
 
 from classifiers import load_model, predict_table, read_sidecar
 from features import ImageFiles, Recipe, compute_codes, resolve_weights
