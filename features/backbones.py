@@ -60,7 +60,8 @@ class Library:
     places it); ``size_argument`` is the builder's keyword for the input size of a sized
     family; ``resize(model, name, size)`` returns a built model for another input size,
     its position embeddings interpolated; ``feature_info(model)`` names the stage modules
-    a library declares (timm's ``feature_info``).
+    a library declares (timm's ``feature_info``); ``classifier(model)`` the classifier
+    module where the library says (timm's pretrained config), else None.
     """
 
     build: Callable[..., nn.Module]
@@ -69,6 +70,7 @@ class Library:
     size_argument: str
     resize: Callable[[nn.Module, str, int], nn.Module]
     feature_info: Callable[[nn.Module], list[str]] = lambda model: []
+    classifier: Callable[[nn.Module], str | None] = lambda model: None
 
 
 def _resize_vit(model: nn.Module, name: str, image_size: int) -> nn.Module:
@@ -184,8 +186,12 @@ def _spread(stages: list[str], final: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*picks, final or stages[-1]]))
 
 
-def _classifier_input(model: nn.Module, nodes: list[str]) -> str:
-    """The node feeding the last layer with parameters: the features the model classifies."""
+def _classifier_input(model: nn.Module, nodes: list[str], classifier: str | None) -> str:
+    """The node feeding the classifier (where the library names it; else the last layer with
+    parameters): the features the model classifies."""
+    if classifier:
+        return nodes[next(index for index, node in enumerate(nodes)
+                          if node == classifier or node.startswith(f"{classifier}.")) - 1]
     for index in range(len(nodes) - 1, 0, -1):
         try:
             module = model.get_submodule(nodes[index])
@@ -215,7 +221,7 @@ def get_backbone(name: str) -> Backbone:
     taps = dict(sorted({**named, **{key: last[key] for key in last if key not in named}}.items(),
                        key=lambda item: depth[item[1]]))
     stages = _stage_taps(model, family, library, last)
-    top = _classifier_input(model, nodes)
+    top = _classifier_input(model, nodes, library.classifier(model))
     final = family.final if family.final in last else ""
     curated, seen = [], set()
     for tap in sorted([*named, *stages, *(end for end in family.ends if end in last), top],

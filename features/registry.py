@@ -163,7 +163,7 @@ FAMILIES: tuple[Family, ...] = (
            sized=True),
     Family("timm ViT", ("timm/vit_", "timm/deit", "timm/eva"), ("@feature_info",), ("norm", "fc_norm"),
            final="norm", class_token="cls_token", sized=True, preprocessing=_TIMM),
-    Family("timm", ("timm/",), ("@feature_info",), ("global_pool", "head.global_pool", "head.norm", "head.flatten"),
+    Family("timm", ("timm/",), ("@feature_info",), ("global_pool", "head.global_pool", "head.flatten"),
            preprocessing=_TIMM),
 )
 """Families of models, checked in order (``family_of``)."""

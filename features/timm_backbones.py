@@ -78,6 +78,7 @@ TIMM = Library(
     size_argument="img_size",
     resize=_resize,
     feature_info=lambda model: [info["module"] for info in getattr(model, "feature_info", [])],
+    classifier=lambda model: model.pretrained_cfg.get("classifier"),
 )
 
 
