@@ -86,11 +86,90 @@ def test_default_taps_give_the_codes_of_a_hook_pooled_by_hand(name):
             assert shape[1] == shape[2] and shape[0] == codes[tap, "avg"].shape[1]
 
 
+TIMM_FAMILIES = {  # timm's ResNet, ConvNeXt and a DINOv2 ViT with 4 register tokens: 5 prefix tokens
+    "timm/resnet18": ("chw", 64, 0),
+    "timm/convnext_atto": ("chw", 64, 0),
+    "timm/vit_small_patch14_reg4_dinov2.lvd142m": ("tokens", 56, 5),
+}
+
+
+@pytest.mark.parametrize("name", TIMM_FAMILIES)
+def test_timm_default_taps_give_the_codes_of_a_hook_pooled_by_hand(name):
+    pytest.importorskip("timm")
+    kind, size, prefix = TIMM_FAMILIES[name]
+    codes, taps = _check_family(name, kind, size, prefix)
+    if kind == "tokens":
+        assert taps[-1] == "norm" and codes["norm", "none"].shape[1:] == (prefix + (size // 14) ** 2, 384)
+
+
 def test_layouts_say_what_each_family_lays_out():
-    swin = get_backbone("swin_t")
     from features.backbones import tap_layouts
 
+    swin = get_backbone("swin_t")
     assert tap_layouts("swin_t")[swin.node("features.5")] == Layout("hwc")
     assert tap_layouts("convnext_tiny")[get_backbone("convnext_tiny").node("features.5")] == Layout("chw")
     assert tap_layouts("vit_b_16")[get_backbone("vit_b_16").node("encoder.ln")] == Layout("tokens", 1, True)
     assert tap_layouts("vit_b_16")["getitem_5"] == Layout("vector")
+    assert tap_layouts("swin_t")["avgpool"] == Layout("chw")  # a 1 x 1 map after a permute: inherited
+
+
+@pytest.fixture
+def no_cnn(monkeypatch):
+    """Extraction that fails the test if it builds a model."""
+    import features.extraction
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a refused request must not build the model")
+
+    monkeypatch.setattr(features.extraction, "build_tap_extractor", refuse)
+
+
+@pytest.mark.parametrize("backbone, taps, pooling, image_size, message", [
+    ("resnet18", ["layer3"], "cls", 64, "tap 'layer3' of resnet18: pooling 'cls' takes the class token, and this "
+                                        r"tap's output, a map \(C, H, W\), has none"),
+    ("swin_t", ["features.5", "flatten"], "cls+avg", 64, "pooling 'cls\\+avg' takes the class token"),
+    ("vit_b_16", ["reshape"], "avg", 64, r"tap 'reshape' of vit_b_16 has no layout that pooling can read \(it is a "
+                                         r"\(D, T\) sequence.*usable taps nearby: "),
+    ("vit_b_16", ["encoder.ln"], "cls", 100, "vit_b_16 takes images whose side is a multiple of its patch size 16"),
+    ("vgg11", ["features.20"], "avg", 8, "vgg11 cannot run on 8 x 8 inputs"),
+    ("swin_t", ["features.9"], "avg", 64, "unknown tap 'features.9' for backbone 'swin_t'; valid taps: features.1"),
+])
+def test_bad_taps_poolings_and_sizes_are_refused_before_any_cnn_work(no_cnn, tmp_path, backbone, taps, pooling,
+                                                                     image_size, message):
+    from features import extract
+
+    with pytest.raises(ValueError, match=message):
+        extract(ImageArrays(IMAGES, np.arange(4) % 2), backbone, taps, [pooling], weights="random",
+                image_size=image_size, cache_dir=tmp_path / "cache", device="cpu", num_workers=0)
+    assert not list((tmp_path / "cache").glob("*.h5"))  # no store left behind
+
+
+def test_a_vit_at_a_size_it_cannot_take_is_one_line_from_the_config(cli, write_config, image_folder, tmp_path):
+    config = write_config(f'root = "{image_folder}"')
+    code, _, err = cli("extract", "-c", config, "--set", 'features.backbones=["vit_b_16"]',
+                       "--set", "features.image_size=100")
+    assert code == 2 and err.count("\n") == 1 and "features.image_size: vit_b_16 takes images whose side" in err
+    code, _, err = cli("extract", "-c", config, "--set", 'features.backbones=["swin_t"]',
+                       "--set", 'features.pooling=["cls"]')
+    assert code == 2 and "features.taps.swin_t" in err and "pooling 'cls' takes the class token" in err
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.h5"))
+
+
+def test_taps_lists_the_useful_taps_with_layout_shape_and_widths(cli):
+    code, out, _ = cli("taps", "swin_t", "--image-size", "64")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line and not line.startswith("*")}
+    assert code == 0 and list(rows)[:4] == ["features.1", "features.3", "features.5", "features.7"]
+    assert "map (H, W, C)  4 x 4 x 384      384  768" in rows["features.5"] and rows["features.5"].endswith("384 x 4 x 4")
+    assert "features.5 *" in out and "norm *" in out  # default taps
+    code, out, _ = cli("taps", "vit_b_16", "--image-size", "64")
+    assert "tokens (T, D): class token, then patches  17 x 768" in out
+    code, everything, _ = cli("taps", "swin_t", "--image-size", "64", "--all")
+    assert code == 0 and len(everything.splitlines()) > 150 and "features.5.1.add_1" in everything
+
+
+def test_fine_tuning_after_a_channels_last_tap_is_refused_by_name():
+    from features.backbones import meta_model, top_block
+
+    with pytest.raises(ValueError, match=r"fine-tuning after tap 'features.5' of swin_t is not supported.*"
+                                         r"map \(H, W, C\)"):
+        top_block(meta_model("swin_t"), "swin_t", "features.5")
