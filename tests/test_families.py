@@ -173,3 +173,60 @@ def test_fine_tuning_after_a_channels_last_tap_is_refused_by_name():
     with pytest.raises(ValueError, match=r"fine-tuning after tap 'features.5' of swin_t is not supported.*"
                                          r"map \(H, W, C\)"):
         top_block(meta_model("swin_t"), "swin_t", "features.5")
+
+
+@pytest.fixture
+def timm_offline(monkeypatch):
+    """timm with nothing in its caches and no network."""
+    pytest.importorskip("timm")
+    from features import timm_backbones
+
+    def no_network(name):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(timm_backbones, "pretrained_checkpoint", lambda name: None)
+    monkeypatch.setattr(timm_backbones, "download_pretrained", no_network)
+
+
+def test_timm_pretrained_weights_offline_say_what_to_do_and_auto_falls_back(timm_offline, caplog):
+    from features import WeightsUnavailable, resolve_weights
+
+    for value in ("imagenet", "pretrained"):
+        with pytest.raises(WeightsUnavailable, match=r"cannot load the pretrained weights of timm/convnext_atto "
+                                                     r"\(hf-hub:timm/convnext_atto.d2_in1k\).*Connect to the internet "
+                                                     r"once.*features.weights = \"auto\""):
+            resolve_weights("timm/convnext_atto", value)
+    weights = resolve_weights("timm/convnext_atto", "auto", seed=2)
+    assert weights.fell_back and weights.identity == "random(seed=2)" and "using random weights" in caplog.text
+    with pytest.raises(ValueError, match="weights 'IMAGENET1K_V1' are not valid for timm/convnext_atto; valid: "
+                                         "imagenet, random, auto, pretrained"):
+        resolve_weights("timm/convnext_atto", "IMAGENET1K_V1")
+
+
+def test_timm_preprocessing_is_the_pretrained_config_and_names_the_store(tmp_path):
+    pytest.importorskip("timm")
+    timm_recipe = Recipe.resolve("timm/vit_small_patch14_dinov2.lvd142m", "random", image_size=56)
+    assert timm_recipe.pixels["interpolation"] == "bicubic" and timm_recipe.pixels["resize_size"] == [56]  # crop_pct 1
+    convnext = Recipe.resolve("timm/convnext_tiny.fb_in1k", "random", image_size=224).pixels
+    assert convnext["resize_size"] == [256] and convnext["mean"] == [0.485, 0.456, 0.406]  # floor(224 / 0.875)
+    source = ImageArrays(IMAGES, np.arange(4) % 2)
+    torchvision_recipe = Recipe.resolve("convnext_tiny", "random", image_size=224)
+    assert torchvision_recipe.pixels["resize_size"] == [236] and torchvision_recipe.pixels["interpolation"] == "bilinear"
+    assert Recipe.resolve("timm/convnext_tiny.fb_in1k", "random").store_path(tmp_path, source) != \
+        torchvision_recipe.store_path(tmp_path, source)
+    with pytest.raises(ValueError, match="unknown timm model 'convnext_tiniest'.*did you mean"):
+        get_backbone("timm/convnext_tiniest")
+    with pytest.raises(ValueError, match="timm model 'convnext_tiny' has no pretrained tag 'nope'; its tags: "):
+        get_backbone("timm/convnext_tiny.nope")
+
+
+def test_timm_top_block_fine_tunes_on_its_maps():
+    pytest.importorskip("timm")
+    from features import resolve_weights
+    from features.backbones import tap_extractor, top_block
+
+    model = build_model(resolve_weights("timm/resnet18", "random"))
+    top = get_backbone("timm/resnet18").top
+    outputs = tap_extractor(model, "timm/resnet18", ["layer3", top])(torch.rand(2, 3, 64, 64))
+    with torch.inference_mode():
+        assert torch.allclose(top_block(model, "timm/resnet18", "layer3")(outputs["layer3"]), outputs[top], atol=1e-5)
