@@ -408,15 +408,16 @@ def top_block(model: nn.Module, backbone: str, tap: str) -> nn.Module:
     since the cached activation alone cannot compute it.
     """
     entry = get_backbone(backbone)
-    layout = tap_layouts(backbone)[entry.node(tap)]  # an unknown tap fails here, with the valid names
+    entry.node(tap)  # an unknown tap fails here, with the valid names
+    if entry.depth(tap) >= entry.depth(entry.top):
+        earlier = [name for name in entry.curated if entry.depth(name) < entry.depth(entry.top)] or list(entry.taps)
+        raise ValueError(f"nothing to fine-tune after tap {tap!r} of {backbone}: its top block ends at "
+                         f"{entry.top!r}; pick an earlier tap such as {earlier[-1]!r}")
+    layout = tap_layouts(backbone)[entry.node(tap)]
     if not isinstance(layout, Layout) or layout.kind not in ("chw", "tokens"):
         raise ValueError(f"fine-tuning after tap {tap!r} of {backbone} is not supported: the block reads the "
                          f"tap's whole output as the network lays it out, and that tap is a {layout}, not a "
                          f"(C, H, W) map or (T, D) tokens; pick a channels-first map or token tap")
-    if entry.depth(tap) >= entry.depth(entry.top):
-        earlier = [name for name in entry.curated if entry.depth(name) < entry.depth(entry.top)][-2:][:1]
-        raise ValueError(f"nothing to fine-tune after tap {tap!r} of {backbone}: its top block ends at "
-                         f"{entry.top!r}; pick an earlier tap such as {earlier[0]!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = library_of(backbone).feature_extractor(model, {entry.node(tap): "tap",

@@ -45,7 +45,7 @@ _TOKEN_POOLINGS = {
 }
 
 _GRID = re.compile(r"grid([1-9][0-9]?)")
-POOLING_CHOICES = (*POOLINGS, *CLASS_TOKEN_POOLINGS, "grid<k>", MAP)
+POOLING_CHOICES = (*POOLINGS, "grid<k>", *CLASS_TOKEN_POOLINGS, MAP)
 """The valid pooling names, for messages (``grid<k>``: k = 1..99, e.g. ``grid2``)."""
 
 

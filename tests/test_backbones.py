@@ -36,8 +36,8 @@ def test_taps_are_listed_with_nodes_and_shapes_for_an_input_size():
 
 def test_any_torchvision_model_works_by_name_with_graph_node_taps():
     backbone = get_backbone("mobilenet_v3_small")
-    assert backbone.default_taps == ("classifier.2",)  # the features the last layer classifies
-    assert backbone.top == "classifier.2"
+    assert backbone.default_taps == ("features.6", "features.9", "features.12")  # its family's spread of stages
+    assert backbone.top == "classifier.2"  # the features the last layer classifies
     taps = {tap.name: tap.shape for tap in list_taps("mobilenet_v3_small", 64)}
     assert taps["features.12"] == (576, 2, 2) and taps["classifier.2"] == (1024,)
     extractor = build_tap_extractor(resolve_weights("mobilenet_v3_small", "random"), ["features.12", "classifier.2"])
@@ -49,7 +49,8 @@ def test_any_torchvision_model_works_by_name_with_graph_node_taps():
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="unknown tap 'pool9' for backbone 'vgg16'; valid taps: pool1, pool2"):
         build_tap_extractor(resolve_weights("vgg16", "random"), ["pool9"])
-    with pytest.raises(ValueError, match=r"valid taps: x?.*\(\d+ in all; `python -m pipeline taps resnet18`"):
+    with pytest.raises(ValueError, match=r"valid taps: layer1, layer2, .*\(\d+ in all, module and graph node "
+                                         r"names included; `python -m pipeline taps resnet18`"):
         get_backbone("resnet18").node("nope")
     with pytest.raises(ValueError, match="unknown backbone 'resnet5'; registered: vgg16, resnet50; or any "
                                          "torchvision classification model: alexnet"):
