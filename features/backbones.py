@@ -231,7 +231,8 @@ def get_backbone(name: str) -> Backbone:
             curated.append(tap)
     if registered:
         return Backbone(name, taps, registered.default_taps, registered.top, tuple(curated), family.name)
-    return Backbone(name, taps, _spread(stages, final) or (top,), top, tuple(curated), family.name)
+    defaults = _spread(stages, final) if family.spread else ()
+    return Backbone(name, taps, defaults or (top,), top, tuple(curated), family.name)
 
 
 @lru_cache(maxsize=4)

@@ -132,6 +132,9 @@ class Family:
         rebuilds it with its position embeddings interpolated.
     preprocessing : str
         Where the images' preprocessing comes from, for the docs.
+    spread : bool
+        The default taps are a spread of the stages' depths; else the node that feeds the
+        classifier (models whose top-level modules are no stages).
     """
 
     name: str
@@ -142,6 +145,7 @@ class Family:
     class_token: str = ""
     sized: bool = False
     preprocessing: str = "the torchvision weights' transforms"
+    spread: bool = True
 
 
 _TIMM = "the timm model's pretrained config (mean, std, interpolation, crop_pct)"
@@ -168,7 +172,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 """Families of models, checked in order (``family_of``)."""
 
-_OTHERS = Family("other", ("",), ("*",))  # any other model: its top-level modules
+_OTHERS = Family("other", ("",), ("*",), spread=False)  # any other model: its top-level modules
 
 
 def family_of(name: str) -> Family:

@@ -174,10 +174,10 @@ _LISTED_POOLINGS = ("avg", "avgmax", "cls", "cls+avg", "grid2")
 def _taps(args: argparse.Namespace, config: None) -> None:
     taps = features.list_taps(args.backbone, args.image_size, "all" if args.all else "curated")
     defaults = set(features.get_backbone(args.backbone).default_taps)
-    rows = [("tap", "layout", f"output at {args.image_size} px", *_LISTED_POOLINGS, "none")]
+    rows = [("tap", "graph node", "layout", f"output at {args.image_size} px", *_LISTED_POOLINGS, "none")]
     for tap in taps:
         widths = [tap.width(pooling) for pooling in (*_LISTED_POOLINGS, features.MAP)]
-        rows.append((tap.name + (" *" if tap.name in defaults else ""), str(tap.layout),
+        rows.append((tap.name + (" *" if tap.name in defaults else ""), tap.node, str(tap.layout),
                      " x ".join(map(str, tap.output_shape)) or "-",
                      *(str(width) if width is not None else "-" for width in widths[:-1]),
                      " x ".join(map(str, tap.shape)) if widths[-1] is not None else "-"))
