@@ -25,7 +25,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 from torchvision.models.vision_transformer import interpolate_embeddings
 
 from .layouts import PROBE_SIZES, Layout, infer_layout, inherit_layout
-from .pooling import CLASS_TOKEN_POOLINGS, MAP, check_pooling, pool, pooling_refusal
+from .pooling import check_pooling, pool, pooling_refusal
 from .registry import BACKBONES, Backbone, Family, family_of
 
 __all__ = [
