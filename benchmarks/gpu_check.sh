@@ -25,9 +25,10 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND into $OUT/NAME.log, note i
     echo "$name: exit $? after $((SECONDS - started)) s" | tee -a "$OUT/env.txt"
 }
 
-step pytest "${PYTEST_SECONDS:-120}" python3 -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-14}" tests
-step gpu_check 80 python3 benchmarks/gpu_check.py --head-rows 10000 --out "$OUT/gpu_check.md"
-step forward 60 python3 benchmarks/forward.py --device cuda --backbones vgg16 resnet50 --sizes 64 224 \
-    --batch-size 256 --seconds 1 --repeats 2
-step extraction 100 python3 benchmarks/extraction.py --device cuda --precision bfloat16 --decode fast device \
-    --backbones resnet50 --sizes 224 --batch-sizes 256 --n 2000 --seconds 5 --repeats 2 --models --answer-repeats 0
+step pytest "${PYTEST_SECONDS:-240}" python3 -m pytest -v --tb=short --timeout 120 -p no:cacheprovider -n "${PYTEST_WORKERS:-14}" tests
+[ -n "${SKIP_GPU_CHECK:-}" ] || step gpu_check 80 python3 benchmarks/gpu_check.py --head-rows 10000 --out "$OUT/gpu_check.md"
+step forward "${FORWARD_SECONDS:-90}" python3 benchmarks/forward.py --device cuda --backbones ${FORWARD_BACKBONES:-vgg16 resnet50} \
+    --sizes ${FORWARD_SIZES:-64 224} --batch-size 256 --seconds 1 --repeats 2
+step extraction "${EXTRACTION_SECONDS:-150}" python3 benchmarks/extraction.py --device cuda --precision bfloat16 \
+    --decode fast device --backbones resnet50 --sizes 224 --batch-sizes 256 --n 2000 --seconds 5 --repeats 1 \
+    --models --answer-repeats 0
