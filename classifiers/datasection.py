@@ -213,10 +213,12 @@ def review_section(review: CellReview, pictures, load, predict, mistakes: set[st
     shown_rows = _map_rows(review, marked, random_state)
     n = len(review.ids)
     ids = [review.ids[row] for row in shown_rows]
+    images = load(ids)
     codes_map = CodesMap(
         xy=map_codes(found.reduced[shown_rows], random_state), ids=ids, splits=review.splits[shown_rows].tolist(),
         labels=review.labels[shown_rows], predicted=np.asarray(predict(review.positions[shown_rows])),
-        flags=flags[shown_rows], classes=classes, sprite=sprite_uri(load(ids)),
+        flags=flags[shown_rows], classes=classes,
+        sprite=sprite_uri(images) if any(image is not None for image in images) else None,
         note=(f"A t-SNE of the {COMPONENTS} principal components of the codes, "
               + (f"all {n:,} images" if len(shown_rows) == n else
                  f"a sample of {len(shown_rows):,} of the {n:,} images (test mistakes, suspect labels, near-duplicates "
