@@ -9,6 +9,7 @@ reduced to their channel means), names the rows and puts pictures on them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ from .html import Card, DataReviewSection, Gallery, Pair
 
 __all__ = ["DUPLICATE_COLUMNS", "OUTLIER_COLUMNS", "MAX_PAIRS", "MAX_OUTLIERS", "CellReview", "review_cell",
            "review_section"]
+
+log = logging.getLogger(__name__)
 
 DUPLICATE_COLUMNS = ("rank", "kind", "first_id", "first_split", "first_label", "second_id", "second_split",
                      "second_label", "distance")
@@ -212,6 +215,8 @@ def review_section(review: CellReview, pictures, load, predict, mistakes: set[st
     marked = [*np.flatnonzero(flags).tolist(), *found.first.tolist(), *found.second.tolist(), *found.outliers.tolist()]
     shown_rows = _map_rows(review, marked, random_state)
     n = len(review.ids)
+    log.info("report: %d pairs and %d outliers found; mapping %d images (t-SNE)", len(found.first),
+             len(found.outliers), len(shown_rows))
     ids = [review.ids[row] for row in shown_rows]
     images = load(ids)
     codes_map = CodesMap(

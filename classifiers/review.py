@@ -101,6 +101,8 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
             mistakes = _mistakes(codes, test, predicted, confidence, how, classes, pictures)
             suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures, seed)
             galleries = [mistakes, suspects_gallery]
+            log.info("report: reviewing the data by the codes of %s/%s: near-duplicates, leaks, outliers, a map",
+                     best["tap"], best["pooling"])
             cell = review_cell(codes, best["tap"], best["pooling"], seed, best["backbone"])
             duplicates, outliers = cell.duplicates(), cell.outliers()
             right = {codes.ids[row]: bool(guess == codes.labels[row]) for row, guess in zip(test, predicted)}
