@@ -148,7 +148,7 @@ def _note(review: CellReview, test_right: dict[str, bool]) -> str:
     return (f"{leaks} The codes of {n:,} images ({review.cell}, the best model's; one row per image, no augmented "
             f"views) are compared by cosine distance on their {found.reduced.shape[1]} principal components. A "
             f"near-duplicate pair is closer than {found.threshold:.4g} (0.13 times the median distance of an image "
-            f"to its nearest neighbour, {found.median:.4g}); an outlier's distance to its {found.neighbours}-th "
+            f"to its nearest neighbour, {found.median:.4g}); an outlier's distance to its k-th (k = {found.neighbours}) "
             f"nearest neighbour is over {found.fence:.4g} (third quartile + 1.5 interquartile ranges).{sampled} "
             f"{len(found.first):,} pairs and {len(found.outliers):,} outliers: duplicates.csv and outliers.csv list "
             f"them all.")
