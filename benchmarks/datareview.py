@@ -83,7 +83,7 @@ def main() -> None:
         source = ImageFolder(args.images)
         index = {sample_id: position for position, sample_id in enumerate(source.ids)}
         ids = [cell.ids[row % len(cell.ids)] for row in shown]
-        _, sprite_seconds = _timed(lambda: sprite_uri([source.load(index[sample_id]) for sample_id in ids]))
+        _, sprite_seconds = _timed(lambda: sprite_uri((source.load(index[sample_id]) for sample_id in ids), len(ids)))
     rows.append(("plain (scikit-learn)", len(reduced), len(found.sample), review_seconds, map_seconds, sprite_seconds,
                  len(found.first), len(found.outliers), ""))
     if args.datalab:

@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
@@ -52,11 +53,14 @@ class CodesMap:
     note: str
 
 
-def sprite_uri(images: list[Image.Image | None], quality: int = 70) -> str:
-    """``images`` fitted into ``TILE`` x ``TILE`` tiles of one JPEG, ``ceil(sqrt(n))``
-    tiles a row, as a data URI (None leaves its tile grey)."""
-    columns = max(1, math.ceil(math.sqrt(len(images))))
-    sheet = Image.new("RGB", (columns * TILE, max(1, math.ceil(len(images) / columns)) * TILE), (238, 238, 238))
+def sprite_uri(images: Iterable[Image.Image | None], count: int, quality: int = 70) -> str | None:
+    """``count`` images fitted into ``TILE`` x ``TILE`` tiles of one JPEG, ``ceil(sqrt(count))``
+    tiles a row, as a data URI; None leaves its tile grey, and when every image is None
+    there is no sprite (None). The images are read one at a time, so large photos are never
+    all held in memory."""
+    columns = max(1, math.ceil(math.sqrt(count)))
+    sheet = Image.new("RGB", (columns * TILE, max(1, math.ceil(count / columns)) * TILE), (238, 238, 238))
+    pasted = False
     for index, image in enumerate(images):
         if image is None:
             continue
@@ -66,6 +70,9 @@ def sprite_uri(images: list[Image.Image | None], quality: int = 70) -> str:
                                  Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS)
         row, column = divmod(index, columns)
         sheet.paste(picture, (column * TILE + (TILE - picture.width) // 2, row * TILE + (TILE - picture.height) // 2))
+        pasted = True
+    if not pasted:
+        return None
     buffer = io.BytesIO()
     sheet.save(buffer, format="JPEG", quality=quality)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

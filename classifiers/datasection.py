@@ -176,7 +176,7 @@ def review_section(review: CellReview, pictures, load, predict, mistakes: set[st
     pictures : callable
         ``pictures(ids, what)``: thumbnail data URIs (None for an image that cannot be shown).
     load : callable
-        ``load(ids)``: the images as PIL images (None where they cannot be read).
+        ``load(ids)``: the images as PIL images, one at a time (None where they cannot be read).
     predict : callable
         ``predict(positions)``: the best model's predicted labels of store rows.
     mistakes, suspects : set of str
@@ -218,12 +218,11 @@ def review_section(review: CellReview, pictures, load, predict, mistakes: set[st
     log.info("report: %d pairs and %d outliers found; mapping %d images (t-SNE)", len(found.first),
              len(found.outliers), len(shown_rows))
     ids = [review.ids[row] for row in shown_rows]
-    images = load(ids)
     codes_map = CodesMap(
         xy=map_codes(found.reduced[shown_rows], random_state), ids=ids, splits=review.splits[shown_rows].tolist(),
         labels=review.labels[shown_rows], predicted=np.asarray(predict(review.positions[shown_rows])),
         flags=flags[shown_rows], classes=classes,
-        sprite=sprite_uri(images) if any(image is not None for image in images) else None,
+        sprite=sprite_uri(load(ids), len(ids)),
         note=(f"A t-SNE of the {COMPONENTS} principal components of the codes, "
               + (f"all {n:,} images" if len(shown_rows) == n else
                  f"a sample of {len(shown_rows):,} of the {n:,} images (test mistakes, suspect labels, near-duplicates "

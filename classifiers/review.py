@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -126,21 +127,21 @@ class _Thumbnails:
         self.index = {} if source is None else {sample_id: index for index, sample_id in enumerate(source.ids)}
         self.progress = progress
 
-    def images(self, ids: list[str], what: str = "map") -> list[Image.Image | None]:
-        """The images of ``ids`` (None for those that cannot be read, with one warning)."""
+    def images(self, ids: list[str], what: str = "map") -> Iterator[Image.Image | None]:
+        """The images of ``ids``, one at a time (None for those that cannot be read, with one warning)."""
         if self.source is None:
-            return [None] * len(ids)
-        images, unreadable = [], []
+            yield from [None] * len(ids)
+            return
+        unreadable = []
         for sample_id in tqdm(ids, desc=f"report: {what}", unit="image", disable=None if self.progress else True):
             try:
-                images.append(self.source.load(self.index[sample_id]))
+                yield self.source.load(self.index[sample_id])
             except (KeyError, OSError) as error:
                 unreadable.append(f"{sample_id} ({error})")
-                images.append(None)
+                yield None
         if unreadable:
             log.warning("report: %d of %d images could not be shown: %s", len(unreadable), len(ids),
                         ", ".join(unreadable[:3]))
-        return images
 
     def __call__(self, ids: list[str], what: str) -> list[str | None]:
         return [None if image is None else thumbnail_uri(image) for image in self.images(ids, what)]

@@ -157,7 +157,7 @@ def test_the_page_stays_under_5_mb_with_the_data_review_at_its_caps(tmp_path):
                                                        for index in range(MAP_POINTS)],
                          ["train"] * MAP_POINTS, rng.integers(0, 10, MAP_POINTS), rng.integers(0, 10, MAP_POINTS),
                          rng.integers(0, 4, MAP_POINTS), [f"class{index}" for index in range(10)],
-                         sprite_uri([noise(64) for _ in range(MAP_POINTS)]), "a note")
+                         sprite_uri((noise(64) for _ in range(MAP_POINTS)), MAP_POINTS), "a note")
     review = DataReviewSection("note", [("Leaks", pairs)], Gallery("Outliers", "", [("", rest[2 * MAX_PAIRS:])]),
                                [f"class{index}" for index in range(10)], {"train": [1] * 10, "test": [1] * 10},
                                [False] * 10, codes_map)
