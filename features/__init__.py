@@ -12,7 +12,7 @@ import lazy_loader
 _MODULES = {
     "registry": ["BACKBONES", "Backbone"],
     "backbones": ["BACKBONE_CHOICES", "TapInfo", "get_backbone", "list_taps", "top_block"],
-    "names": ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "is_weights_file"],
+    "names": ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "choices_hint", "did_you_mean", "is_weights_file"],
     "weights": ["ResolvedWeights", "WeightsUnavailable", "build_model", "check_weights_name", "imagenet_checkpoint",
                 "resolve_weights"],
     "pooling": ["MAP", "POOLINGS", "POOLING_CHOICES", "check_pooling"],

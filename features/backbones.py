@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models import get_model, list_models
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+from .names import did_you_mean
 from .registry import BACKBONES, Backbone
 
 __all__ = [
@@ -56,8 +57,9 @@ def get_backbone(name: str) -> Backbone:
         return BACKBONES[name]
     if name not in BACKBONE_CHOICES:
         raise ValueError(
-            f"unknown backbone {name!r}; registered: {', '.join(BACKBONES)}; or any torchvision "
-            f"classification model: {', '.join(BACKBONE_CHOICES[len(BACKBONES):])}"
+            f"unknown backbone {name!r}{did_you_mean(name, BACKBONE_CHOICES)}; registered: {', '.join(BACKBONES)}; "
+            f"or any torchvision classification model ({len(BACKBONE_CHOICES) - len(BACKBONES)}: "
+            f"torchvision.models.list_models() lists them)"
         )
     model = meta_model(name)
     with warnings.catch_warnings():  # "eval nodes are a subsequence of train nodes": eval is what runs

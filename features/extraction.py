@@ -401,8 +401,8 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
         try:
             if len(todo):
                 _run(job, todo, runtime, on_error)
-        finally:  # also on failure: what was computed goes into the store
-            if journal.has_parts() or not _same_rows(old, table):
+        finally:  # also on failure: what was computed goes into the store (a store without codes is never made)
+            if journal.has_parts() or old is not None and not _same_rows(old, table):
                 attrs = _store_attrs(recipe, source)
                 if old is None:
                     attrs["created"] = attrs["updated"]

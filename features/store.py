@@ -495,6 +495,9 @@ def verify_store(path: str | Path) -> list[str]:
                  for name, length in lengths.items() if length != n_rows]
     if problems:  # rows cannot be matched up: nothing more can be checked
         return problems
+    if not table.done:
+        problems.append(f"{path} holds no codes (left by an extraction that failed before its first batch); "
+                        f"delete it and run extract again")
     labels = np.asarray(table.labels)
     if len(labels) and (labels.min() < -1 or labels.max() >= len(table.classes)):
         problems.append(f"/samples/label has values outside -1..{len(table.classes) - 1}")
