@@ -2,7 +2,7 @@
 
 Every command is one entry of ``COMMANDS``: its help line, its own arguments and a
 function of the parsed arguments and the loaded config. Exit codes: 0 success, 1 failure,
-2 usage or configuration error, or a run folder in use with ``--no-wait``; ``status``
+2 usage or configuration error, or a run folder or feature store in use with ``--no-wait``; ``status``
 exits 0 when everything is up to date and 1 when something would run, like ``make -q``.
 Failures caused by the user's input end with one line that says what to fix; ``--debug``
 shows the traceback, and so does the run's log file.
@@ -78,7 +78,8 @@ def _locked(args: argparse.Namespace, config: Config):
 
 def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true",
-                        help="if another process is running in the run folder, exit 2 instead of waiting for it")
+                        help="if another process is running in the run folder or writing a feature store this "
+                             "run writes, exit 2 instead of waiting for it")
 
 
 def _stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.set) if command.config else None
         return command.run(args, config) or 0
-    except (ConfigError, RunLocked) as error:
+    except (ConfigError, RunLocked, features.StoreLocked) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head and the like: stop quietly

@@ -36,7 +36,7 @@ from typing import Callable, Mapping
 
 from features import distributed_rank
 from features.files import MISSING, file_digest, file_stat, write_json
-from features.lock import FileLock
+from features.lock import FileLock, waiting
 
 from . import __version__
 from .config import Config, results_of
@@ -311,7 +311,7 @@ def clean(config: Config, stages: list[Stage], cache: bool = False) -> list[Path
 
 
 @contextmanager
-def run_lock(config: Config, command: str, wait: bool = True, poll_seconds: float = 1.0):
+def run_lock(config: Config, command: str, wait: bool = True):
     """Hold the run folder's lock while stages run in it, so that two processes never
     interleave a run's outputs or stamps.
 
@@ -325,18 +325,12 @@ def run_lock(config: Config, command: str, wait: bool = True, poll_seconds: floa
         return
     run_dir = Path(config.run.dir)
     lock = FileLock(run_dir / LOCK_NAME, command=command)
-    holder = lock.acquire()
-    if holder is not None:
-        busy = (f"{_show(run_dir)} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-                f"({holder.get('command', '?')}) since {holder.get('started', '?')}")
-        if not wait:
-            raise RunLocked(f"{busy}; wait for it to finish (run without --no-wait to wait)")
-        log.warning("%s; waiting for it to finish", busy)
-        while holder is not None:
-            time.sleep(poll_seconds)
-            holder = lock.acquire()
+    lock.hold(lambda holder: f"{_show(run_dir)} is in use by pid {holder.get('pid', '?')} on "
+                             f"{holder.get('host', '?')} ({holder.get('command', '?')}) since "
+                             f"{holder.get('started', '?')}", RunLocked, wait)
     try:
-        yield
+        with waiting(wait):  # the feature stores' locks, taken inside, wait alike
+            yield
     finally:
         lock.release()
 
