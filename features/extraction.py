@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field, fields
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +31,7 @@ from .backbones import get_backbone, list_taps
 from .forward import Forward, HostPixels
 from .images import ImageError
 from .journal import Journal, Part
+from .lifetime import end_with_parent
 from .lock import WriterLock
 from .names import ON_ERROR
 from .pooling import MAP, check_pooling, pool
@@ -175,6 +177,7 @@ def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Ru
         num_workers=auto_workers(forward.device) if workers == "auto" else workers,
         collate_fn=_collate,
         pin_memory=forward.on_cuda,
+        worker_init_fn=partial(end_with_parent, os.getpid()),  # they end within a second of a killed run, not five
     )
     bar = tqdm(total=len(indices), desc=f"extract {recipe.backbone}", unit="img",
                disable=None if runtime.progress else True)

@@ -2,7 +2,8 @@
 
 Every command is one entry of ``COMMANDS``: its help line, its own arguments and a
 function of the parsed arguments and the loaded config. Exit codes: 0 success, 1 failure,
-2 usage or configuration error, or a run folder or feature store in use with ``--no-wait``; ``status``
+2 usage or configuration error, or a run folder or feature store in use with ``--no-wait``,
+130 and 143 interrupted (SIGINT, SIGTERM: finished work is kept); ``status``
 exits 0 when everything is up to date and 1 when something would run, like ``make -q``.
 Failures caused by the user's input end with one line that says what to fix; ``--debug``
 shows the traceback, and so does the run's log file.
@@ -18,7 +19,9 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -246,7 +249,29 @@ def _console_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[console], force=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it keeps its finished work as on Ctrl-C."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+INTERRUPTED = {KeyboardInterrupt: ("SIGINT", 130), Terminated: ("SIGTERM", 143)}
+"""What stopped the command, and its exit code: 128 + the signal's number, as shells expect."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # for the log file
@@ -270,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; cached codes and finished outputs are kept", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as error:
+        name, code = INTERRUPTED[type(error)]
+        print(f"interrupted ({name}); cached codes and finished outputs are kept", file=sys.stderr)
+        return code

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import features.lock
+from features.store import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,3 +45,85 @@ def test_a_store_being_written_is_waited_for_and_a_dead_writers_lock_taken_over(
     finally:
         writer.kill()
         writer.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start(code: str, tmp_path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+SEARCH = """
+import time, joblib
+from classifiers import search_backend
+with search_backend("{backend}"):
+    print("working", flush=True)
+    joblib.Parallel(n_jobs=2)(joblib.delayed(time.sleep)(120) for _ in range(2))
+"""
+
+DATALOADER = """
+import numpy as np, features
+images = np.random.default_rng(0).integers(0, 255, (4000, 24, 24, 3), dtype=np.uint8)
+print("working", flush=True)
+features.extract(features.ImageArrays(images, np.arange(4000) % 2), backbone="resnet50", taps=["layer1"],
+                 weights="random", image_size=32, batch_size=2, num_workers=2, progress=False)
+"""
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing", "dataloader"])
+def test_workers_end_within_seconds_when_the_run_is_killed(tmp_path, backend):
+    parent = _start(DATALOADER if backend == "dataloader" else SEARCH.format(backend=backend), tmp_path)
+    try:
+        assert parent.stdout.readline() == "working\n"
+        deadline = time.monotonic() + 60
+        while len(workers := _children(parent.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) >= 2, "the workers never started"
+    finally:
+        parent.kill()
+        parent.wait()
+    killed = time.monotonic()
+    while any(map(_running, workers)) and time.monotonic() - killed < 10:
+        time.sleep(0.1)
+    assert not any(map(_running, workers)), f"workers outlived their parent by {time.monotonic() - killed:.0f} s"
+    assert time.monotonic() - killed < 3
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_extract_keeps_its_batches_says_so_and_exits_like_a_shell_expects(
+        image_folder, write_config, tmp_path, signum, code):
+    for index in range(300):  # enough batches of two to be interrupted in the middle
+        os.link(image_folder / "cat" / "cat0.png", image_folder / "cat" / f"more{index}.png")
+    config = write_config(f'root = "{image_folder}"')
+    run = subprocess.Popen([sys.executable, "-m", "pipeline", "extract", "-c", str(config), "--set",
+                            "features.batch_size=2"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "cache").glob("*.parts/*.npz")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signum)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == code, err
+    assert f"interrupted ({signal.Signals(signum).name}); cached codes and finished outputs are kept" in err
+    assert "Traceback" not in err
+    table = read_table(next((tmp_path / "cache").glob("*.h5")))
+    assert 0 < table.done[("pool", "avg")].sum() < 316
