@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .backbones import get_backbone, list_taps
+from .files import WriteError
 from .forward import Forward, HostPixels
 from .images import ImageError
 from .journal import Journal, Part
@@ -409,7 +410,12 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
                 attrs = _store_attrs(recipe, source)
                 if old is None:
                     attrs["created"] = attrs["updated"]
-                rewrite_store(path, table, attrs, _fold(journal, table))
+                try:
+                    rewrite_store(path, table, attrs, _fold(journal, table))
+                except WriteError as error:  # the journal is the work done: it stays, and says so
+                    raise WriteError(f"{error}; the extraction journal keeps {journal.holding()}: the next "
+                                     f"extract resumes from it once there is space (delete it to free the space "
+                                     f"instead)") from error
                 journal.clear()
     result.skipped = [(table.ids[row], table.skipped[row]) for row in positions if table.skipped[row]]
     for _, reason in result.skipped:  # every run lists them, also those recorded by an earlier one

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from .files import write_error
 from .store import StoreError
 
 __all__ = ["FileLock", "StoreLocked", "WriterLock", "waiting"]
@@ -81,7 +82,11 @@ class FileLock:
     def _create(self) -> bool:
         """Link a file holding the holder's record to ``path``: the lock never exists empty."""
         record = self.path.with_name(f"{self.path.name}.{self.holder['pid']}")
-        record.write_text(json.dumps(self.holder))
+        try:
+            record.write_text(json.dumps(self.holder))
+        except OSError as error:  # e.g. a full disk
+            record.unlink(missing_ok=True)
+            raise write_error(record, error) from error
         try:
             os.link(record, self.path)
         except FileExistsError:
