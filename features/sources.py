@@ -221,7 +221,7 @@ class LabelledFiles(_RuleSplits, ImageSource):
         self.ids = ids or [readable_name(file.relative_to(self.root).as_posix()) for file in self.files]
         self.labels = np.asarray(labels, dtype=np.int64)
         self._splits = splits
-        self.classes = [readable_name(name) for name in classes]
+        self.classes = [readable_name(class_name(name)) for name in classes]
         self.name = name
         self.identity = identity
 

@@ -15,6 +15,7 @@ Layout (plain h5py reads it; see docs/feature-store.md)::
     /features/<tap>/<pool>        (n_rows, n_features) float32 or float16, chunked by rows;
                                   attrs: tap, pooling, complete
 /features/<tap>/none          (n_rows, C, H, W) the tap's whole map, float16 by default (``map_dtype``)
+    /checksums/<tap>/<pool>       (n_blocks,) uint32  CRC-32 of each block of rows (``features.checksums``)
 
 Each codes dataset also has the attribute ``rows_digest``: a hash of what reading it gives
 (the rows in use, their images' fingerprints, labels, splits and groups, the classes, the
@@ -24,6 +25,9 @@ run changed it without reading codes (``codes_fingerprint``).
 A row is *in use* when its split is not empty and it was not skipped; a codes dataset is
 ``complete`` when every row in use is done. The reader API (``FeatureStore``,
 ``read_codes``) shows only rows in use, and only complete codes.
+
+Readers check each block of codes they read against its checksum and for NaN or infinite
+values, and refuse a damaged dataset by name (``StoreError``).
 
 The file is never modified in place: ``rewrite_store`` writes a copy and renames it over
 the old one, so a reader (or a killed writer) only ever sees a whole file.

@@ -212,7 +212,7 @@ COMMANDS: dict[str, Command] = {
                        "(fits first if that is stale)", _predict, _predict_arguments),
     "taps": Command("list a backbone's taps with their output shapes (no weights needed)",
                     _taps, _taps_arguments, config=False),
-    "verify": Command("check feature files: layout, row counts, finite codes; exit 1 on any problem",
+    "verify": Command("check feature files: layout, row counts, checksums, finite codes; exit 1 on any problem",
                       _verify, _verify_arguments, config=False),
 }
 """The subcommands, in the order ``--help`` lists them."""

@@ -47,16 +47,20 @@ def test_a_store_being_written_is_waited_for_and_a_dead_writers_lock_taken_over(
         writer.wait()
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    found = []
+def _descendants(pid: int) -> list[int]:
+    """The processes that ``pid`` started, and those they started (from /proc)."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except OSError:  # ended meanwhile
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        started_by = pending.pop()
+        children = [child for child, parent in parents.items() if parent == started_by]
+        found += children
+        pending += children
     return found
 
 
@@ -89,15 +93,19 @@ features.extract(features.ImageArrays(images, np.arange(4000) % 2), backbone="re
 """
 
 
-@pytest.mark.parametrize("backend", ["loky", "multiprocessing", "dataloader"])
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing", "dataloader", "dask"])
 def test_workers_end_within_seconds_when_the_run_is_killed(tmp_path, backend):
+    if backend == "dask":
+        pytest.importorskip("dask.distributed")
     parent = _start(DATALOADER if backend == "dataloader" else SEARCH.format(backend=backend), tmp_path)
     try:
         assert parent.stdout.readline() == "working\n"
         deadline = time.monotonic() + 60
-        while len(workers := _children(parent.pid)) < 2 and time.monotonic() < deadline:
+        while len(workers := _descendants(parent.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(workers) >= 2, "the workers never started"
+        time.sleep(1)  # and those they start
+        workers = _descendants(parent.pid)
     finally:
         parent.kill()
         parent.wait()
@@ -105,7 +113,7 @@ def test_workers_end_within_seconds_when_the_run_is_killed(tmp_path, backend):
     while any(map(_running, workers)) and time.monotonic() - killed < 10:
         time.sleep(0.1)
     assert not any(map(_running, workers)), f"workers outlived their parent by {time.monotonic() - killed:.0f} s"
-    assert time.monotonic() - killed < 3
+    assert time.monotonic() - killed < (8 if backend == "dask" else 3)  # dask: distributed's own watch, ~2 s
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
