@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from features import FeatureStore, StoreError, StoreLocked, read_codes, verify_store
-from features.lock import WriterLock
+from features.lock import WriterLock, waiting
 from features.store import SampleTable, rewrite_store
 
 CODES = np.arange(15, dtype=np.float32).reshape(5, 3)
@@ -125,7 +125,7 @@ def test_unreadable_or_missing_files_say_what_to_do(tmp_path):
 
 
 def test_a_second_writer_is_told_who_holds_the_lock(tmp_path):
-    with WriterLock(tmp_path / "s.h5"):
+    with WriterLock(tmp_path / "s.h5"), waiting(False):  # --no-wait: told instead of waiting
         with pytest.raises(StoreLocked, match=rf"s.h5 is being written by pid {os.getpid()} on "
                                               rf"{socket.gethostname()} since .*; wait for it to finish"):
             with WriterLock(tmp_path / "s.h5"):
@@ -141,7 +141,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     with WriterLock(tmp_path / "s.h5"):
         assert f'"pid": {os.getpid()}' in lock.read_text()
     lock.write_text(f'{{"pid": {dead_pid}, "host": "another-host", "started": "earlier"}}')
-    with pytest.raises(StoreLocked, match=f"pid {dead_pid} on another-host"):  # cannot tell: not taken
+    with waiting(False), pytest.raises(StoreLocked, match=f"pid {dead_pid} on another-host"):  # cannot tell: not taken
         with WriterLock(tmp_path / "s.h5"):
             pass
 
