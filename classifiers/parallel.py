@@ -10,7 +10,10 @@ nothing else. Local backends need no connection.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager, nullcontext
+
+from features.lifetime import end_with_parent
 
 __all__ = ["BACKENDS", "check_backend", "search_backend"]
 
@@ -42,6 +45,7 @@ def _ray(address: str):
 
 
 _CLUSTERS = {"dask": _dask, "ray": _ray}
+_LOCAL_PROCESSES = ("loky", "multiprocessing")
 BACKENDS = ("loky", "threading", "multiprocessing", *_CLUSTERS)
 """``classifiers.backend`` values: joblib's local backends, then the clusters it can use."""
 
@@ -71,5 +75,7 @@ def search_backend(backend: str = "loky", scheduler: str = ""):
 
     check_backend(backend, scheduler)
     cluster = _CLUSTERS.get(backend)
-    with cluster(scheduler) if cluster else nullcontext(), joblib.parallel_config(backend=backend):
+    # local worker processes end with this one, even when it is killed (features.end_with_parent)
+    workers = {"initializer": end_with_parent, "initargs": (os.getpid(),)} if backend in _LOCAL_PROCESSES else {}
+    with cluster(scheduler) if cluster else nullcontext(), joblib.parallel_config(backend=backend, **workers):
         yield

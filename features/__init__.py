@@ -13,7 +13,7 @@ _MODULES = {
     "registry": ["BACKBONES", "FAMILIES", "Backbone", "Family"],
     "backbones": ["BACKBONE_CHOICES", "TapInfo", "check_taps", "get_backbone", "list_taps", "top_block"],
     "layouts": ["Layout"],
-    "names": ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "is_weights_file"],
+    "names": ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "choices_hint", "did_you_mean", "is_weights_file"],
     "weights": ["ResolvedWeights", "WeightsUnavailable", "build_model", "check_weights_name", "imagenet_checkpoint",
                 "resolve_weights"],
     "pooling": ["MAP", "POOLINGS", "POOLING_CHOICES", "check_pooling"],

@@ -25,6 +25,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 from torchvision.models.vision_transformer import interpolate_embeddings
 
 from .layouts import PROBE_SIZES, Layout, infer_layout, inherit_layout
+from .names import did_you_mean
 from .pooling import check_pooling, pool, pooling_refusal
 from .registry import BACKBONES, Backbone, Family, family_of
 
@@ -135,9 +136,9 @@ def _check_name(name: str) -> None:
         check_timm_name(name)
     elif name not in BACKBONE_CHOICES:
         raise ValueError(
-            f"unknown backbone {name!r}; registered: {', '.join(BACKBONES)}; or any torchvision "
-            f"classification model: {', '.join(BACKBONE_CHOICES[len(BACKBONES):])}; or timm/<name> "
-            f"(pip install \"cnn-codes[timm]\")"
+            f"unknown backbone {name!r}{did_you_mean(name, BACKBONE_CHOICES)}; registered: {', '.join(BACKBONES)}; "
+            f"or any torchvision classification model ({len(BACKBONE_CHOICES) - len(BACKBONES)}: "
+            f"torchvision.models.list_models() lists them); or timm/<name> (pip install \"cnn-codes[timm]\")"
         )
 
 

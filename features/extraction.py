@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field, fields
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -27,9 +28,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .backbones import check_taps, get_backbone, list_taps
+from .files import WriteError
 from .forward import Forward, HostPixels
 from .images import ImageError
 from .journal import Journal, Part
+from .lifetime import end_with_parent
 from .lock import WriterLock
 from .names import ON_ERROR
 from .pooling import MAP, pool
@@ -171,6 +174,7 @@ def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Ru
         num_workers=auto_workers(forward.device) if workers == "auto" else workers,
         collate_fn=_collate,
         pin_memory=forward.on_cuda,
+        worker_init_fn=partial(end_with_parent, os.getpid()),  # they end within a second of a killed run, not five
     )
     bar = tqdm(total=len(indices), desc=f"extract {recipe.backbone}", unit="img",
                disable=None if runtime.progress else True)
@@ -399,12 +403,17 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
         try:
             if len(todo):
                 _run(job, todo, runtime, on_error)
-        finally:  # also on failure: what was computed goes into the store
-            if journal.has_parts() or not _same_rows(old, table):
+        finally:  # also on failure: what was computed goes into the store (a store without codes is never made)
+            if journal.has_parts() or old is not None and not _same_rows(old, table):
                 attrs = _store_attrs(recipe, source)
                 if old is None:
                     attrs["created"] = attrs["updated"]
-                rewrite_store(path, table, attrs, _fold(journal, table))
+                try:
+                    rewrite_store(path, table, attrs, _fold(journal, table))
+                except WriteError as error:  # the journal is the work done: it stays, and says so
+                    raise WriteError(f"{error}; the extraction journal keeps {journal.holding()}: the next "
+                                     f"extract resumes from it once there is space (delete it to free the space "
+                                     f"instead)") from error
                 journal.clear()
     result.skipped = [(table.ids[row], table.skipped[row]) for row in positions if table.skipped[row]]
     for _, reason in result.skipped:  # every run lists them, also those recorded by an earlier one

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import write_error
+
 __all__ = ["Journal", "Part"]
 
 log = logging.getLogger(__name__)
@@ -57,9 +59,13 @@ class Journal:
         }
         arrays.update({f"codes{index}": codes for index, codes in enumerate(part.codes.values())})
         temporary = self.folder / f"{name}.tmp"
-        with open(temporary, "wb") as file:  # a file object: numpy adds no .npz to the name
-            np.savez(file, **arrays)
-        temporary.replace(self.folder / f"{name}.npz")
+        try:
+            with open(temporary, "wb") as file:  # a file object: numpy adds no .npz to the name
+                np.savez(file, **arrays)
+            temporary.replace(self.folder / f"{name}.npz")
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise write_error(temporary.with_suffix(".npz"), error) from error
 
     def has_parts(self) -> bool:
         return self.folder.is_dir() and any(self.folder.glob("*.npz"))
@@ -84,3 +90,9 @@ class Journal:
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def holding(self) -> str:
+        """What the journal holds, for messages: ``"3 finished batches (1.2 MB) in <folder>"``."""
+        parts = list(self.folder.glob("*.npz")) if self.folder.is_dir() else []
+        size = sum(part.stat().st_size for part in parts)
+        return f"{len(parts)} finished batches ({size / 1e6:.1f} MB) in {self.folder}"

@@ -7,20 +7,46 @@ taken over.
 
 ``WriterLock`` is a feature store's (one writer; readers never lock, since the store file
 is only ever replaced whole, see ``features.store``); the runner holds a ``FileLock`` on
-each run folder while it runs stages.
+each run folder while it runs stages. Both wait for a live holder (``FileLock.hold``),
+saying once who it is and since when, unless told not to (``--no-wait``: ``waiting(False)``
+for the store locks taken inside).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
+from .files import write_error
 from .store import StoreError
 
-__all__ = ["FileLock", "StoreLocked", "WriterLock"]
+__all__ = ["FileLock", "StoreLocked", "WriterLock", "waiting"]
+
+log = logging.getLogger(__name__)
+
+_WAIT = ContextVar("wait_for_locks", default=True)
+POLL_SECONDS = 1.0
+"""How often a waiting process tries the lock again."""
+
+
+@contextmanager
+def waiting(wait: bool):
+    """Inside, a store lock held by another live process is waited for (``True``) or raises
+    ``StoreLocked`` (``False``): the command line's ``--no-wait`` reaches the locks that
+    extraction takes without being passed through every call."""
+    token = _WAIT.set(wait)
+    try:
+        yield
+    finally:
+        _WAIT.reset(token)
 
 
 class StoreLocked(StoreError):
@@ -56,7 +82,11 @@ class FileLock:
     def _create(self) -> bool:
         """Link a file holding the holder's record to ``path``: the lock never exists empty."""
         record = self.path.with_name(f"{self.path.name}.{self.holder['pid']}")
-        record.write_text(json.dumps(self.holder))
+        try:
+            record.write_text(json.dumps(self.holder))
+        except OSError as error:  # e.g. a full disk
+            record.unlink(missing_ok=True)
+            raise write_error(record, error) from error
         try:
             os.link(record, self.path)
         except FileExistsError:
@@ -87,22 +117,32 @@ class FileLock:
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
 
+    def hold(self, busy: Callable[[dict], str], locked: type[Exception], wait: bool = True) -> None:
+        """Take the lock, waiting while another live process holds it (a warning says once
+        ``busy(holder)``: who, since when); with ``wait=False`` raise ``locked`` instead."""
+        holder = self.acquire()
+        if holder is None:
+            return
+        if not wait:
+            raise locked(f"{busy(holder)}; wait for it to finish (run without --no-wait to wait)")
+        log.warning("%s; waiting for it to finish", busy(holder))
+        while holder is not None:
+            time.sleep(POLL_SECONDS)
+            holder = self.acquire()
+
 
 class WriterLock(FileLock):
-    """``with WriterLock(store_path):`` holds ``<store>.lock`` for the duration."""
+    """``with WriterLock(store_path):`` holds ``<store>.lock`` for the duration, waiting for
+    another writer to finish first (unless inside ``waiting(False)``)."""
 
     def __init__(self, store_path: str | Path):
         super().__init__(Path(store_path).with_name(Path(store_path).name + ".lock"))
 
     def __enter__(self) -> "WriterLock":
-        holder = self.acquire()
-        if holder is None:
-            return self
-        raise StoreLocked(
-            f"{self.path.with_suffix('')} is being written by pid {holder.get('pid', '?')} on "
-            f"{holder.get('host', '?')} since {holder.get('started', '?')}; wait for it to finish, "
-            f"or delete {self.path} if that process no longer runs"
-        )
+        self.hold(lambda holder: f"{self.path.with_suffix('')} is being written by pid {holder.get('pid', '?')} on "
+                                 f"{holder.get('host', '?')} since {holder.get('started', '?')}",
+                  StoreLocked, _WAIT.get())
+        return self
 
     def __exit__(self, *exc_info) -> None:
         self.release()

@@ -7,7 +7,9 @@ act on these values import them from here.
 
 from __future__ import annotations
 
-__all__ = ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "WEIGHTS_FILE_SUFFIXES", "is_weights_file"]
+import difflib
+
+__all__ = ["choices_hint", "did_you_mean", "DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "WEIGHTS_FILE_SUFFIXES", "is_weights_file"]
 
 DTYPES = ("float32", "float16")
 """Storage types of the codes (``features.dtype``, and ``features.map_dtype`` for whole maps);
@@ -31,3 +33,26 @@ WEIGHTS_FILE_SUFFIXES = (".pth", ".pt")
 def is_weights_file(value: str) -> bool:
     """Whether a ``features.weights`` value names a file rather than weights by name."""
     return value.endswith(WEIGHTS_FILE_SUFFIXES) or "/" in value
+
+
+SHOWN_CHOICES = 8
+"""Valid names listed in an error before "(N in all)": a model has hundreds of graph nodes."""
+
+
+def did_you_mean(value, valid) -> str:
+    """`` (did you mean 'a' or 'b'?)`` for the names of ``valid`` closest to ``value``, or ``""``.
+
+    The one helper of every "unknown name" message (config keys and choices, backbones
+    from the command line or from Python), so that they all suggest alike.
+    """
+    close = difflib.get_close_matches(str(value), [str(name) for name in valid], n=3)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+
+
+def choices_hint(valid, where: str = "") -> str:
+    """The first few of ``valid``, and how many there are in all (``where`` says what lists them all)."""
+    valid = [str(name) for name in valid]
+    shown = ", ".join(valid[:SHOWN_CHOICES])
+    if len(valid) <= SHOWN_CHOICES:
+        return shown
+    return f"{shown}, ... ({len(valid)} in all{'; ' + where if where else ''})"

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
+from . import checksums
 from .files import write_atomic
 from .sources import ImageSource
 from .store import SampleTable, read_table, write_done, write_samples
@@ -90,19 +91,21 @@ def join_shards(path: str | Path, shards: list[Path], attrs: dict) -> None:
 
 def _write_joined(partial: Path, shards: list[Path], tables: list, joined: SampleTable, keys, attrs: dict) -> None:
     """The joined store: the shards' sample tables end to end, and virtual datasets over their codes."""
-    with h5py.File(partial, "w") as file, h5py.File(shards[0]) as first:
-        file.attrs.update({**dict(first.attrs), **attrs})
+    with h5py.File(partial, "w") as file:
+        with h5py.File(shards[0]) as first:
+            file.attrs.update({**dict(first.attrs), **attrs})
+            samples = [first["features"][tap][pooling] for tap, pooling in keys]
+            shapes = {key: (sample.shape[1:], sample.dtype) for key, sample in zip(keys, samples)}
         write_samples(file, joined)
-        for tap, pooling in keys:
+        for (tap, pooling), (row, dtype) in shapes.items():  # the shards are closed: the virtual datasets read them
             name = f"{tap}/{pooling}"
-            sample = first["features"][name]
-            layout = h5py.VirtualLayout(shape=(len(joined.ids), *sample.shape[1:]), dtype=sample.dtype)
+            layout = h5py.VirtualLayout(shape=(len(joined.ids), *row), dtype=dtype)
             offset = 0
             for shard, table in zip(shards, tables):
                 rows = len(table.ids)
-                layout[offset:offset + rows] = h5py.VirtualSource(shard.name, f"features/{name}",
-                                                                  shape=(rows, *sample.shape[1:]))
+                layout[offset:offset + rows] = h5py.VirtualSource(shard.name, f"features/{name}", shape=(rows, *row))
                 offset += rows
             file.create_virtual_dataset(f"features/{name}", layout, fillvalue=np.nan).attrs.update(
                 {"tap": tap, "pooling": pooling})
+            checksums.Rewrite(file, name).finish()
         write_done(file, joined)

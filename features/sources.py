@@ -36,6 +36,7 @@ __all__ = [
     "ImageArrays",
     "StratifiedSplit",
     "stratified_splits",
+    "class_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,21 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 SPLITS = ("train", "val", "test")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 """Folder names that mark split folders (``<root>/<split>/<class>/*``), and their split."""
+_LINES_SHOWN = 5  # line numbers named in an error before "(N in all)"
+
+
+def class_name(label) -> str:
+    """A label as its class name: stripped of surrounding spaces, the same way for every source,
+    so that ``"cat"`` and ``"cat "`` are one class, never two."""
+    return str(label).strip()
+
+
+def _blank_labels(where: str, lines: list, what: str) -> ValueError:
+    """The error for labels that are empty once stripped, naming the first few ``lines``."""
+    shown = ", ".join(map(str, lines[:_LINES_SHOWN]))
+    more = f" ({len(lines)} in all)" if len(lines) > _LINES_SHOWN else ""
+    return ValueError(f"{where}: {what} {shown}{more} have an empty label; give every image a class name, "
+                      f"or remove those images")
 
 
 class ImageSource:
@@ -120,10 +136,12 @@ class ImageSource:
         return digest.hexdigest()
 
 
-def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size: float = 0.0) -> np.ndarray:
+def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size: float = 0.0,
+                      classes=None) -> np.ndarray:
     """A seeded stratified train/val/test assignment, for sources without splits of their own.
 
     ``test_size`` and ``val_size`` are fractions of all samples, taken from each class alike.
+    ``classes`` (the names of the label indices) lets a class too small to split be named.
     """
     from sklearn.model_selection import train_test_split  # here: a fingerprint needs no split, nor scikit-learn
 
@@ -138,9 +156,14 @@ def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size:
                                       random_state=seed)
             splits[val] = "val"
     except ValueError as error:  # e.g. a class with a single image cannot be stratified
+        counts = np.bincount(labels[labels >= 0], minlength=len(classes or ()))
+        names = classes or [str(index) for index in range(len(counts))]
+        small = [f"class {names[index]!r} has {count} image{'' if count == 1 else 's'}"
+                 for index, count in enumerate(counts) if count < 2 + bool(val_size)]
+        why = "; ".join(small[:_LINES_SHOWN]) or str(error)
         raise ValueError(
             f"cannot split {len(labels)} images into train/test (data.test_size = {test_size}, "
-            f"data.val_size = {val_size}): {error}; add images or give the splits yourself"
+            f"data.val_size = {val_size}): {why}; add images to it, remove it, or give the splits yourself"
         ) from error
     return splits.astype(str)
 
@@ -154,8 +177,8 @@ class StratifiedSplit:
     seed: int
     val_size: float = 0.0
 
-    def __call__(self, labels) -> np.ndarray:
-        return stratified_splits(labels, self.test_size, self.seed, self.val_size)
+    def __call__(self, labels, classes=None) -> np.ndarray:
+        return stratified_splits(labels, self.test_size, self.seed, self.val_size, classes)
 
 
 class _RuleSplits:
@@ -167,7 +190,7 @@ class _RuleSplits:
     @cached_property
     def splits(self) -> np.ndarray:
         rule = self._splits
-        return np.asarray(rule(self.labels) if isinstance(rule, StratifiedSplit) else rule).astype(str)
+        return np.asarray(rule(self.labels, self.classes) if isinstance(rule, StratifiedSplit) else rule).astype(str)
 
     @property
     def split_rule(self) -> str:
@@ -198,7 +221,7 @@ class LabelledFiles(_RuleSplits, ImageSource):
         self.ids = ids or [readable_name(file.relative_to(self.root).as_posix()) for file in self.files]
         self.labels = np.asarray(labels, dtype=np.int64)
         self._splits = splits
-        self.classes = [readable_name(name) for name in classes]
+        self.classes = [readable_name(class_name(name)) for name in classes]
         self.name = name
         self.identity = identity
 
@@ -299,11 +322,20 @@ class ImageFolder(LabelledFiles):
         for folder, paths in found.items():
             if not paths:
                 log.warning("class folder %s has no images; ignored", readable_name(folder))
-        classes = sorted({folder.name for folder, paths in found.items() if paths})
-        rows = [(folder / path, readable_name(f"{below_root}/{path}"), classes.index(folder.name),
+        blank = [repr(readable_name(folder.relative_to(root).as_posix())) for folder, paths in found.items()
+                 if paths and not class_name(folder.name)]
+        if blank:
+            raise _blank_labels(f"image folder {readable_name(root)}", blank, "the class folders")
+        classes = sorted({class_name(folder.name) for folder, paths in found.items() if paths})
+        rows = [(folder / path, readable_name(f"{below_root}/{path}"), classes.index(class_name(folder.name)),
                  SPLIT_FOLDERS.get(folder.parent.name, ""))
                 for folder, paths in found.items() for below_root in [folder.relative_to(root).as_posix()]
                 for path in paths]
+        if not rows and _image_paths(root):
+            raise FileNotFoundError(
+                f"the images under {readable_name(root)} are not in class folders; put them in one folder per "
+                f"class (<root>/<class>/<image>), the folder's name being the class"
+            )
         if not rows:
             raise FileNotFoundError(
                 f"no images found under {readable_name(root)} (extensions: "
@@ -360,8 +392,11 @@ class ImageManifest(LabelledFiles):
                 )
             files.append(file)
             seen.add(file)
-        classes = sorted({record["label"] for record in records})
-        labels = [classes.index(record["label"]) for record in records]
+        blank = [line for line, record in enumerate(records, start=2) if not class_name(record["label"] or "")]
+        if blank:
+            raise _blank_labels(f"manifest {manifest}", blank, "lines")
+        classes = sorted({class_name(record["label"]) for record in records})
+        labels = [classes.index(class_name(record["label"])) for record in records]
         splits = ([record["split"] for record in records] if records[0].get("split")
                   else StratifiedSplit(test_size, seed, val_size))
         super().__init__(folder, files, labels, splits, classes, name=manifest.stem,
@@ -415,7 +450,10 @@ class ImageArrays(_RuleSplits, ImageSource):
         if self.images.ndim not in (3, 4) or len(self.images) != len(self.labels):
             raise ValueError(f"images must be (n_samples, height, width[, 3]) with one label each; got images of "
                              f"shape {self.images.shape} and {len(self.labels)} labels")
-        self.classes = [str(name) for name in (range(self.labels.max() + 1) if classes is None else classes)]
+        self.classes = [class_name(name) for name in (range(self.labels.max() + 1) if classes is None else classes)]
+        if not all(self.classes) or len(set(self.classes)) < len(self.classes):
+            raise ValueError(f"classes {classes!r} has an empty name, or two names that differ only by surrounding "
+                             f"spaces; give every class its own non-empty name")
         self._splits = StratifiedSplit(test_size, seed, val_size) if splits is None else np.asarray(splits)
         self.ids = [str(index) for index in range(len(self.images))]
         if name is None:  # from the rows' fingerprints, which extraction needs anyway

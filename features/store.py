@@ -15,6 +15,7 @@ Layout (plain h5py reads it; see docs/feature-store.md)::
     /features/<tap>/<pool>        (n_rows, n_features) float32 or float16, chunked by rows;
                                   attrs: tap, pooling, complete
 /features/<tap>/none          (n_rows, C, H, W) the tap's whole map, float16 by default (``map_dtype``)
+    /checksums/<tap>/<pool>       (n_blocks,) uint32  CRC-32 of each block of rows (``features.checksums``)
 
 Each codes dataset also has the attribute ``rows_digest``: a hash of what reading it gives
 (the rows in use, their images' fingerprints, labels, splits and groups, the classes, the
@@ -25,6 +26,9 @@ A row is *in use* when its split is not empty and it was not skipped; a codes da
 ``complete`` when every row in use is done. The reader API (``FeatureStore``,
 ``read_codes``) shows only rows in use, and only complete codes.
 
+Readers check each block of codes they read against its checksum and for NaN or infinite
+values, and refuse a damaged dataset by name (``StoreError``).
+
 The file is never modified in place: ``rewrite_store`` writes a copy and renames it over
 the old one, so a reader (or a killed writer) only ever sees a whole file.
 This module is the only reader of the files: ``classifiers`` goes through it.
@@ -33,12 +37,14 @@ This module is the only reader of the files: ``classifiers`` goes through it.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from . import checksums
 from .files import MISSING, write_atomic
 from .pooling import MAP
 
@@ -57,9 +63,10 @@ __all__ = [
 
 FORMAT_VERSION = 2
 _TEXT = h5py.string_dtype("utf-8")
-_CHUNK_BYTES = 1 << 20  # about 1 MiB of rows per chunk: reads of a split touch few chunks
 _PIECES = 8  # pieces of different chunks that make a shuffled block (``FeatureStore.blocks``)
 _SAMPLE_TEXT = ("id", "fingerprint", "split", "skipped", "group")
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(OSError):
@@ -220,8 +227,12 @@ def _rewrite(partial: Path, path: Path, table: SampleTable, attrs: dict, write_c
         samples = write_samples(file, table)
         features, done = file.require_group("features"), samples.require_group("done")
         _materialise(features, path.parent)
+        rewrites = {}  # codes dataset -> its checksums through this rewrite
         for key, markers in table.done.items():
             name = _dataset_name(*key)
+            rewrites[name] = checksums.Rewrite(file, name)
+            if features[name].shape[0] < n_rows:
+                rewrites[name].changing(from_row=features[name].shape[0])
             features[name].resize(n_rows, axis=0)
             done[name].resize(n_rows, axis=0)
 
@@ -229,16 +240,20 @@ def _rewrite(partial: Path, path: Path, table: SampleTable, attrs: dict, write_c
             name = _dataset_name(tap, pooling)
             if name not in features:
                 dtype, row = np.dtype(_dtype_of(attrs, pooling)), codes.shape[1:]
-                per_chunk = max(1, _CHUNK_BYTES // (int(np.prod(row)) * dtype.itemsize))
+                per_chunk = max(1, checksums.CHUNK_BYTES // (int(np.prod(row)) * dtype.itemsize))
                 features.create_dataset(name, shape=(n_rows, *row), dtype=dtype,
                                         maxshape=(None, *row), chunks=(per_chunk, *row))
                 features[name].attrs.update({"tap": tap, "pooling": pooling})
                 table.done[(tap, pooling)] = np.zeros(n_rows, dtype=bool)
+                rewrites[name] = checksums.Rewrite(file, name)
+            rewrites[name].changing(rows)
             order = np.argsort(rows)  # h5py writes to increasing positions only
             features[name][rows[order]] = codes[order]
             table.done[(tap, pooling)][rows] = True
 
         write_codes(put)
+        for rewrite in rewrites.values():
+            rewrite.finish()
         write_done(file, table)
 
 
@@ -319,6 +334,12 @@ class FeatureStore:
             raise StoreError(f"feature store {self.path} was joined from shards that are missing beside it: "
                              f"{', '.join(missing)}; copy them back, or delete the store and run extract again")
         self._rows = np.flatnonzero(self._table.in_use())
+        self._checksums = {}  # codes dataset -> its checksums, loaded when first read
+        unchecked = [name for name in (_dataset_name(*key) for key in self._table.done)
+                     if not checksums.has_checksums(self._file, name)]
+        if unchecked:
+            log.info("feature store %s carries no checksums for %s (written before they existed): read "
+                     "unchecked", self.path, ", ".join(unchecked))
         self.classes = self._table.classes
         self.ids = [self._table.ids[row] for row in self._rows]
         self.labels = self._table.labels[self._rows]
@@ -361,9 +382,8 @@ class FeatureStore:
         y : ndarray, (n_rows,) int64
             Label indices into ``classes``.
         """
-        dataset, dtype = self._dataset(tap, pooling)
         wanted = np.ones(len(self.ids), bool) if split is None else self.splits == split
-        return _read_rows(dataset, self._rows[wanted], dtype), self.labels[wanted]
+        return self._read(tap, pooling, self._rows[wanted]), self.labels[wanted]
 
     def row_shape(self, tap: str, pooling: str) -> tuple[int, ...]:
         """The shape of one row of codes: ``(n_features,)``, or ``(C, H, W)`` for a map."""
@@ -386,9 +406,8 @@ class FeatureStore:
         time (a store is ordered by split and class, so blocks in file order would each hold
         one class).
         """
-        dataset, dtype = self._dataset(tap, pooling)
         positions = np.sort(np.asarray(positions, dtype=np.int64))
-        chunk_of = self._rows[positions] // _rows_per_chunk(dataset)
+        chunk_of = self._rows[positions] // checksums.rows_per_block(self._dataset(tap, pooling)[0])
         pieces = np.split(positions, np.flatnonzero(np.diff(chunk_of)) + 1) if len(positions) else []
         piece_rows = max(1, max_rows // _PIECES)  # at least _PIECES chunks' rows in a shuffled block
         pieces = [part for piece in pieces for part in np.array_split(piece, -(-len(piece) // piece_rows))]
@@ -401,7 +420,7 @@ class FeatureStore:
             if index + 1 < len(pieces) and sum(map(len, block)) + len(pieces[index + 1]) <= max_rows:
                 continue
             rows = np.sort(np.concatenate(block))
-            X, y = _read_rows(dataset, self._rows[rows], dtype), self.labels[rows]
+            X, y = self._read(tap, pooling, self._rows[rows]), self.labels[rows]
             order = rng.permutation(len(rows)) if seed is not None else slice(None)
             yield X[order], y[order]
             block = []
@@ -417,21 +436,47 @@ class FeatureStore:
         dataset = self._file["features"][_dataset_name(tap, pooling)]
         return dataset, dataset.dtype if pooling == MAP else np.float32
 
+    def _read(self, tap: str, pooling: str, rows: np.ndarray) -> np.ndarray:
+        """The codes of file rows ``rows``, each block read checked against its checksum and for
+        NaN or infinite values: a damaged store is refused by name, never fitted."""
+        dataset, dtype = self._dataset(tap, pooling)
+        name = _dataset_name(tap, pooling)
+        sums = self._checksums.get(name)
+        if sums is None and checksums.has_checksums(self._file, name):
+            sums = self._checksums[name] = checksums.Checksums(self._file, name)
+        what = f"feature store {self.path}: the codes of tap {tap!r} with pooling {pooling!r}"
+        try:
+            X = _read_rows(dataset, rows, dtype, sums)
+        except _Damaged as damaged:
+            raise StoreError(f"{what} fail their checksum in rows {damaged.first}-{damaged.last} (they changed "
+                             f"after they were written: a disk fault or an edit); delete the file and run "
+                             f"extract again") from None
+        bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum()) if X.size else 0
+        if bad:
+            raise StoreError(f"{what} hold NaN or infinite values in {bad} of {len(X)} rows read; no classifier "
+                             f"can fit them: delete the file and run extract again (if they come back, the "
+                             f"network overflows: try features.precision = \"float32\" or another tap)")
+        return X
 
-def _rows_per_chunk(dataset) -> int:
-    """Rows in a chunk of ``dataset``; a virtual dataset (joined shards) has none: ~1 MiB of rows."""
-    if dataset.chunks:
-        return dataset.chunks[0]
-    return max(1, _CHUNK_BYTES // (int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize))
+
+class _Damaged(Exception):
+    """A block of rows read fails its checksum."""
+
+    def __init__(self, first: int, last: int):
+        self.first, self.last = first, last
 
 
-def _read_rows(dataset, rows: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """``dataset[rows]`` as ``dtype``, reading whole chunks (h5py's point selection is slow)."""
-    step = _rows_per_chunk(dataset)
+def _read_rows(dataset, rows: np.ndarray, dtype=np.float32, sums: checksums.Checksums | None = None) -> np.ndarray:
+    """``dataset[rows]`` as ``dtype``, reading whole chunks (h5py's point selection is slow),
+    each checked against ``sums`` when given (``_Damaged`` when one fails)."""
+    step = sums.block_rows if sums else checksums.rows_per_block(dataset)
     blocks = []
     for start in np.unique(rows // step) * step:
         inside = rows[(rows >= start) & (rows < start + step)]
-        blocks.append(dataset[start : start + step][inside - start])
+        block = dataset[start : start + step]
+        if sums and not sums.matches(start, block):
+            raise _Damaged(int(start), int(start) + len(block) - 1)
+        blocks.append(block[inside - start])
     if not blocks:
         return np.empty((0, *dataset.shape[1:]), dtype)
     return np.concatenate(blocks).astype(dtype, copy=False)
@@ -477,8 +522,10 @@ def verify_store(path: str | Path) -> list[str]:
 
     Checks that the file opens and has the layout, that the sample columns agree in
     length, labels index ``/classes``, every codes dataset has one row per sample and
-    its done markers, complete datasets have every row in use written, and written rows
-    hold finite numbers only.
+    its done markers, complete datasets have every row in use written, every block of
+    codes matches its checksum, and written rows hold finite numbers only. A store with
+    no codes at all is a problem; one written before checksums existed is not (a warning
+    says it carries none).
     """
     path = Path(path)
     try:
@@ -495,6 +542,9 @@ def verify_store(path: str | Path) -> list[str]:
                  for name, length in lengths.items() if length != n_rows]
     if problems:  # rows cannot be matched up: nothing more can be checked
         return problems
+    if not table.done:
+        problems.append(f"{path} holds no codes (left by an extraction that failed before its first batch); "
+                        f"delete it and run extract again")
     labels = np.asarray(table.labels)
     if len(labels) and (labels.min() < -1 or labels.max() >= len(table.classes)):
         problems.append(f"/samples/label has values outside -1..{len(table.classes) - 1}")
@@ -515,8 +565,33 @@ def verify_store(path: str | Path) -> list[str]:
                                 f"are not written (run extract to finish them)")
             if bool(dataset.attrs.get("complete")) != (missing == 0):
                 problems.append(f"/features/{name}: attribute complete disagrees with the done markers")
-            written = _read_rows(dataset, np.flatnonzero(done))
-            bad = int((~np.isfinite(written.reshape(len(written), -1))).any(axis=1).sum())
-            if bad:
-                problems.append(f"/features/{name}: {bad} written rows hold NaN or infinite values")
+            problems += _check_codes(file, name, done)
+        unchecked = [name for name in (_dataset_name(*key) for key in table.done)
+                     if not checksums.has_checksums(file, name)]
+    if unchecked:
+        log.warning("%s carries no checksums for %s (written before they existed): changed codes cannot be "
+                    "detected there; delete the file and run extract again to add them", path, ", ".join(unchecked))
+    return problems
+
+
+def _check_codes(file: h5py.File, name: str, done: np.ndarray) -> list[str]:
+    """The blocks of codes dataset ``name`` that fail their checksum, and its written rows that
+    hold NaN or infinite values, in one read, a block at a time."""
+    dataset = file["features"][name]
+    sums = checksums.Checksums(file, name) if checksums.has_checksums(file, name) else None
+    step = sums.block_rows if sums else checksums.rows_per_block(dataset)
+    damaged, bad = [], 0
+    for start in range(0, dataset.shape[0], step):
+        block = dataset[start : start + step]
+        if sums and not sums.matches(start, block):
+            damaged.append(f"{start}-{start + len(block) - 1}")
+        written = block[done[start : start + step]]
+        bad += int((~np.isfinite(written.reshape(len(written), -1))).any(axis=1).sum())
+    problems = []
+    if damaged:
+        problems.append(f"/features/{name} fails its checksum in rows {', '.join(damaged[:5])}"
+                        f"{f' ({len(damaged)} blocks in all)' if len(damaged) > 5 else ''}: its codes changed after "
+                        f"they were written; delete the file and run extract again")
+    if bad:
+        problems.append(f"/features/{name}: {bad} written rows hold NaN or infinite values")
     return problems

@@ -85,7 +85,9 @@ _TIMM_PRETRAINED = "pretrained"
 
 
 def check_weights_name(backbone: str, value: str) -> None:
-    """A ValueError listing the valid choices when ``value`` cannot name weights of ``backbone``."""
+    """A ValueError listing the valid choices when ``value`` cannot name weights of ``backbone``
+    (or the close matches when ``backbone`` is unknown)."""
+    get_backbone(backbone)
     names = [_TIMM_PRETRAINED] if _is_timm(backbone) else list(get_model_weights(backbone).__members__)
     if value not in WEIGHTS_CHOICES and value not in names and not is_weights_file(value):
         raise ValueError(

@@ -2,7 +2,8 @@
 
 Every command is one entry of ``COMMANDS``: its help line, its own arguments and a
 function of the parsed arguments and the loaded config. Exit codes: 0 success, 1 failure,
-2 usage or configuration error, or a run folder in use with ``--no-wait``; ``status``
+2 usage or configuration error, or a run folder or feature store in use with ``--no-wait``,
+130 and 143 interrupted (SIGINT, SIGTERM: finished work is kept); ``status``
 exits 0 when everything is up to date and 1 when something would run, like ``make -q``.
 Failures caused by the user's input end with one line that says what to fix; ``--debug``
 shows the traceback, and so does the run's log file.
@@ -18,7 +19,9 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -78,7 +81,8 @@ def _locked(args: argparse.Namespace, config: Config):
 
 def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true",
-                        help="if another process is running in the run folder, exit 2 instead of waiting for it")
+                        help="if another process is running in the run folder or writing a feature store this "
+                             "run writes, exit 2 instead of waiting for it")
 
 
 def _stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -221,7 +225,7 @@ COMMANDS: dict[str, Command] = {
     "taps": Command("list a backbone's useful taps (--all: every graph node) with their layouts, output "
                     "shapes and pooled widths (no weights needed)",
                     _taps, _taps_arguments, config=False),
-    "verify": Command("check feature files: layout, row counts, finite codes; exit 1 on any problem",
+    "verify": Command("check feature files: layout, row counts, checksums, finite codes; exit 1 on any problem",
                       _verify, _verify_arguments, config=False),
 }
 """The subcommands, in the order ``--help`` lists them."""
@@ -258,7 +262,29 @@ def _console_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[console], force=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it keeps its finished work as on Ctrl-C."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+INTERRUPTED = {KeyboardInterrupt: ("SIGINT", 130), Terminated: ("SIGTERM", 143)}
+"""What stopped the command, and its exit code: 128 + the signal's number, as shells expect."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # for the log file
@@ -271,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.set) if command.config else None
         return command.run(args, config) or 0
-    except (ConfigError, RunLocked) as error:
+    except (ConfigError, RunLocked, features.StoreLocked) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head and the like: stop quietly
@@ -282,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; cached codes and finished outputs are kept", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as error:
+        name, code = INTERRUPTED[type(error)]
+        print(f"interrupted ({name}); cached codes and finished outputs are kept", file=sys.stderr)
+        return code

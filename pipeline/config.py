@@ -19,7 +19,6 @@ computes: ``results_of`` leaves them out, so changing them makes no stage stale.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import re
 import tomllib
@@ -52,6 +51,8 @@ from features import (
     PRECISIONS,
     WEIGHTS_CHOICES,
     check_pooling,
+    choices_hint,
+    did_you_mean,
     is_weights_file,
 )
 
@@ -199,8 +200,10 @@ class FeaturesSection:
 def _check_taps(backbone: str, taps: list[str], entry) -> None:
     for tap in taps:
         if tap not in entry.taps:
-            raise ConfigError(_bad_choice(f"features.taps.{backbone}", tap, entry.curated)
-                              + f" (or a module or graph node name: python -m pipeline taps {backbone} --all)")
+            # suggest among every name that works, list the useful ones
+            raise ConfigError(f"features.taps.{backbone} = {tap!r} is not valid{did_you_mean(tap, entry.taps)}; "
+                              f"useful taps: {choices_hint(entry.curated, f'python -m pipeline taps {backbone}')}; "
+                              f"or any module or graph node name (python -m pipeline taps {backbone} --all)")
 
 
 @dataclass
@@ -300,9 +303,9 @@ def results_of(section) -> dict:
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if not f.metadata.get("runtime")}
 
 
-def _bad_choice(key: str, value, valid) -> str:
+def _bad_choice(key: str, value, valid, where: str = "") -> str:
     valid = [choice for choice in valid if choice]
-    return f"{key} = {value!r} is not valid{_did_you_mean(str(value), valid)}; valid choices: {', '.join(valid)}"
+    return f"{key} = {value!r} is not valid{did_you_mean(value, valid)}; valid choices: {choices_hint(valid, where)}"
 
 
 def _type_name(hint) -> str:
@@ -348,7 +351,7 @@ def _build_section(name: str, cls, table: dict, base: Path):
     for key, value in table.items():
         if key not in fields:
             raise ConfigError(
-                f"unknown key {key!r} in [{name}]{_did_you_mean(key, fields)}; valid keys: {', '.join(fields)}"
+                f"unknown key {key!r} in [{name}]{did_you_mean(key, fields)}; valid keys: {', '.join(fields)}"
             )
         value = _coerce(f"{name}.{key}", value, hints[key])
         choices = fields[key].metadata.get("choices")
@@ -364,11 +367,6 @@ def _build_section(name: str, cls, table: dict, base: Path):
     if hasattr(section, "check"):
         section.check()
     return section
-
-
-def _did_you_mean(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _parse_override(text: str) -> tuple[list[str], object]:
@@ -411,7 +409,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     hints = get_type_hints(Config)
     for name in table:
         if name not in sections:
-            raise ConfigError(f"unknown section [{name}] in {path}{_did_you_mean(name, sections)}; valid sections: {', '.join(sections)}")
+            raise ConfigError(f"unknown section [{name}] in {path}{did_you_mean(name, sections)}; valid sections: {', '.join(sections)}")
     base = path.resolve().parent
     config = Config(**{name: _build_section(name, hints[name], table.get(name, {}), base) for name in sections})
     _check_maps(config)

@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from features import distributed_rank
-from features.files import MISSING, file_digest, file_stat, write_json
-from features.lock import FileLock
+from features.files import MISSING, file_digest, file_stat, write_error, write_json
+from features.lock import FileLock, waiting
 
 from . import __version__
 from .config import Config, results_of
+from .staging import commit, remove_staging, staged, write_config
 
 __all__ = [
     "Stage",
@@ -101,6 +102,9 @@ class Stage:
         (``<store>/features/<tap>/<pooling>``): only what this config reads there counts.
     upstream : tuple of str
         The stages whose outputs it reads; they run first when stale.
+    records_config : bool
+        Whether the resolved config (``config.toml``) is written beside its outputs when it
+        succeeds: a stage that makes the run does, ``predict``, which only reads it, does not.
     """
 
     name: str
@@ -111,6 +115,7 @@ class Stage:
     cache: Callable[[Config], list[Path]] = _no_files
     shared: Callable[[Config], dict[Path, str]] = _no_fingerprints
     upstream: tuple[str, ...] = ()
+    records_config: bool = True
 
     def fingerprints(self, config: Config) -> dict[str, str]:
         """Every input of the stage by name: the package version, its sections' settings
@@ -260,8 +265,11 @@ def execute(config: Config, steps: list[Step], progress: bool = True) -> None:
     """Run the steps that need it, writing each stage's stamp once it has succeeded.
 
     Inputs are fingerprinted just before a stage runs, after the stages before it have
-    written their outputs, so the stamp describes what the stage actually read.
+    written their outputs, so the stamp describes what the stage actually read. Each stage
+    writes into a staging folder whose content replaces its previous outputs only when it
+    succeeds (``pipeline.staging``).
     """
+    remove_staging(config)  # left by a killed run
     if not any(step.runs for step in steps):
         log.info("up to date: %s; nothing to do", ", ".join(step.stage.name for step in steps))
         return
@@ -274,7 +282,7 @@ def execute(config: Config, steps: list[Step], progress: bool = True) -> None:
         inputs = stage.fingerprints(config)
         upstream = {name: (_read_stamp(config, name) or {}).get("id") for name in stage.upstream}
         started = time.perf_counter()
-        stage.run(config, progress)
+        _run_staged(stage, config, progress)
         seconds = time.perf_counter() - started
         if distributed_rank()[0]:  # under torchrun, rank 0 speaks for the run
             continue
@@ -289,6 +297,20 @@ def execute(config: Config, steps: list[Step], progress: bool = True) -> None:
         })
         outputs = ", ".join(_show(path) for path in stage.outputs(config) + stage.cache(config))
         log.info("%s: done in %.1f s -> %s", stage.name, seconds, outputs)
+
+
+def _run_staged(stage: Stage, config: Config, progress: bool) -> None:
+    """Run ``stage`` in a staging folder and move its outputs into place once it has succeeded."""
+    rank, world = distributed_rank()
+    if world > 1:  # the ranks share the run folder as it is; rank 0 alone writes there
+        stage.run(config, progress)
+        if not rank and stage.records_config:
+            write_config(config, Path(config.run.dir))
+        return
+    outputs = stage.outputs(config)
+    with staged(config, outputs, {".stamps", LOCK_NAME, LOG_NAME}) as in_staging:
+        stage.run(in_staging, progress)
+    commit(config, outputs, stage.records_config)
 
 
 def clean(config: Config, stages: list[Stage], cache: bool = False) -> list[Path]:
@@ -311,7 +333,7 @@ def clean(config: Config, stages: list[Stage], cache: bool = False) -> list[Path
 
 
 @contextmanager
-def run_lock(config: Config, command: str, wait: bool = True, poll_seconds: float = 1.0):
+def run_lock(config: Config, command: str, wait: bool = True):
     """Hold the run folder's lock while stages run in it, so that two processes never
     interleave a run's outputs or stamps.
 
@@ -325,18 +347,12 @@ def run_lock(config: Config, command: str, wait: bool = True, poll_seconds: floa
         return
     run_dir = Path(config.run.dir)
     lock = FileLock(run_dir / LOCK_NAME, command=command)
-    holder = lock.acquire()
-    if holder is not None:
-        busy = (f"{_show(run_dir)} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-                f"({holder.get('command', '?')}) since {holder.get('started', '?')}")
-        if not wait:
-            raise RunLocked(f"{busy}; wait for it to finish (run without --no-wait to wait)")
-        log.warning("%s; waiting for it to finish", busy)
-        while holder is not None:
-            time.sleep(poll_seconds)
-            holder = lock.acquire()
+    lock.hold(lambda holder: f"{_show(run_dir)} is in use by pid {holder.get('pid', '?')} on "
+                             f"{holder.get('host', '?')} ({holder.get('command', '?')}) since "
+                             f"{holder.get('started', '?')}", RunLocked, wait)
     try:
-        yield
+        with waiting(wait):  # the feature stores' locks, taken inside, wait alike
+            yield
     finally:
         lock.release()
 
@@ -349,13 +365,35 @@ def _to_file(handler: logging.Handler, level: int, message: str, exc_info=None) 
     ))
 
 
+class _LogFile(logging.FileHandler):
+    """The run's log file; when it cannot be written (a full disk) one warning line says so
+    and the run goes on without it, instead of a traceback for every line."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._warn(sys.exc_info()[1])
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes what is buffered
+        except OSError as error:
+            self._warn(error)
+
+    def _warn(self, error) -> None:
+        if not self.failed:
+            self.failed = True
+            print(f"warning: {write_error(self.baseFilename, error) if isinstance(error, OSError) else error}; "
+                  f"the run goes on without its log file", file=sys.stderr)
+
+
 @contextmanager
 def run_log(config: Config, command: str):
     """Append what happens inside to ``<run dir>/pipeline.log``: the command, the stage
     lines, warnings, and a failure with its traceback."""
     path = Path(config.run.dir) / LOG_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LogFile(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
     handler.setLevel(logging.INFO)
     root = logging.getLogger()

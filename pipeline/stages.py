@@ -30,7 +30,7 @@ import classifiers
 from features import ImageFiles, ImageFolder, ImageManifest, codes_fingerprint, dataset_fingerprint, open_named_dataset
 from features.files import MISSING, file_digest, file_stat, write_atomic, write_json
 
-from .config import Config, dump_config
+from .config import Config
 from .runner import Stage, output_fingerprint
 
 __all__ = ["STAGES", "PREDICTIONS_NAME", "StageInputMissing", "open_source", "predict_stage", "read_json",
@@ -50,10 +50,9 @@ def read_json(path: Path, stage: str):
 
 
 def run_folder(config: Config) -> Path:
-    """The run folder, made if needed, with the resolved config it runs beside it."""
+    """The run folder, made if needed (the runner writes the resolved config beside the outputs)."""
     run_dir = Path(config.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(dump_config(config))
     return run_dir
 
 
@@ -201,4 +200,5 @@ def predict_stage(images: list[str], model: str | None = None, out: str | None =
         import_module("pipeline.predict").predict(config, images, model, out, top_k, progress)
 
     return Stage("predict", run, sections=("features",), inputs=inputs,
-                 outputs=lambda config: [predictions_path(config, out)], upstream=() if model else ("fit",))
+                 outputs=lambda config: [predictions_path(config, out)], upstream=() if model else ("fit",),
+                 records_config=False)

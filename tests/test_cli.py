@@ -96,8 +96,8 @@ def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, writ
     "override, message",
     [
         ("features.weights=imagenett", "weights 'imagenett' are not valid for resnet50; valid: imagenet, random, auto"),
-        ('features.backbones=["resnet5"]', "features.backbones = 'resnet5' is not valid (did you mean 'resnet50'?); "
-                                           "valid choices: vgg16, resnet50"),
+        ('features.backbones=["resnet5"]', "features.backbones = 'resnet5' is not valid (did you mean 'resnet50' or "
+                                           "'resnet152' or 'resnet34'?); valid choices: vgg16, resnet50"),
         ("features.pooling=mean", "features.pooling = 'mean' is not valid; valid choices: avg, max"),
         ("features.batchsize=8", "unknown key 'batchsize' in [features] (did you mean 'batch_size'?)"),
         ("features.image_size=big", "features.image_size = 'big' has the wrong type; expected integer"),

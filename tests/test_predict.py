@@ -159,5 +159,5 @@ def test_verify_passes_a_sound_store_and_names_the_problems_of_a_damaged_one(cli
     missing = tmp_path / "cache" / "gone.h5"
     code, out, _ = cli("verify", store_path, missing)
     assert code == 1
-    assert f"{store_path}: 1 problem(s)" in out and "finite" in out
+    assert f"{store_path}: 2 problem(s)" in out and "fails its checksum" in out and "NaN or infinite" in out
     assert f"{missing}: 1 problem(s)" in out and "does not exist" in out

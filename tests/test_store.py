@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from features import FeatureStore, StoreError, StoreLocked, read_codes, verify_store
-from features.lock import WriterLock
+from features.lock import WriterLock, waiting
 from features.store import SampleTable, rewrite_store
 
 CODES = np.arange(15, dtype=np.float32).reshape(5, 3)
@@ -103,6 +103,8 @@ def test_verify_finds_non_finite_values_and_shapes_that_disagree(tmp_path):
         file["features/pool3/avg"][1, 2] = np.nan
         file["features/pool5/max"].resize(4, axis=0)
     assert verify_store(path) == [
+        "/features/pool3/avg fails its checksum in rows 0-4: its codes changed after they were written; delete "
+        "the file and run extract again",
         "/features/pool3/avg: 1 written rows hold NaN or infinite values",
         "/features/pool5/max has 4 rows and 5 done markers for 5 samples",
     ]
@@ -123,7 +125,7 @@ def test_unreadable_or_missing_files_say_what_to_do(tmp_path):
 
 
 def test_a_second_writer_is_told_who_holds_the_lock(tmp_path):
-    with WriterLock(tmp_path / "s.h5"):
+    with WriterLock(tmp_path / "s.h5"), waiting(False):  # --no-wait: told instead of waiting
         with pytest.raises(StoreLocked, match=rf"s.h5 is being written by pid {os.getpid()} on "
                                               rf"{socket.gethostname()} since .*; wait for it to finish"):
             with WriterLock(tmp_path / "s.h5"):
@@ -139,7 +141,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     with WriterLock(tmp_path / "s.h5"):
         assert f'"pid": {os.getpid()}' in lock.read_text()
     lock.write_text(f'{{"pid": {dead_pid}, "host": "another-host", "started": "earlier"}}')
-    with pytest.raises(StoreLocked, match=f"pid {dead_pid} on another-host"):  # cannot tell: not taken
+    with waiting(False), pytest.raises(StoreLocked, match=f"pid {dead_pid} on another-host"):  # cannot tell: not taken
         with WriterLock(tmp_path / "s.h5"):
             pass
 
