@@ -29,6 +29,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import functional
 
 from .names import PRECISIONS
+from .quantize import check_int8_device
 
 __all__ = ["Forward", "HostPixels", "fold_batchnorm", "resolve_device"]
 
@@ -108,6 +109,8 @@ class Forward:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision = {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+        if self.precision == "int8":  # the int8 network itself is features.quantize's
+            check_int8_device(self.device)
 
     @property
     def memory_format(self) -> torch.memory_format:
