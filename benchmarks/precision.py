@@ -103,7 +103,7 @@ def _source(size: int, args):
         return open_source(str(args.data), 0.25, 0, 0.0, str(args.cache))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, size, size, 3), dtype=np.uint8)
-    return ImageArrays(images, np.arange(args.images) % 10, name=f"random-{size}")
+    return ImageArrays(images, np.arange(args.images) % 2, name=f"random-{size}")
 
 
 def stage_rates(backbone: str, size: int, args) -> tuple[list[dict], dict]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -153,6 +154,7 @@ class _Batched(nn.Module):
         super().__init__()
         self.network = network
         self.batch_size = batch_size
+        self.compiled = False
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         # freezing folds the weights' int8 packing into constants (without it, no faster than float32);
@@ -160,7 +162,13 @@ class _Batched(nn.Module):
         from torch._inductor import config
 
         with torch.inference_mode(False), torch.no_grad(), config.patch(freezing=True):
-            return self._forward(images)
+            if self.compiled:
+                return self._forward(images)
+            started = time.perf_counter()
+            outputs = self._forward(images)
+            self.compiled = True
+            log.info("int8: compiled and ran the first batch in %.1f s", time.perf_counter() - started)
+            return outputs
 
     def _forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         blocks = []
@@ -211,11 +219,14 @@ def int8_model(network: nn.Module, path: Path, image_size: int, batch_size: int,
         raise ValueError(f"no int8 calibration for these taps in {path}: run the extract stage of the model's "
                          f"config again (it calibrates on the training images and keeps the ranges there)")
     else:
+        started, count = time.perf_counter(), 0
         with torch.no_grad():
             for images in calibration_inputs():
                 prepared(images)
+                count += len(images)
         states = {**saved, **{name: observer.state_dict() for name, observer in observers.items()}}
         write_atomic(path, lambda partial: torch.save(states, partial))
-        log.info("int8: calibrated %d ranges -> %s", len(observers), path)
+        log.info("int8: %d ranges calibrated on %d images in %.1f s -> %s", len(observers), count,
+                 time.perf_counter() - started, path)
     quantized = convert_pt2e(prepared)
     return _Batched(torch.compile(quantized), batch_size)
