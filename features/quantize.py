@@ -157,11 +157,11 @@ class _Batched(nn.Module):
         self.compiled = False
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        # freezing folds the weights' int8 packing into constants (without it, no faster than float32);
-        # compile's options={"freezing": True} does not reach the int8 passes, the config does
+        # freezing (which needs grad off) folds the weights' int8 packing into constants: without it,
+        # no faster than float32; compile's options={"freezing": True} did not reach the int8 passes here
         from torch._inductor import config
 
-        with torch.inference_mode(False), torch.no_grad(), config.patch(freezing=True):
+        with torch.no_grad(), config.patch(freezing=True):
             if self.compiled:
                 return self._forward(images)
             started = time.perf_counter()
