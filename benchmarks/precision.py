@@ -81,7 +81,7 @@ def bare_rates(backbone: str, size: int, args) -> list[dict]:
     models, forwards = {}, {}
     for precision in args.precisions:
         forward = forwards[precision] = runtime.forward(Recipe(recipe.weights, size, precision=precision))
-        network = build_tap_extractor(recipe.weights, taps)
+        network = build_tap_extractor(recipe.weights, taps, size)
         if precision == "int8":  # calibrated on the batch itself: the speed does not depend on the ranges
             images = forward.inputs(pixels, recipe.transform)
             path = calibration_path(args.cache / "bare", backbone, {"size": size, "taps": taps})
