@@ -10,6 +10,7 @@
 #   make clean CONFIG=... [ARGS="fit --cache"]  remove a stage's outputs (all stages by default)
 #   make predict CONFIG=... IMAGES="new/ x.jpg" classify new images with the run's best model
 #   make bench                                  extraction speed, reading, fit times -> benchmarks/RESULTS.md
+#   make bench-precision                        float32 / bfloat16 / int8 speed on this CPU -> benchmarks/RESULTS.md
 #   ARGS="--dry-run" / "--force" / "--set features.weights=random" / "--quiet"  pass options
 
 PYTHON ?= python3
@@ -18,15 +19,15 @@ CONFIG ?= examples/demo.toml
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help test demo bench run extract fit report status clean predict clean-venv
+.PHONY: help test demo bench bench-precision run extract fit report status clean predict clean-venv
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,15p' Makefile
 
 $(INSTALLED): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; run make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e '.[dev,cluster,timm]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,cluster,timm,int8]'
 	touch $@
 
 test: $(INSTALLED)
@@ -40,6 +41,9 @@ run extract fit report status clean: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/extraction.py --out benchmarks/RESULTS.md $(ARGS)
+
+bench-precision: $(INSTALLED)
+	$(PY) benchmarks/precision.py --out benchmarks/RESULTS.md speed $(ARGS)
 
 predict: $(INSTALLED)
 	$(PY) -m pipeline predict -c $(CONFIG) $(IMAGES) $(ARGS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,13 +29,14 @@ from tqdm.auto import tqdm
 
 from .backbones import check_taps, get_backbone, list_taps
 from .files import WriteError
-from .forward import Forward, HostPixels
+from .forward import Forward, HostPixels, fold_batchnorm
 from .images import ImageError
 from .journal import Journal, Part
 from .lifetime import end_with_parent
 from .lock import WriterLock
 from .names import ON_ERROR
 from .pooling import MAP, pool
+from .quantize import CALIBRATION_BATCH, INT8, calibration_sample, int8_model, sample_fingerprint
 from .recipe import Recipe, Runtime
 from .shards import Shard, join_shards
 from .sources import ImageSource, open_source
@@ -153,34 +154,77 @@ def auto_workers(device: str) -> int:
     return max(1, min(cores - 1 if device.startswith("cuda") else cores, 16))
 
 
-def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Runtime):
-    """Run the CNN over ``source[indices]`` in order, one batch at a time.
-
-    Yields ``(indices, codes, failed)`` per batch: the source indices computed, ``{(tap,
-    pooling): (len(indices), n_features) ndarray}`` (``(len(indices), C, H, W)`` maps or
-    ``(len(indices), T, D)`` tokens in ``map_dtype`` for pooling ``none``), and ``[(index,
-    error message)]`` of the images that could not be read.
-    """
-    forward = runtime.forward(recipe)
-    taps = sorted({tap for tap, _ in datasets})
-    layouts = check_taps(recipe.backbone, taps, [], recipe.image_size)
-    extractor = forward.model(build_tap_extractor(recipe.weights, taps, recipe.image_size))
-    transform = recipe.transform
-    dataset = _Preprocessed(source, HostPixels(transform), indices, recipe.fast_decode, forward.decode_on_device)
+def _device_batches(source: ImageSource, indices, recipe: Recipe, runtime: Runtime, forward: Forward,
+                    batch_size: int):
+    """``(uint8 crops on the device or None, their indices, failed reads)`` of ``source[indices]``,
+    batch by batch, in order, read by the runtime's DataLoader workers."""
+    dataset = _Preprocessed(source, HostPixels(recipe.transform), indices, recipe.fast_decode,
+                            forward.decode_on_device)
     workers = runtime.num_workers
     loader = DataLoader(
         dataset,
-        batch_size=runtime.batch_size,
+        batch_size=batch_size,
         num_workers=auto_workers(forward.device) if workers == "auto" else workers,
         collate_fn=_collate,
         pin_memory=forward.on_cuda,
         worker_init_fn=partial(end_with_parent, os.getpid()),  # they end within a second of a killed run, not five
     )
+    for batch in loader:
+        yield _on_device(batch, dataset, forward, recipe.transform)
+
+
+def with_calibration_sample(recipe: Recipe, source: ImageSource) -> tuple[Recipe, np.ndarray | None]:
+    """``(recipe, sample)``: for ``int8``, the recipe with the fingerprint of its calibration
+    sample of ``source``'s training images, and the sample's indices; else as given and None."""
+    if recipe.precision != INT8:
+        return recipe, None
+    sample = calibration_sample(source.labels, source.splits, recipe.calibration_images, recipe.calibration_seed)
+    if not len(sample):
+        raise ValueError(f"features.precision = \"int8\" calibrates on training images, and {source.name} has "
+                         f"none in the train split; use precision = \"float32\" or \"bfloat16\"")
+    fingerprints = source.row_fingerprints
+    fingerprint = sample_fingerprint([source.ids[index] for index in sample], [fingerprints[index] for index in sample])
+    return replace(recipe, calibration_sample=fingerprint), sample
+
+
+def _extractor(source: ImageSource, recipe: Recipe, taps: list[str], runtime: Runtime, forward: Forward,
+               cache_dir=None, sample: np.ndarray | None = None):
+    """The tap extractor that runs ``recipe``'s forward: float (``Forward.model``), or int8,
+    calibrated on ``source[sample]`` unless ``cache_dir`` keeps the ranges already."""
+    network = build_tap_extractor(recipe.weights, taps, recipe.image_size)
+    if recipe.precision != INT8:
+        return forward.model(network)
+    if cache_dir is None:
+        raise ValueError("int8 codes need the cache folder that keeps their calibration (cache_dir)")
+
+    def calibration_inputs():
+        for pixels, _, _ in _device_batches(source, sample, recipe, runtime, forward, CALIBRATION_BATCH):
+            if pixels is not None:
+                yield forward.inputs(pixels, recipe.transform)
+
+    return int8_model(fold_batchnorm(network), recipe.calibration_file(cache_dir), recipe.image_size,
+                      runtime.batch_size, None if sample is None else calibration_inputs)
+
+
+def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Runtime, cache_dir=None,
+             sample: np.ndarray | None = None):
+    """Run the CNN over ``source[indices]`` in order, one batch at a time.
+
+    Yields ``(indices, codes, failed)`` per batch: the source indices computed, ``{(tap,
+    pooling): (len(indices), n_features) ndarray}`` (``(len(indices), C, H, W)`` maps or
+    ``(len(indices), T, D)`` tokens in ``map_dtype`` for pooling ``none``), and ``[(index,
+    error message)]`` of the images that could not be read. ``cache_dir`` and ``sample``:
+    int8's calibration (``_extractor``).
+    """
+    forward = runtime.forward(recipe)
+    taps = sorted({tap for tap, _ in datasets})
+    layouts = check_taps(recipe.backbone, taps, [], recipe.image_size)
+    extractor = _extractor(source, recipe, taps, runtime, forward, cache_dir, sample)
+    transform = recipe.transform
     bar = tqdm(total=len(indices), desc=f"extract {recipe.backbone}", unit="img",
                disable=None if runtime.progress else True)
     with bar, forward.running():
-        for batch in loader:
-            pixels, done, failed = _on_device(batch, dataset, forward, transform)
+        for pixels, done, failed in _device_batches(source, indices, recipe, runtime, forward, runtime.batch_size):
             codes = {}
             if pixels is not None:
                 try:
@@ -221,8 +265,11 @@ def forward_seconds(recipe: Recipe, taps: list[str], runtime: Runtime = Runtime(
 
 
 def compute_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings: list[str],
-                  runtime: Runtime = Runtime()):
+                  runtime: Runtime = Runtime(), cache_dir=None):
     """The codes of ``source``'s images in memory, without any store (for prediction).
+
+    An ``int8`` recipe reads its calibration from ``cache_dir`` (kept there by the
+    extraction of the training images: ``recipe.calibration_sample`` names it).
 
     Returns
     -------
@@ -236,7 +283,7 @@ def compute_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
     datasets = _datasets(recipe, taps, poolings)
     blocks = {key: [] for key in datasets}
     failed = []
-    for _, codes, bad in _batches(source, np.arange(len(source)), recipe, datasets, runtime):
+    for _, codes, bad in _batches(source, np.arange(len(source)), recipe, datasets, runtime, cache_dir):
         for key, rows in codes.items():
             blocks[key].append(rows)
         failed += [(source.ids[index], message) for index, message in bad]
@@ -384,6 +431,7 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
     wanted = _datasets(recipe, taps, poolings)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error = {on_error!r} is not valid; valid: {', '.join(ON_ERROR)}")
+    recipe, sample = with_calibration_sample(recipe, source)
     path = recipe.store_path(cache_dir, source)
     started = time.perf_counter()
     with WriterLock(path):
@@ -402,7 +450,7 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
         job = _Job(source, table, positions, journal, result)
         try:
             if len(todo):
-                _run(job, todo, runtime, on_error)
+                _run(job, todo, runtime, on_error, cache_dir, sample)
         finally:  # also on failure: what was computed goes into the store (a store without codes is never made)
             if journal.has_parts() or old is not None and not _same_rows(old, table):
                 attrs = _store_attrs(recipe, source)
@@ -473,10 +521,11 @@ class _Job:
     result: Extraction
 
 
-def _run(job: _Job, todo, runtime: Runtime, on_error: str) -> None:
-    """The CNN over the source images at ``todo``, each batch journaled as it finishes."""
+def _run(job: _Job, todo, runtime: Runtime, on_error: str, cache_dir, sample) -> None:
+    """The CNN over the source images at ``todo``, each batch journaled as it finishes
+    (``cache_dir``, ``sample``: int8's calibration, ``_extractor``)."""
     source, table, positions, result = job.source, job.table, job.positions, job.result
-    for done, codes, failed in _batches(source, todo, result.recipe, result.computed, runtime):
+    for done, codes, failed in _batches(source, todo, result.recipe, result.computed, runtime, cache_dir, sample):
         skipped = {source.ids[index]: (table.fingerprints[positions[index]], message) for index, message in failed}
         job.journal.write(Part([source.ids[index] for index in done],
                                [table.fingerprints[positions[index]] for index in done], codes, skipped))
@@ -491,7 +540,8 @@ def _run(job: _Job, todo, runtime: Runtime, on_error: str) -> None:
                 )
 
 
-_RECIPE_OPTIONS = tuple(field.name for field in fields(Recipe) if field.name not in ("weights", "image_size"))
+_RECIPE_OPTIONS = tuple(field.name for field in fields(Recipe)
+                        if field.name not in ("weights", "image_size", "calibration_sample"))
 _RUNTIME_OPTIONS = tuple(field.name for field in fields(Runtime))
 _SOURCE_OPTIONS = {"seed": 0, "views": 0, "test_size": 0.25, "val_size": 0.0, "on_error": "skip"}
 
@@ -522,7 +572,7 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
     **options
         The other settings of ``[features]`` and ``[data]``, with the config file's names,
         defaults and meanings: ``fast_decode``, ``dtype``, ``map_dtype``, ``precision``,
-        ``decode_on_device`` (the ``Recipe``); ``device`` (``auto``: the GPU when there is
+        ``decode_on_device``, ``calibration_images``, ``calibration_seed`` (the ``Recipe``); ``device`` (``auto``: the GPU when there is
         one), ``batch_size``, ``num_workers``, ``channels_last``, ``compile``,
         ``map_budget_gb``, ``progress`` (the ``Runtime``); ``seed`` (of random weights,
         augmented views and the split), ``views``, ``test_size``, ``val_size``, ``on_error``.

@@ -10,8 +10,9 @@ weights' own transform bit for bit: the same operations, in the same order, on a
 the BatchNorms folded (always), this project's 2-core CPU ran VGG16 24-27 % and ResNet50
 at 224 x 224 68 % faster, ResNet50 at 64 x 64 5 % slower (``benchmarks/forward.py``);
 codes change only by float rounding (~1e-6 relative), as with another thread count. ``bfloat16`` runs the network
-under autocast, meant for GPUs with bfloat16 tensor cores (slower than float32 on this
-project's CPU); codes 0.4-0.8 % different (part of the store's key). On CUDA, cuDNN's benchmark mode picks kernels for the fixed
+under autocast: GPUs, and CPUs with ``avx512_bf16`` or AMX (1.8x float32 on this
+project's CPU; docs/speed.md); codes 0.4-0.8 % different (part of the store's key).
+``int8`` is ``features.quantize``'s. On CUDA, cuDNN's benchmark mode picks kernels for the fixed
 input size once.
 """
 
@@ -29,6 +30,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import functional
 
 from .names import PRECISIONS
+from .quantize import check_int8_device
 
 __all__ = ["Forward", "HostPixels", "fold_batchnorm", "resolve_device"]
 
@@ -108,6 +110,8 @@ class Forward:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision = {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+        if self.precision == "int8":  # the int8 network itself is features.quantize's
+            check_int8_device(self.device)
 
     @property
     def memory_format(self) -> torch.memory_format:

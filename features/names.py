@@ -18,8 +18,9 @@ float16 halves the files."""
 ON_ERROR = ("skip", "fail")
 """What an unreadable image does (``data.on_error``): skipped and recorded, or stop."""
 
-PRECISIONS = ("float32", "bfloat16")
-"""Arithmetic of the network's forward pass (``features.precision``)."""
+PRECISIONS = ("float32", "bfloat16", "int8")
+"""Arithmetic of the network's forward pass (``features.precision``); ``int8``: calibrated
+static quantization, on the CPU only (``features.quantize``)."""
 
 WEIGHTS_CHOICES = ("imagenet", "random", "auto")
 """``imagenet``: torchvision's default ImageNet weights, an error when they cannot be had.

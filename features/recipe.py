@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Recipe", "Runtime", "SPEC_DEFAULTS", "spec_of_store", "spec_differences"]
 
-SPEC_KEYS = ("backbone", "weights", "weights_sha256", "preprocessing", "precision", "decode_on_device")
+SPEC_KEYS = ("backbone", "weights", "weights_sha256", "preprocessing", "precision", "calibration", "decode_on_device")
 """Store attributes that change the codes of an image (besides tap and pooling)."""
 
 SPEC_DEFAULTS = {"precision": "float32", "decode_on_device": False, "map_dtype": "float16"}
@@ -58,10 +58,18 @@ class Recipe:
         camera photos, pixels slightly different.
     dtype, map_dtype : {"float32", "float16"}
         Storage type of pooled codes, and of whole maps (pooling ``none``).
-    precision : {"float32", "bfloat16"}
-        Arithmetic of the forward pass (bfloat16: under autocast, for GPUs).
+    precision : {"float32", "bfloat16", "int8"}
+        Arithmetic of the forward pass (bfloat16: under autocast, fast on GPUs and on CPUs
+        with ``avx512_bf16`` or AMX; int8: calibrated static quantization, CPU only,
+        ``features.quantize``).
     decode_on_device : bool
         JPEGs decoded, resized and cropped on the device (``Forward.decode_jpegs``).
+    calibration_images, calibration_seed : int
+        int8 only: the size and seed of the stratified sample of training images that
+        sets the activations' ranges (``features.quantize.calibration_sample``).
+    calibration_sample : str
+        int8 only: the fingerprint of that sample, set by the extraction once the images
+        are known (``with_calibration_sample``), read back from a model's spec by predict.
     """
 
     weights: ResolvedWeights
@@ -71,12 +79,18 @@ class Recipe:
     map_dtype: str = "float16"
     precision: str = "float32"
     decode_on_device: bool = False
+    calibration_images: int = 256
+    calibration_seed: int = 0
+    calibration_sample: str = ""
 
     def __post_init__(self):
         for name, valid in (("dtype", DTYPES), ("map_dtype", DTYPES), ("precision", PRECISIONS)):
             _check_choice(name, getattr(self, name), valid)
         if not isinstance(self.image_size, int) or self.image_size < 1:
             raise ValueError(f"image_size = {self.image_size!r} must be a positive whole number (e.g. 224)")
+        if not isinstance(self.calibration_images, int) or self.calibration_images < 1:
+            raise ValueError(f"calibration_images = {self.calibration_images!r} must be a positive whole number "
+                             f"(e.g. 256)")
 
     @classmethod
     def resolve(cls, backbone: str, weights: str = "imagenet", seed: int = 0, **settings) -> Recipe:
@@ -93,11 +107,14 @@ class Recipe:
         Models older than ``fast_decode`` were fitted on fully decoded JPEGs; a setting the
         spec leaves out is at its default.
         """
+        calibration = spec.get("calibration") or {}
         return cls(weights, image_size=spec["preprocessing"]["crop_size"][0],
                    fast_decode=spec["preprocessing"].get("fast_decode", False),
                    map_dtype=spec.get("map_dtype", SPEC_DEFAULTS["map_dtype"]),
                    precision=spec.get("precision", SPEC_DEFAULTS["precision"]),
-                   decode_on_device=bool(spec.get("decode_on_device", SPEC_DEFAULTS["decode_on_device"])))
+                   decode_on_device=bool(spec.get("decode_on_device", SPEC_DEFAULTS["decode_on_device"])),
+                   **{f"calibration_{key}": calibration[key] for key in ("images", "seed", "sample")
+                      if key in calibration})
 
     @property
     def backbone(self) -> str:
@@ -117,10 +134,29 @@ class Recipe:
 
         return {**describe_preprocessing(self.transform), "fast_decode": bool(self.fast_decode)}
 
+    @property
+    def calibration(self) -> dict | None:
+        """int8's calibration: the sample (size, seed, fingerprint) and how the network is
+        quantized on this machine (``features.quantize.quantization_settings``); None otherwise."""
+        if self.precision != "int8":
+            return None
+        from .quantize import quantization_settings
+
+        return {"images": self.calibration_images, "seed": self.calibration_seed, "sample": self.calibration_sample,
+                **quantization_settings()}
+
+    def calibration_file(self, cache_dir) -> Path:
+        """Where int8's calibrated ranges for this recipe are kept (``features.quantize.int8_model``)."""
+        from .quantize import calibration_path
+
+        return calibration_path(cache_dir, self.backbone, {"weights": self.weights.key, "preprocessing": self.pixels,
+                                                           "calibration": self.calibration})
+
     def _forward_settings(self) -> dict:
         """The forward's settings that change the codes beyond rounding, only away from their defaults."""
-        return {key: getattr(self, key) for key in ("precision", "decode_on_device")
-                if getattr(self, key) != SPEC_DEFAULTS[key]}
+        settings = {key: getattr(self, key) for key in ("precision", "decode_on_device")
+                    if getattr(self, key) != SPEC_DEFAULTS[key]}
+        return {**settings, "calibration": self.calibration} if self.calibration else settings
 
     def store_path(self, cache_dir, source: ImageSource) -> Path:
         """The store file of ``source``'s codes made this way.
@@ -170,6 +206,7 @@ class Recipe:
             "weights_file": self.weights.file or "",
             "image_size": self.image_size,
             "preprocessing": json.dumps(self.pixels),
+            **({"calibration": json.dumps(self.calibration)} if self.calibration else {}),
             "dtype": self.dtype,
             "map_dtype": self.map_dtype,
             "source": source.name,
@@ -185,8 +222,9 @@ def spec_of_store(attrs: dict, tap: str, pooling: str) -> dict:
     """The feature spec of a store's ``tap``/``pooling`` codes, from its attributes
     (``FeatureStore.attrs``, written by ``Recipe.store_attrs``)."""
     spec = {key: attrs[key] for key in SPEC_KEYS if key in attrs}
-    if isinstance(spec.get("preprocessing"), str):
-        spec["preprocessing"] = json.loads(spec["preprocessing"])
+    for key in ("preprocessing", "calibration"):
+        if isinstance(spec.get(key), str):
+            spec[key] = json.loads(spec[key])
     if pooling == MAP:
         spec["map_dtype"] = attrs.get("map_dtype", SPEC_DEFAULTS["map_dtype"])
     return {**spec, "tap": tap, "pooling": pooling}

@@ -135,12 +135,15 @@ class FeaturesSection:
     channels_last: bool = field(default=Runtime.channels_last, metadata=RUNTIME)
     compile: bool = field(default=Runtime.compile, metadata=RUNTIME)
     decode_on_device: bool = Recipe.decode_on_device
+    calibration_images: int = Recipe.calibration_images
+    calibration_seed: int = Recipe.calibration_seed
     cache_dir: str = field(default="cache", metadata=PATH)
 
     def recipe(self, backbone: str) -> Recipe:
         """What decides ``backbone``'s codes in this configuration (resolves the weights:
         downloads torchvision's when needed)."""
-        return Recipe.resolve(backbone, self.weights, self.seed, **_values(self, Recipe, "weights"))
+        return Recipe.resolve(backbone, self.weights, self.seed,
+                              **_values(self, Recipe, "weights", "calibration_sample"))
 
     def runtime(self, progress: bool = True) -> Runtime:
         """How the network runs in this configuration."""
@@ -155,7 +158,8 @@ class FeaturesSection:
                 raise ConfigError(_bad_choice("features.pooling", pooling, POOLING_CHOICES)) from None
         if self.num_workers != "auto" and not isinstance(self.num_workers, int):
             raise ConfigError(f"features.num_workers = {self.num_workers!r} must be a whole number or \"auto\"")
-        for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0), ("views", 0)):
+        for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0), ("views", 0),
+                             ("calibration_images", 1)):
             if getattr(self, key) != "auto" and getattr(self, key) < minimum:
                 raise ConfigError(f"features.{key} = {getattr(self, key)} must be at least {minimum}")
         if self.map_budget_gb <= 0:

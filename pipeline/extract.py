@@ -45,6 +45,9 @@ def extract(config: Config, progress: bool = True) -> None:
     rank, world = distributed_rank()
     runtime = features.runtime(progress)
     if world > 1:
+        if features.precision == "int8":  # each rank would calibrate on its own shard's images
+            raise ConfigError("features.precision = \"int8\" does not run under torchrun (each rank would "
+                              "calibrate on other images): extract in one process, or use \"bfloat16\" on GPUs")
         runtime = dataclasses.replace(runtime, device=_join_process_group(resolve_device(runtime.device)))
         log.info("extract: rank %d of %d, %d images on %s", rank, world, len(Shard(source, rank, world)),
                  runtime.device)

@@ -46,7 +46,8 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     estimator, _ = load_model(model_path, recipe.spec(tap, pooling))
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
              weights.identity)
-    codes, failed = compute_codes(source, recipe, [tap], [pooling], config.features.runtime(progress))
+    codes, failed = compute_codes(source, recipe, [tap], [pooling], config.features.runtime(progress),
+                                  config.features.cache_dir)
     errors = dict(failed)
     predicted = iter(predict_table(estimator, codes[(tap, pooling)], sidecar["classes"], top_k) if len(errors) < len(source)
                      else [])

@@ -23,7 +23,7 @@ def test_the_extraction_benchmark_prints_and_appends_its_tables(tmp_path, capsys
         assert line in printed
 
 
-def test_the_precision_benchmark_compares_two_stores(image_folder, tmp_path, capsys):
+def test_the_precision_benchmark_compares_stores(image_folder, tmp_path, capsys):
     import precision
 
     from features import ImageFolder, Recipe, Runtime, extract_codes, resolve_weights
@@ -32,12 +32,24 @@ def test_the_precision_benchmark_compares_two_stores(image_folder, tmp_path, cap
     full, half = [extract_codes(ImageFolder(image_folder), Recipe(weights, image_size=32, precision=name),
                                 ["layer1", "pool"], ["avg"], tmp_path, Runtime(batch_size=8, progress=False)).path
                   for name in ("float32", "bfloat16")]
-    assert precision.main([str(full), str(half)]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| layer1") or
-             line.startswith("| pool")]
-    assert len(lines) == 2 and all("| avg | 16 |" in line for line in lines)
-    whole = [float(line.split("|")[5]) for line in lines]
+    assert precision.main(["codes", str(full), str(half)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {half.name} |")]
+    assert len(lines) == 2 and all("| bfloat16 |" in line and "| avg | 16 |" in line for line in lines)
+    whole = [float(line.split("|")[7]) for line in lines]
     assert all(0 < value < 1e-2 for value in whole)
+
+
+def test_the_precision_benchmark_times_each_precision_and_names_the_cpus_instructions(tmp_path, capsys):
+    import precision
+
+    assert precision.main(["speed", "--backbones", "resnet50", "--sizes", "32", "--precisions", "float32",
+                           "bfloat16", "--batch-size", "4", "--rounds", "2", "--bare-seconds", "0.1", "--images",
+                           "8", "--workers", "0", "--cache", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "avx512_bf16 " in printed and "avx512_vnni " in printed and "amx " in printed
+    rows = [line for line in printed.splitlines() if line.startswith("| resnet50 | 32 |")]
+    assert [row.split(" | ")[2] for row in rows] == ["bare", "stage"]
+    assert all(row.split(" | ")[4] == "1.00x" for row in rows)  # float32 against itself
 
 
 def test_the_forward_benchmark_compares_the_networks_settings(capsys):

@@ -94,6 +94,19 @@ def test_a_bfloat16_model_predicts_with_bfloat16_codes(cli, config, image_folder
     assert {Path(row["path"]).name: row["predicted"] for row in _read_csv(out_csv)} == expected
 
 
+def test_an_int8_model_predicts_with_the_codes_calibrated_at_extraction(cli, config, image_folder, run_dir,
+                                                                         tmp_path):
+    int8 = ("--set", 'features.precision="int8"', "--set", 'features.taps.resnet50=["layer1"]')
+    assert cli("run", "-c", config, *QUICK, *int8)[0] == 0
+    model_path = run_dir / json.loads((run_dir / "results.json").read_text())["best_model"]
+    assert json.loads(Path(f"{model_path}.json").read_text())["spec"]["calibration"]["images"] == 256
+    out_csv = tmp_path / "predictions.csv"
+    code, _, err = cli("predict", "-c", config, *QUICK, "--model", model_path, image_folder, "--out", out_csv)
+    assert code == 0, err
+    assert {Path(row["path"]).name: row["predicted"] for row in _read_csv(out_csv)} == _store_predictions(
+        tmp_path, model_path)
+
+
 def test_a_model_from_before_fast_decoding_is_refused_not_a_traceback(cli, config, image_folder, run_dir):
     assert cli("run", "-c", config, *QUICK)[0] == 0
     model = run_dir / "models" / "resnet50" / "pool-avg-logreg.joblib"

@@ -1,0 +1,148 @@
+"""int8 extraction: calibrated on training images, a store of its own, codes near float32's,
+the same codes again at prediction; refused on a GPU; a CPU without VNNI still runs it."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from features import (
+    FeatureStore,
+    Forward,
+    ImageFiles,
+    ImageFolder,
+    Recipe,
+    Runtime,
+    compute_codes,
+    extract_codes,
+    resolve_weights,
+    spec_of_store,
+)
+from features import quantize
+from features.extraction import with_calibration_sample
+from features.quantize import calibration_sample, check_int8_device
+
+WEIGHTS = resolve_weights("resnet50", "random")
+TAPS = ["layer1"]
+RUNTIME = Runtime(batch_size=8, num_workers=0, progress=False)
+INT8_BOUND = 0.1
+"""The largest relative difference of int8 codes to float32's (whole dataset) these tests
+accept: random weights at 32 px give 1-3 %; the real VGG16 at 64 px 2-4 % (docs/speed.md)."""
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def int8_run(tmp_path_factory):
+    """One int8 and one float32 extraction of a split folder (an int8 network compiles: tens of seconds)."""
+    from conftest import _make_images
+
+    root = tmp_path_factory.mktemp("int8")
+    _make_images(root / "images" / "train", per_class=6, seed=1)
+    _make_images(root / "images" / "test", per_class=3, seed=2)
+    source = ImageFolder(root / "images")
+    recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
+    int8 = extract_codes(source, recipe, TAPS, ["avg"], root / "cache", RUNTIME)
+    float32 = extract_codes(source, Recipe(WEIGHTS, image_size=32), TAPS, ["avg"], root / "cache", RUNTIME)
+    return root, source, int8, float32
+
+
+def test_int8_codes_have_their_own_store_close_to_float32(int8_run):
+    root, source, int8, float32 = int8_run
+    assert int8.path != float32.path and int8.images == float32.images == len(source)
+    with FeatureStore(int8.path) as quantized, FeatureStore(float32.path) as plain:
+        calibration = json.loads(quantized.attrs["calibration"])
+        assert quantized.attrs["precision"] == "int8" and "calibration" not in plain.attrs
+        for tap in TAPS:
+            codes, reference = quantized.codes(tap, "avg")[0], plain.codes(tap, "avg")[0]
+            assert codes.dtype == np.float32  # pooling and storage stay float
+            assert 0 < _relative(codes, reference) < INT8_BOUND
+    assert calibration["images"] == 8 and calibration["seed"] == 0 and len(calibration["sample"]) == 16
+    assert calibration["method"] == "pt2e-x86-inductor"
+    assert list((root / "cache").glob("resnet50-int8-calibration-*.pt"))  # the ranges, kept for predict
+
+
+def test_prediction_reads_the_calibration_and_gets_the_fit_time_codes(int8_run):
+    root, source, int8, _ = int8_run
+    with FeatureStore(int8.path) as store:
+        spec = spec_of_store(store.attrs, "layer1", "avg")
+        stored = dict(zip(store.ids, store.codes("layer1", "avg")[0]))
+    recipe = Recipe.from_spec(spec, WEIGHTS)
+    assert recipe.spec("layer1", "avg") == spec  # what predict checks before any image is read
+    files = sorted((root / "images" / "test").rglob("*.png"))[:3]  # a batch of its own, padded
+    codes, failed = compute_codes(ImageFiles([str(path) for path in files]), recipe, ["layer1"], ["avg"],
+                                  RUNTIME, root / "cache")
+    assert not failed
+    expected = np.stack([stored[f"test/{path.parent.name}/{path.name}"] for path in files])
+    np.testing.assert_allclose(codes[("layer1", "avg")], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_prediction_without_the_calibration_says_to_extract_again(int8_run, tmp_path):
+    root, _, int8, _ = int8_run
+    with FeatureStore(int8.path) as store:
+        recipe = Recipe.from_spec(spec_of_store(store.attrs, "layer1", "avg"), WEIGHTS)
+    image = next((root / "images" / "test").rglob("*.png"))
+    with pytest.raises(ValueError, match="no int8 calibration .* run the extract stage"):
+        compute_codes(ImageFiles([str(image)]), recipe, ["layer1"], ["avg"], RUNTIME, tmp_path)
+
+
+def test_calibration_sample_is_stratified_and_seeded():
+    labels = np.repeat([0, 1, 2], [60, 30, 10])
+    splits = np.where(np.arange(100) % 5 == 0, "test", "train")
+    sample = calibration_sample(labels, splits, 20, seed=3)
+    assert len(sample) == 20 and set(splits[sample]) == {"train"} and list(sample) == sorted(sample)
+    assert np.bincount(labels[sample]).tolist() == [12, 6, 2]  # the training images' class shares
+    assert np.array_equal(sample, calibration_sample(labels, splits, 20, seed=3))
+    assert not np.array_equal(sample, calibration_sample(labels, splits, 20, seed=4))
+    assert len(calibration_sample(labels, splits, 1000, seed=0)) == 80  # all training images
+
+
+def test_the_same_seed_calibrates_the_same_codes_and_another_seed_another_store(int8_run, tmp_path):
+    _, source, int8, _ = int8_run
+    recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
+    again = extract_codes(source, recipe, TAPS, ["avg"], tmp_path, RUNTIME)  # calibrated anew: a fresh cache
+    assert again.path.name == int8.path.name
+    with FeatureStore(int8.path) as first, FeatureStore(again.path) as second:
+        np.testing.assert_array_equal(first.codes("layer1", "avg")[0], second.codes("layer1", "avg")[0])
+    other, _ = with_calibration_sample(replace(recipe, calibration_seed=5), source)
+    assert other.store_path(tmp_path, source) != again.path
+
+
+def test_int8_without_training_images_is_refused_by_name(image_folder, tmp_path):
+    source = ImageFiles([str(path) for path in sorted(image_folder.rglob("*.png"))[:2]])  # no splits: all "test"
+    with pytest.raises(ValueError, match="int8.*calibrates on training images"):
+        extract_codes(source, Recipe(WEIGHTS, image_size=32, precision="int8"), ["layer1"], ["avg"], tmp_path, RUNTIME)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_int8_is_refused_on_a_gpu_by_name(device):
+    with pytest.raises(ValueError, match=r'precision = "int8" runs on the CPU only.*"bfloat16"'):
+        check_int8_device(device)
+    with pytest.raises(ValueError, match="int8"):
+        Forward(device=device, precision="int8")
+    assert Forward(device=device, precision="bfloat16").precision == "bfloat16"  # keeps its GPU meaning
+
+
+def test_a_cpu_without_vnni_runs_int8_in_seven_bits_and_says_so(int8_run, tmp_path, monkeypatch, caplog):
+    _, source, int8, float32 = int8_run
+    monkeypatch.setattr(quantize, "cpu_instructions", lambda: dict.fromkeys(quantize.INSTRUCTIONS, False))
+    recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
+    assert recipe.calibration["reduce_range"] is True  # part of the codes: another store, another spec
+    done = extract_codes(source, recipe, ["layer1"], ["avg"], tmp_path, RUNTIME)
+    assert done.path.name != int8.path.name
+    assert "this CPU has no VNNI" in caplog.text
+    with FeatureStore(done.path) as slow, FeatureStore(float32.path) as plain:
+        assert json.loads(slow.attrs["calibration"])["reduce_range"] is True
+        assert _relative(slow.codes("layer1", "avg")[0], plain.codes("layer1", "avg")[0]) < INT8_BOUND
+
+
+def test_int8_without_torchao_says_what_to_install(split_image_folder, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e.quantize_pt2e", None)  # as if not installed
+    with pytest.raises(ValueError, match=r'needs torchao: pip install "cnn-codes\[int8\]"'):
+        extract_codes(ImageFolder(split_image_folder), Recipe(WEIGHTS, image_size=32, precision="int8"), TAPS,
+                      ["avg"], tmp_path, RUNTIME)
