@@ -216,7 +216,7 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
         if len(splits) == 1 and tuning.tune_rows:  # the others train on a sample of the rows not held out
             train = splits[0][0]
             splits = [(train[tuning_rows(y[train], tuning.tune_rows, seed, _take(groups, train))], splits[0][1])]
-        evaluate = _cv_evaluator(name, entry.path, model, X, y, splits, tuning.n_jobs,
+        evaluate = _cv_evaluator(entry.path, model, X, y, splits, tuning.n_jobs,
                                  _fit_params(model, search_groups, with_groups=True))
         fits = len(ParameterGrid(grid)) * len(splits)
         plan = _Plan(fits, len(splits[0][0]), min(fits, effective_n_jobs(tuning.n_jobs)), refit=True)
@@ -285,7 +285,7 @@ class _Result(NamedTuple):
     seconds: float = 0.0
 
 
-def _cv_evaluator(name: str, path: str, model: Pipeline, X: np.ndarray, y: np.ndarray, splits: list, n_jobs,
+def _cv_evaluator(path: str, model: Pipeline, X: np.ndarray, y: np.ndarray, splits: list, n_jobs,
                   fit_params: dict):
     """``grid -> [_Result]``: each setting trained and scored on every split; a path entry's
     one varying parameter walked along its path (``classifiers.paths``), a grid search otherwise."""
