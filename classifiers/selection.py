@@ -218,7 +218,8 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
             splits = [(train[tuning_rows(y[train], tuning.tune_rows, seed, _take(groups, train))], splits[0][1])]
         evaluate = _cv_evaluator(entry.path, model, X, y, splits, tuning.n_jobs,
                                  _fit_params(model, search_groups, with_groups=True))
-        fits = len(ParameterGrid(grid)) * len(splits)
+        walked = entry.path and sum(len(values) > 1 for values in grid.values()) == 1  # a path costs about a fit
+        fits = (1 if walked else len(ParameterGrid(grid))) * len(splits)
         plan = _Plan(fits, len(splits[0][0]), min(fits, effective_n_jobs(tuning.n_jobs)), refit=True)
     _announce(name, model, grid, X, y, plan)
     started = time.perf_counter()

@@ -82,9 +82,9 @@ def test_a_long_search_is_announced_with_its_estimated_time(codes, monkeypatch, 
     monkeypatch.setattr(classifiers.selection, "MIN_PROBE_ROWS", 20)
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 0.0)
     with caplog.at_level(logging.INFO, logger="classifiers.selection"):
-        select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))
+        select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))  # its path: one decomposition per fold
     (line,) = [record.getMessage() for record in caplog.records]
-    assert line.startswith("fit: ridge on 600 x 12 codes: about ") and "(12 fits on 400 rows, then the best on 600; " \
+    assert line.startswith("fit: ridge on 600 x 12 codes: about ") and "(3 fits on 400 rows, then the best on 600; " \
                                                                        "from fits on 30 and 60 rows)" in line
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 3600.0)
     caplog.clear()
