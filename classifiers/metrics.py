@@ -30,8 +30,7 @@ __all__ = ["METRICS", "CONFIDENCE", "wilson_interval", "mcnemar_pvalue", "pack_o
 
 TOP_K = 5
 CONFIDENCE = 0.95
-"""Of the test accuracy's interval, and one minus the McNemar p-value under which a row
-differs from the best (``classifiers.report``)."""
+"""Of the test accuracy's interval (``classifiers.report.CONFIDENCE`` is the same, for the ties)."""
 METRICS = ("test_accuracy", "test_acc_low", "test_acc_high", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss", "confusion_matrix",
            "predict_seconds_per_1000", "test_correct")
 """The keys of ``score``'s metrics, in order: what a model's sidecar records besides its cv accuracy."""

@@ -27,8 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import CONFIDENCE, mcnemar_pvalue, unpack_outcomes
 from .zoo import simplicity
+
+CONFIDENCE = 0.95
+"""Of the test accuracy's interval, and one minus the McNemar p-value under which a row
+differs from the best (``classifiers.metrics`` has the same; it is not imported here, as
+it loads scikit-learn, and the command line's answers that need no model must not)."""
 
 __all__ = [
     "COLUMNS", "PLOT_NAME", "CONFUSION_NAME", "REPORT_FILES", "rank_rows", "best_row", "tie_summary", "weights_banner",
@@ -89,6 +93,8 @@ def _p_vs(reference: dict | None, row: dict) -> float | None:
     either lacks its outcomes or they were scored on different test images."""
     if reference is None or not row.get("test_correct") or row["n_test"] != reference["n_test"]:
         return None
+    from .metrics import mcnemar_pvalue, unpack_outcomes
+
     return round(mcnemar_pvalue(unpack_outcomes(reference["test_correct"], reference["n_test"]),
                                 unpack_outcomes(row["test_correct"], row["n_test"])), 6)
 
@@ -117,8 +123,9 @@ def _name(row: dict) -> str:
 
 
 def best_row(rows: list[dict]) -> dict:
-    """The overall best row of ``rank_rows``."""
-    return rank_rows(rows)[0]
+    """The overall best row of ``rank_rows`` (without the comparison with the others, which
+    loads scikit-learn: ``status`` asks for the best model's file)."""
+    return {**min(rows, key=_selection_order), "best": "overall"}  # min: the first of equals, as the stable sort
 
 
 def weights_banner(rows: list[dict]) -> str:
