@@ -26,7 +26,7 @@ help:
 $(INSTALLED): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; run make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e '.[dev,cluster]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,cluster,timm]'
 	touch $@
 
 test: $(INSTALLED)

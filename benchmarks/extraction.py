@@ -68,7 +68,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from classifiers import ZOO, make_model  # noqa: E402
-from features import PRECISIONS, Forward, get_backbone, load_image, read_codes, resolve_weights  # noqa: E402
+from features import PRECISIONS, Forward, check_taps, get_backbone, load_image, read_codes, resolve_weights  # noqa: E402,E501
+from features.pooling import pool  # noqa: E402
 from features.forward import HostPixels  # noqa: E402
 from features.store import SampleTable, rewrite_store  # noqa: E402
 from features.weights import build_tap_extractor, preprocessing  # noqa: E402
@@ -138,7 +139,7 @@ def bare(backbone: str, taps: list[str], size: int, batch: int, n: int, forward:
          ) -> tuple[float, float, float]:
     """The network alone on one batch already on the device, normalised: the ceiling of ``forward``'s settings."""
     weights = resolve_weights(backbone, "random")
-    extractor = forward.model(build_tap_extractor(weights, taps))
+    extractor = forward.model(build_tap_extractor(weights, taps, size))
     pixels = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     images = forward.inputs(pixels, preprocessing(weights, size))
     synchronize = torch.cuda.synchronize if forward.on_cuda else lambda: None
@@ -161,10 +162,11 @@ def naive(backbone: str, taps: list[str], size: int, batch: int, n: int, folders
     """The loop of a tutorial, on the same files, model and taps: float32, default memory format."""
     weights = resolve_weights(backbone, "random")
     transform = preprocessing(weights, size)
+    layouts = check_taps(backbone, taps, ["avg"], size)
 
     def measure(count: int) -> float:
         started = time.perf_counter()
-        extractor = build_tap_extractor(weights, taps).to(device)
+        extractor = build_tap_extractor(weights, taps, size).to(device)
         codes = {tap: [] for tap in taps}
         files = sorted(folders[count].rglob("*.jpg"))
         with torch.inference_mode():
@@ -172,8 +174,7 @@ def naive(backbone: str, taps: list[str], size: int, batch: int, n: int, folders
                 images = torch.stack([transform(Image.open(file).convert("RGB")) for file in files[first:first + batch]])
                 outputs = extractor(images.to(device))
                 for tap in taps:
-                    activation = outputs[tap]
-                    pooled = activation.mean(dim=(2, 3)) if activation.ndim == 4 else activation
+                    pooled = pool(outputs[tap], "avg", layouts[tap])  # on the right axes, as a careful loop would
                     codes[tap] += list(pooled.cpu().numpy())
         with tempfile.TemporaryDirectory() as out:
             for tap in taps:

@@ -1,5 +1,5 @@
 """CNN codes -> predictions: the classifier zoo, torch heads, model selection, metrics,
-persistence, the benchmark report and its review of the best model (``write_report``).
+persistence, the benchmark report and its review of the best model and of the data (``write_report``).
 
 Codes are read only through ``features``' reader API (``read_codes``, ``FeatureStore``).
 Names are imported from their modules on first use (PEP 562, through ``lazy_loader``), so that the zoo's names and
@@ -28,7 +28,10 @@ _MODULES = {
                "write_csv", "plot_accuracy_by_depth", "plot_confusion_matrix", "write_markdown"],
     "suspects": ["Suspects", "find_suspects"],
     "thumbnails": ["THUMBNAIL_SIZE", "thumbnail_uri"],
-    "html": ["Card", "Gallery", "render_page"],
+    "html": ["Card", "Gallery", "Pair", "DataReviewSection", "render_page"],
+    "datareview": ["MAP_POINTS", "MAX_IMAGES", "DataReview", "review_codes", "reduce_codes", "class_counts", "map_codes"],
+    "datasection": ["DUPLICATE_COLUMNS", "OUTLIER_COLUMNS", "MAX_PAIRS", "MAX_OUTLIERS", "CellReview", "review_cell"],
+    "codesmap": ["CodesMap", "sprite_uri"],
     "review": ["MAX_MISTAKES", "MAX_SUSPECTS", "SUSPECT_COLUMNS", "write_report"],
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_MODULES)

@@ -38,9 +38,11 @@ def _pretrained_block(weights: ResolvedWeights, tap: str) -> nn.Module:
 
 
 @lru_cache(maxsize=None)
-def _tap_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
-    """Output shape of each tap (224 x 224 inputs): the channels do not depend on the size."""
-    return {tap.name: tap.shape for tap in list_taps(backbone)}
+def _tap_shape(backbone: str, tap: str) -> tuple[int, ...]:
+    """Shape of a tap's cached whole output (224 x 224 inputs), its width first: the channels of a
+    map, the width D of ``(T, D)`` tokens, which do not depend on the input size."""
+    info = list_taps(backbone, 224, [tap])[0]
+    return info.shape[::-1] if getattr(info.layout, "kind", "") == "tokens" else info.shape
 
 
 class _Finetuner(nn.Module):
@@ -220,12 +222,13 @@ class FinetuneHead(TorchClassifier):
                                  f"on rows of shape {self.input_shape_}")
             return
         if self.backbone is not None:
-            expected = _tap_shapes(self.backbone)[self.tap]
-            if X.ndim != 1 + len(expected) or X.shape[1] != expected[0]:
-                spatial = ", height, width" if len(expected) == 3 else ""
+            expected = _tap_shape(self.backbone, self.tap)
+            # the width: D of tokens (n_samples, T, D), the channels of maps
+            if X.ndim != 1 + len(expected) or X.shape[-1 if X.ndim == 3 else 1] != expected[0]:
+                shape = {3: f"{expected[0]}, height, width", 2: f"T, {expected[0]}"}.get(len(expected), expected[0])
                 raise ValueError(
                     f"{type(self).__name__} with backbone {self.backbone!r} fine-tunes on activations of tap "
-                    f"{self.tap!r} shaped (n_samples, {expected[0]}{spatial}) (cached with pooling \"none\"); "
+                    f"{self.tap!r} shaped (n_samples, {shape}) (cached with pooling \"none\"); "
                     f"got X of shape {X.shape}"
                 )
         elif X.ndim not in (2, 4):
@@ -238,7 +241,7 @@ class FinetuneHead(TorchClassifier):
         if self.backbone is not None:
             weights = resolve_weights(self.backbone, self.weights, seed=self.weights_seed)
             block = copy.deepcopy(_pretrained_block(weights, self.tap))
-            n_features = _tap_shapes(self.backbone)[get_backbone(self.backbone).top][0]
+            n_features = _tap_shape(self.backbone, get_backbone(self.backbone).top)[0]
         head = _Network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator, self.dropout)
         return _Finetuner(block, head)
 

@@ -4,8 +4,9 @@ Everything is inside the file (styles, the sorting script, plots and thumbnails 
 URIs), so it opens from disk in any browser, with no network, and can be mailed or
 archived as it is. The page holds the best model in a sentence, the sortable results
 table, a heatmap of test accuracy by tap and classifier, the plots, per-class metrics and
-galleries of images (the best model's mistakes, suspect training labels), and the
-fine-tuning summary when fine-tuning ran.
+galleries of images (the best model's mistakes, suspect training labels), the data review
+(near-duplicates and train/test leaks, outliers, class counts, a map of the codes:
+``classifiers.codesmap``), and the fine-tuning summary when fine-tuning ran.
 
 Opened as ``report.html#selftest=<column>:<ascending|descending>``, the page checks itself
 once loaded: it records script errors, counts thumbnails that did not decode, sorts the
@@ -20,9 +21,11 @@ from html import escape
 
 import numpy as np
 
+from .codesmap import STYLE as MAP_STYLE
+from .codesmap import CodesMap, render_map
 from .report import _SHOWN, _cell, best_row, finetune_summary, rank_rows, tie_summary
 
-__all__ = ["Card", "Gallery", "render_page"]
+__all__ = ["Card", "Gallery", "Pair", "DataReviewSection", "render_page"]
 
 
 @dataclass
@@ -43,6 +46,31 @@ class Gallery:
     title: str
     note: str
     groups: list[tuple[str, list[Card]]] = field(default_factory=list)
+
+
+@dataclass
+class Pair:
+    """Two images side by side (a near-duplicate pair) and a line on what they are."""
+
+    first: Card
+    second: Card
+    caption: str
+
+
+@dataclass
+class DataReviewSection:
+    """The "Data review" section: a note on what was reviewed (and the leaks, or why
+    nothing was), groups of pairs under headings, the outliers, the images per class and
+    split (``counts``: split -> per-class counts; ``rare``: classes flagged as having few
+    training images), and the map; the parts left out are not shown."""
+
+    note: str
+    pairs: list[tuple[str, list[Pair]]] = field(default_factory=list)
+    outliers: Gallery | None = None
+    classes: list[str] = field(default_factory=list)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    rare: list[bool] = field(default_factory=list)
+    codes_map: CodesMap | None = None
 
 
 STYLE = """
@@ -67,6 +95,8 @@ figure { margin: 0; font-size: 11px; }
 .missing { width: 96px; height: 96px; background: #f3f3f3; color: #888; display: flex; align-items: center;
            justify-content: center; }
 .note { color: #555; }
+.pair { display: flex; gap: 4px; }
+.cards > .pairbox { border: 1px solid #eee; padding: 4px; width: 244px; font-size: 11px; overflow-wrap: anywhere; }
 """
 
 SCRIPT = """
@@ -176,22 +206,46 @@ def _class_table(row: dict, classes: list[str]) -> str:
     return f'<table class="sortable" id="classes"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _gallery(gallery: Gallery, anchor: str) -> str:
-    parts = [f'<h2 id="{anchor}">{escape(gallery.title)}</h2>', f'<p class="note">{escape(gallery.note)}</p>']
+def _gallery(gallery: Gallery, anchor: str, level: int = 2) -> str:
+    parts = [f'<h{level} id="{anchor}">{escape(gallery.title)}</h{level}>',
+             f'<p class="note">{escape(gallery.note)}</p>']
     for heading, cards in gallery.groups:
         parts.append(f"<h3>{escape(heading)}</h3>" if heading else "")
-        figures = []
-        for card in cards:
-            picture = (f'<img src="{card.thumbnail}" alt="{escape(card.name)}">' if card.thumbnail
-                       else '<div class="missing">no image</div>')
-            caption = "<br>".join(escape(line) for line in [card.name, *card.lines])
-            figures.append(f"<figure>{picture}<figcaption>{caption}</figcaption></figure>")
-        parts.append(f'<div class="cards">{"".join(figures)}</div>')
+        parts.append(f'<div class="cards">{"".join(_figure(card) for card in cards)}</div>')
+    return "\n".join(parts)
+
+
+def _figure(card: Card) -> str:
+    picture = (f'<img src="{card.thumbnail}" alt="{escape(card.name)}">' if card.thumbnail
+               else '<div class="missing">no image</div>')
+    caption = "<br>".join(escape(line) for line in [card.name, *card.lines])
+    return f"<figure>{picture}<figcaption>{caption}</figcaption></figure>"
+
+
+def _data_review(review: DataReviewSection) -> str:
+    """Near-duplicate pairs (leaks first) side by side, the outliers, the class counts and the map."""
+    parts = ['<h2 id="data-review">Data review</h2>', f'<p class="note">{escape(review.note)}</p>']
+    for heading, pairs in review.pairs:
+        boxes = "".join(f'<div class="pairbox"><div class="pair">{_figure(pair.first)}{_figure(pair.second)}</div>'
+                        f"{escape(pair.caption)}</div>" for pair in pairs)
+        parts.append(f'<h3>{escape(heading)}</h3><div class="cards">{boxes}</div>')
+    if review.outliers:
+        parts.append(_gallery(review.outliers, "outliers", level=3))
+    if review.counts:
+        splits = list(review.counts)
+        header = "".join(f"<th>{escape(name)}</th>" for name in ("class", *splits))
+        body = "".join(f"<tr><td>{escape(name)}{' (few)' if rare else ''}</td>"
+                       + "".join(f"<td>{review.counts[split][index]}</td>" for split in splits) + "</tr>"
+                       for index, (name, rare) in enumerate(zip(review.classes, review.rare)))
+        parts += ["<h3>Images per class</h3>", '<p class="note">(few): fewer training images than a tenth of the '
+                  'mean per class.</p>', f'<table id="class-counts"><tr>{header}</tr>{body}</table>']
+    if review.codes_map:
+        parts += ["<h3>A map of the codes</h3>", render_map(review.codes_map)]
     return "\n".join(parts)
 
 
 def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], banner: str,
-                galleries: list[Gallery]) -> str:
+                galleries: list[Gallery], review: DataReviewSection | None = None) -> str:
     """The page as a string.
 
     Parameters
@@ -206,6 +260,8 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         The random-weights warning, or empty.
     galleries : list of Gallery
         Image sections (mistakes, suspect labels), in page order.
+    review : DataReviewSection, optional
+        The data review, after the galleries.
     """
     best = best_row(rows)
     sentence = (
@@ -219,7 +275,7 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Which layer, which classifier: {escape(best['backbone'])} {escape(best['tap'])}</title>",
-        f"<style>{STYLE}</style></head><body>",
+        f"<style>{STYLE}{MAP_STYLE}</style></head><body>",
         "<h1>Which layer, which classifier</h1>",
         f'<p class="banner">{escape(banner)}</p>' if banner else "",
         f"<p>{escape(sentence)}</p>",
@@ -242,6 +298,7 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         "the share of the images predicted as the class that are of it; support: the class's test images.</p>",
         _class_table(best, classes),
         *(_gallery(gallery, f"gallery{index}") for index, gallery in enumerate(galleries)),
+        _data_review(review) if review else "",
     ]
     summary = finetune_summary(rows)
     if summary:

@@ -42,7 +42,8 @@ __all__ = [
 
 PLOT_NAME = "accuracy_by_depth.png"
 CONFUSION_NAME = "confusion_matrix.png"
-REPORT_FILES = ("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md", "report.html", "suspect_labels.csv")
+REPORT_FILES = ("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md", "report.html", "suspect_labels.csv",
+                "duplicates.csv", "outliers.csv")
 """What ``write_report`` writes into a run folder."""
 
 COLUMNS = (

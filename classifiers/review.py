@@ -3,8 +3,11 @@
 Beside the table, the plots and ``report.md`` (``classifiers.report``) it reviews the best
 model on the cached codes, without running the CNN: the test images it gets wrong, and
 the training images whose label its out-of-fold predictions doubt
-(``classifiers.suspects``). Both are shown as thumbnails in ``report.html``, and the
-suspects are listed in full in ``suspect_labels.csv``. The ``report`` stage calls it, and so
+(``classifiers.suspects``), and it reviews the data through the best cell's codes:
+near-duplicates, train/test leaks, outliers, class counts and a map
+(``classifiers.datasection``). All are shown in ``report.html``; the suspects, pairs and
+outliers are listed in full in ``suspect_labels.csv``, ``duplicates.csv`` and
+``outliers.csv``. The ``report`` stage calls it, and so
 can a notebook, with the run folder and the content of ``results.json``.
 """
 
@@ -13,15 +16,18 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
 from features import MAP, FeatureStore, ImageSource, spec_of_store
 from features.files import write_atomic
 
-from .html import Card, Gallery, render_page
+from .datasection import DUPLICATE_COLUMNS, OUTLIER_COLUMNS, review_cell, review_section
+from .html import Card, DataReviewSection, Gallery, render_page
 from .metrics import class_probabilities
 from .persistence import load_model
 from .report import (
@@ -53,8 +59,8 @@ SUSPECT_COLUMNS = ("rank", "id", "given", "suggested", "score", "confidence")
 
 def write_report(run_dir: str | Path, results: dict, store: str | Path | None = None,
                  source: ImageSource | None = None, progress: bool = True) -> None:
-    """Write ``results.csv``, the two plots, ``report.md``, ``report.html`` and
-    ``suspect_labels.csv`` into ``run_dir``.
+    """Write ``results.csv``, the two plots, ``report.md``, ``report.html``,
+    ``suspect_labels.csv``, ``duplicates.csv`` and ``outliers.csv`` into ``run_dir``.
 
     Parameters
     ----------
@@ -64,8 +70,8 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
         The content of ``results.json``: ``rows`` (best first), ``classes``, ``best_model``,
         ``seed`` (of the suspect labels' folds; 0 when absent).
     store : str or Path, optional
-        The feature store of the best row's backbone. Without it the page has no mistakes
-        and no suspect labels.
+        The feature store of the best row's backbone. Without it the page has no mistakes,
+        no suspect labels and no data review.
     source : ImageSource, optional
         The images the store was made from, for thumbnails. Without it (or for an image
         that cannot be read) the page names the images without showing them.
@@ -81,19 +87,34 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
     write_atomic(run_dir / PLOT_NAME, lambda partial: plot_accuracy_by_depth(rows, partial, banner))
     write_atomic(run_dir / CONFUSION_NAME, lambda partial: plot_confusion_matrix(best, classes, partial, banner))
     write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner))
+    seed = results.get("seed", 0)
     if store is None:
         note = "Not shown: no feature store was given to the report, so the best model could not be run on the codes."
-        galleries, suspects = [Gallery("Mistakes", note), Gallery("Suspect labels", note)], []
+        galleries, suspects, duplicates, outliers = [Gallery("Mistakes", note), Gallery("Suspect labels", note)], [], [], []
+        review = DataReviewSection("Not reviewed: no feature store was given to the report, so there are no codes "
+                                   "to compare the images by.")
     else:
         with FeatureStore(store) as codes:
             model, _ = load_model(run_dir / best["model"], spec_of_store(codes.attrs, best["tap"], best["pooling"]))
             pictures = _Thumbnails(source, progress)
-            mistakes = _mistakes(model, codes, best, classes, pictures)
-            suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures, results.get("seed", 0))
+            test = np.flatnonzero(codes.splits == "test")
+            predicted, confidence, how = _predict(model, codes, best, test)
+            mistakes = _mistakes(codes, test, predicted, confidence, how, classes, pictures)
+            suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures, seed)
             galleries = [mistakes, suspects_gallery]
-    write_atomic(run_dir / "suspect_labels.csv", lambda partial: _write_suspects(suspects, partial))
+            log.info("report: reviewing the data by the codes of %s/%s: near-duplicates, leaks, outliers, a map",
+                     best["tap"], best["pooling"])
+            cell = review_cell(codes, best["tap"], best["pooling"], seed, best["backbone"])
+            duplicates, outliers = cell.duplicates(), cell.outliers()
+            right = {codes.ids[row]: bool(guess == codes.labels[row]) for row, guess in zip(test, predicted)}
+            review = review_section(
+                cell, pictures, pictures.images, lambda positions: _predict(model, codes, best, positions)[0],
+                {sample_id for sample_id, ok in right.items() if not ok}, {row["id"] for row in suspects}, right, seed)
+    write_atomic(run_dir / "suspect_labels.csv", lambda partial: _write_rows(suspects, SUSPECT_COLUMNS, partial))
+    write_atomic(run_dir / "duplicates.csv", lambda partial: _write_rows(duplicates, DUPLICATE_COLUMNS, partial))
+    write_atomic(run_dir / "outliers.csv", lambda partial: _write_rows(outliers, OUTLIER_COLUMNS, partial))
     uris = {caption: file_uri(run_dir / name) for caption, name in plots.items()}
-    page = render_page(rows, classes, uris, banner, galleries)
+    page = render_page(rows, classes, uris, banner, galleries, review)
     write_atomic(run_dir / "report.html", lambda partial: partial.write_text(page, encoding="utf-8"))
 
 
@@ -106,20 +127,24 @@ class _Thumbnails:
         self.index = {} if source is None else {sample_id: index for index, sample_id in enumerate(source.ids)}
         self.progress = progress
 
-    def __call__(self, ids: list[str], what: str) -> list[str | None]:
+    def images(self, ids: list[str], what: str = "map") -> Iterator[Image.Image | None]:
+        """The images of ``ids``, one at a time (None for those that cannot be read, with one warning)."""
         if self.source is None:
-            return [None] * len(ids)
-        uris, unreadable = [], []
+            yield from [None] * len(ids)
+            return
+        unreadable = []
         for sample_id in tqdm(ids, desc=f"report: {what}", unit="image", disable=None if self.progress else True):
             try:
-                uris.append(thumbnail_uri(self.source.load(self.index[sample_id])))
+                yield self.source.load(self.index[sample_id])
             except (KeyError, OSError) as error:
                 unreadable.append(f"{sample_id} ({error})")
-                uris.append(None)
+                yield None
         if unreadable:
             log.warning("report: %d of %d images could not be shown: %s", len(unreadable), len(ids),
                         ", ".join(unreadable[:3]))
-        return uris
+
+    def __call__(self, ids: list[str], what: str) -> list[str | None]:
+        return [None if image is None else thumbnail_uri(image) for image in self.images(ids, what)]
 
 
 def _blocks(store: FeatureStore, best: dict, positions: np.ndarray):
@@ -128,17 +153,22 @@ def _blocks(store: FeatureStore, best: dict, positions: np.ndarray):
     return store.blocks(best["tap"], best["pooling"], positions, max(1, BLOCK_BYTES // row_bytes))
 
 
-def _mistakes(model, store: FeatureStore, best: dict, classes: list[str], pictures: _Thumbnails) -> Gallery:
-    """The best model's wrong test predictions, the most confident first, under the
-    confused pairs (true -> predicted) they belong to, the most frequent pair first."""
-    test = np.flatnonzero(store.splits == "test")
-    predicted, confidence = [], []
-    for X, _ in _blocks(store, best, test):
+def _predict(model, store: FeatureStore, best: dict, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """The best model's predicted labels of the rows at ``positions`` (sorted), the
+    probability of each prediction, and how the probabilities were made."""
+    predicted, confidence, how = [np.zeros(0, np.int64)], [np.zeros(0)], "predict_proba"
+    for X, _ in _blocks(store, best, positions):
         guess = model.predict(X)
         probabilities, how = class_probabilities(model, X)
         predicted.append(guess)
         confidence.append(probabilities[np.arange(len(guess)), np.searchsorted(model.classes_, guess)])
-    predicted, confidence = np.concatenate(predicted), np.concatenate(confidence)
+    return np.concatenate(predicted), np.concatenate(confidence), how
+
+
+def _mistakes(store: FeatureStore, test: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, how: str,
+              classes: list[str], pictures: _Thumbnails) -> Gallery:
+    """The best model's wrong predictions of the ``test`` rows, the most confident first,
+    under the confused pairs (true -> predicted) they belong to, the most frequent pair first."""
     truth = store.labels[test]
     wrong = np.flatnonzero(predicted != truth)
     pairs = Counter(zip(truth[wrong], predicted[wrong]))
@@ -198,8 +228,8 @@ def _suspects(model, store: FeatureStore, best: dict, classes: list[str], pictur
     return Gallery(title, note, [("", cards)] if cards else []), rows
 
 
-def _write_suspects(rows: list[dict], path: Path) -> None:
+def _write_rows(rows: list[dict], columns: tuple[str, ...], path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=SUSPECT_COLUMNS)
+        writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

@@ -10,8 +10,9 @@ import MAP`` costs no torch import: the command line answers ``status`` without 
 import lazy_loader
 
 _MODULES = {
-    "registry": ["BACKBONES", "Backbone"],
-    "backbones": ["BACKBONE_CHOICES", "TapInfo", "get_backbone", "list_taps", "top_block"],
+    "registry": ["BACKBONES", "FAMILIES", "Backbone", "Family"],
+    "backbones": ["BACKBONE_CHOICES", "TapInfo", "check_taps", "get_backbone", "list_taps", "top_block"],
+    "layouts": ["Layout"],
     "names": ["DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "is_weights_file"],
     "weights": ["ResolvedWeights", "WeightsUnavailable", "build_model", "check_weights_name", "imagenet_checkpoint",
                 "resolve_weights"],

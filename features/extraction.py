@@ -26,13 +26,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .backbones import get_backbone, list_taps
+from .backbones import check_taps, get_backbone, list_taps
 from .forward import Forward, HostPixels
 from .images import ImageError
 from .journal import Journal, Part
 from .lock import WriterLock
 from .names import ON_ERROR
-from .pooling import MAP, check_pooling, pool
+from .pooling import MAP, pool
 from .recipe import Recipe, Runtime
 from .shards import Shard, join_shards
 from .sources import ImageSource, open_source
@@ -120,24 +120,18 @@ def _on_device(batch: _Batch, dataset: _Preprocessed, forward: Forward, transfor
     return (torch.stack([crops[index] for index in done]) if done else None), done, failed
 
 
-def _datasets(backbone: str, taps: list[str], poolings: list[str]) -> list[tuple[str, str]]:
-    """Every (tap, pooling) asked for, after checking the names (errors list the valid ones)."""
-    entry = get_backbone(backbone)
-    for tap in taps:
-        entry.node(tap)
-    return [(tap, check_pooling(pooling)) for tap in taps for pooling in poolings]
+def _datasets(recipe: Recipe, taps: list[str], poolings: list[str]) -> list[tuple[str, str]]:
+    """Every (tap, pooling) asked for, after checking, before any CNN work, the names (errors
+    list the valid ones), that each tap has a layout its poolings can read, and that the
+    model takes the recipe's image size (``check_taps``)."""
+    check_taps(recipe.backbone, taps, poolings, recipe.image_size)
+    return [(tap, pooling) for tap in taps for pooling in poolings]
 
 
-def _pooled(outputs: dict, tap: str, pooling: str, dtype: str) -> np.ndarray:
-    """One tap's rows, pooled in float32 on the device (also after a bfloat16 forward), C-ordered."""
-    activation = outputs[tap]
-    if not isinstance(activation, torch.Tensor):
-        raise ValueError(f"tap {tap!r} outputs a {type(activation).__name__}, not a tensor; pick another tap")
-    try:
-        rows = pool(activation.float(), pooling).to(getattr(torch, dtype))
-        return rows.contiguous().cpu().numpy()
-    except ValueError as error:
-        raise ValueError(f"tap {tap!r}: {error}") from error
+def _pooled(activation: torch.Tensor, pooling: str, layout, dtype: str) -> np.ndarray:
+    """One tap's rows, pooled in float32 on the device (also after a bfloat16 forward) along
+    the axes of its layout, C-ordered."""
+    return pool(activation.float(), pooling, layout).to(getattr(torch, dtype)).contiguous().cpu().numpy()
 
 
 def auto_workers(device: str) -> int:
@@ -160,12 +154,14 @@ def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Ru
     """Run the CNN over ``source[indices]`` in order, one batch at a time.
 
     Yields ``(indices, codes, failed)`` per batch: the source indices computed, ``{(tap,
-    pooling): (len(indices), n_features) ndarray}`` (``(len(indices), C, H, W)`` in
-    ``map_dtype`` for pooling ``none``), and ``[(index, error message)]`` of the images
-    that could not be read.
+    pooling): (len(indices), n_features) ndarray}`` (``(len(indices), C, H, W)`` maps or
+    ``(len(indices), T, D)`` tokens in ``map_dtype`` for pooling ``none``), and ``[(index,
+    error message)]`` of the images that could not be read.
     """
     forward = runtime.forward(recipe)
-    extractor = forward.model(build_tap_extractor(recipe.weights, sorted({tap for tap, _ in datasets})))
+    taps = sorted({tap for tap, _ in datasets})
+    layouts = check_taps(recipe.backbone, taps, [], recipe.image_size)
+    extractor = forward.model(build_tap_extractor(recipe.weights, taps, recipe.image_size))
     transform = recipe.transform
     dataset = _Preprocessed(source, HostPixels(transform), indices, recipe.fast_decode, forward.decode_on_device)
     workers = runtime.num_workers
@@ -189,7 +185,7 @@ def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Ru
                     raise ValueError(f"{recipe.backbone} failed on a batch of {len(pixels)} images of "
                                      f"{recipe.image_size} x {recipe.image_size}: {str(error).splitlines()[0]}"
                                      ) from error
-                codes = {(tap, pooling): _pooled(outputs, tap, pooling,
+                codes = {(tap, pooling): _pooled(outputs[tap], pooling, layouts[tap],
                                                  recipe.map_dtype if pooling == MAP else recipe.dtype)
                          for tap, pooling in datasets}
             yield done, codes, failed
@@ -204,7 +200,7 @@ def forward_seconds(recipe: Recipe, taps: list[str], runtime: Runtime = Runtime(
     epochs and rows to show how much training on cached maps saved.
     """
     forward = runtime.forward(recipe)
-    extractor = forward.model(build_tap_extractor(recipe.weights, taps))
+    extractor = forward.model(build_tap_extractor(recipe.weights, taps, recipe.image_size))
     size = recipe.image_size
     pixels = torch.randint(0, 256, (runtime.batch_size, 3, size, size), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
@@ -228,11 +224,12 @@ def compute_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
     -------
     codes : dict of (tap, pooling) to ndarray, (n_read, n_features) float32
         One row per image that could be read, in the source's order. Maps (pooling
-        ``none``) are ``(n_read, C, H, W)`` in ``map_dtype``: the numbers a store holds.
+        ``none``) are ``(n_read, C, H, W)`` (channels first, whatever the network's
+        layout) and tokens ``(n_read, T, D)``, in ``map_dtype``: the numbers a store holds.
     failed : list of (id, message)
         The images that could not be read (left out of ``codes``).
     """
-    datasets = _datasets(recipe.backbone, taps, poolings)
+    datasets = _datasets(recipe, taps, poolings)
     blocks = {key: [] for key in datasets}
     failed = []
     for _, codes, bad in _batches(source, np.arange(len(source)), recipe, datasets, runtime):
@@ -364,7 +361,8 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
     taps : list of str
         Tap names of the backbone (``pool3``, ``layer3``, or graph node names).
     poolings : list of str
-        ``avg``, ``max``, ``avgmax``, ``grid<k>``, or ``none`` (the whole map).
+        ``avg``, ``max``, ``avgmax``, ``grid<k>``, ``cls``, ``cls+avg`` (token taps with a
+        class token) or ``none`` (the whole output; ``features.pooling``).
     cache_dir : path
         Folder of the store files.
     runtime : Runtime
@@ -379,7 +377,7 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
     -------
     Extraction
     """
-    wanted = _datasets(recipe.backbone, taps, poolings)
+    wanted = _datasets(recipe, taps, poolings)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error = {on_error!r} is not valid; valid: {', '.join(ON_ERROR)}")
     path = recipe.store_path(cache_dir, source)
@@ -426,7 +424,7 @@ def _check_map_sizes(recipe: Recipe, datasets, n_rows: int, budget_gb: float) ->
     if not maps:
         return
     backbone, image_size, map_dtype = recipe.backbone, recipe.image_size, recipe.map_dtype
-    shapes = {info.name: info.shape for info in list_taps(backbone, image_size)}
+    shapes = {info.name: info.shape for info in list_taps(backbone, image_size, maps)}
     for tap in maps:
         row_bytes = int(np.prod(shapes[tap])) * np.dtype(map_dtype).itemsize
         size_gb = n_rows * row_bytes / 1e9
@@ -500,11 +498,13 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
         A folder (``<class>/<image>`` or ``<split>/<class>/<image>``), a manifest CSV, a
         named dataset, or any ``ImageSource`` such as ``ImageArrays`` (``open_source``).
     backbone : str
-        A registered backbone (``vgg16``, ``resnet50``) or any torchvision classifier name.
+        A registered backbone (``vgg16``, ``resnet50``), any torchvision classifier name,
+        or ``timm/<name>`` (the ``timm`` extra).
     taps : list of str, optional
         Where to take codes; by default the backbone's default taps.
     pooling : list of str
-        ``avg``, ``max``, ``avgmax``, ``grid<k>`` or ``none`` (whole maps).
+        ``avg``, ``max``, ``avgmax``, ``grid<k>``, ``cls``, ``cls+avg`` or ``none`` (whole
+        outputs).
     weights : str
         ``imagenet``, ``auto``, ``random``, a torchvision weights name or a state-dict file.
     image_size : int

@@ -1,10 +1,11 @@
 """Which weights a backbone runs with, and the preprocessing that goes with them.
 
 ``features.weights`` names them: ``imagenet`` (torchvision's default weights for the
-model), a torchvision weights value (``IMAGENET1K_V2``), a local state-dict file,
-``random`` (seeded) or ``auto`` (ImageNet when it can be had, random otherwise). Weights
-are resolved before any model is built, because their identity names the feature cache:
-a cache hit then costs no model build at all.
+model; for a timm model, ``imagenet`` or ``pretrained``: its pretrained tag's), a
+torchvision weights value (``IMAGENET1K_V2``), a local state-dict file, ``random``
+(seeded) or ``auto`` (pretrained when they can be had, random otherwise). Weights are
+resolved before any model is built, because their identity names the feature cache: a
+cache hit then costs no model build at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch.hub import get_dir as torch_hub_dir
 from torch.hub import load_state_dict_from_url
 from torchvision.models import get_model, get_model_weights, get_weight
 
-from .backbones import get_backbone, meta_model, tap_extractor
+from .backbones import TIMM_PREFIX, get_backbone, library_of, meta_model, resize_inputs, tap_extractor
 from .files import file_sha256
 from .names import WEIGHTS_CHOICES, WEIGHTS_FILE_SUFFIXES, is_weights_file
 
@@ -75,9 +76,17 @@ class ResolvedWeights:
         return self.sha256 or self.identity
 
 
+def _is_timm(backbone: str) -> bool:
+    return backbone.startswith(TIMM_PREFIX)
+
+
+_TIMM_PRETRAINED = "pretrained"
+"""For a timm model, a synonym of ``imagenet``: the weights of its pretrained tag."""
+
+
 def check_weights_name(backbone: str, value: str) -> None:
     """A ValueError listing the valid choices when ``value`` cannot name weights of ``backbone``."""
-    names = list(get_model_weights(backbone).__members__)
+    names = [_TIMM_PRETRAINED] if _is_timm(backbone) else list(get_model_weights(backbone).__members__)
     if value not in WEIGHTS_CHOICES and value not in names and not is_weights_file(value):
         raise ValueError(
             f"weights {value!r} are not valid for {backbone}; valid: {', '.join(WEIGHTS_CHOICES)}, "
@@ -103,9 +112,13 @@ def _fetch_state_dict(weights) -> dict:
 
 
 def weights_sha256(weights: ResolvedWeights) -> str:
-    """sha256 of the weights' file (a state-dict file or torchvision's checkpoint); "" for random."""
+    """sha256 of the weights' file (a state-dict file, torchvision's or timm's checkpoint); "" for random."""
     if weights.sha256 or not weights.url:
         return weights.sha256
+    if _is_timm(weights.backbone):
+        from .timm_backbones import pretrained_checkpoint
+
+        return file_sha256(pretrained_checkpoint(weights.backbone))
     return file_sha256(_cached_checkpoint(weights.url))
 
 
@@ -114,7 +127,7 @@ def _resolve_file(backbone: str, value: str, seed: int) -> ResolvedWeights:
     if not path.is_file():
         raise WeightsUnavailable(f"weights file {path} does not exist; set features.weights to a .pth/.pt "
                                  f"state-dict file, or to imagenet, random or auto")
-    default = str(get_model_weights(backbone).DEFAULT)
+    default = backbone if _is_timm(backbone) else str(get_model_weights(backbone).DEFAULT)
     return ResolvedWeights(backbone, f"file {path.name}", default, file=str(path.resolve()),
                            sha256=file_sha256(path), seed=seed)
 
@@ -133,29 +146,64 @@ def resolve_weights(backbone: str, weights: str, seed: int = 0) -> ResolvedWeigh
         Seed of the random initialisation (``random``, and the layers a partial file lacks).
     """
     check_weights_name(backbone, weights)
-    enum = get_model_weights(backbone)
     if is_weights_file(weights):
         return _resolve_file(backbone, weights, seed)
+    if _is_timm(backbone):
+        random = ResolvedWeights(backbone, f"random(seed={seed})", backbone, seed=seed)
+        return random if weights == "random" else _pretrained_or_fallback(_resolve_timm(backbone, seed), weights,
+                                                                          random)
+    enum = get_model_weights(backbone)
     random = ResolvedWeights(backbone, f"random(seed={seed})", str(enum.DEFAULT), seed=seed)
     if weights == "random":
         return random
     pretrained = enum[weights] if weights in enum.__members__ else enum.DEFAULT
     resolved = ResolvedWeights(backbone, str(pretrained), str(pretrained), url=pretrained.url, seed=seed)
-    if _cached_checkpoint(pretrained.url).is_file():
+
+    def fetch():
+        if not _cached_checkpoint(pretrained.url).is_file():
+            _fetch_state_dict(pretrained)  # stores the file in the hub cache for build_model
         return resolved
+
+    return _pretrained_or_fallback(fetch, weights, random, f"torchvision can download them into "
+                                                           f"{_cached_checkpoint(pretrained.url).parent}")
+
+
+def _pretrained_or_fallback(fetch, weights: str, random: ResolvedWeights, where: str = "") -> ResolvedWeights:
+    """``fetch()``'s pretrained weights; when they cannot be had, random ones for ``auto`` and
+    otherwise a WeightsUnavailable saying what to do."""
     try:
-        _fetch_state_dict(pretrained)  # stores the file in the hub cache for build_model
+        return fetch()
     except WeightsUnavailable as error:
         if weights != "auto":
             raise WeightsUnavailable(
-                f"{error}. Connect to the internet once so torchvision can download them into "
-                f"{_cached_checkpoint(pretrained.url).parent}, or set features.weights = \"auto\" "
-                f"(random weights when ImageNet weights are missing) or \"random\""
+                f"{error}. Connect to the internet once so {where or 'they can be downloaded'}, or set "
+                f"features.weights = \"auto\" (random weights when pretrained weights are missing) or \"random\""
             ) from error
         log.warning("weights = \"auto\": %s; using random weights for %s, so its numbers are not "
-                    "transfer learning", error, backbone)
-        return ResolvedWeights(backbone, random.identity, random.transforms, seed=seed, fell_back=True)
-    return resolved
+                    "transfer learning", error, random.backbone)
+        return ResolvedWeights(random.backbone, random.identity, random.transforms, seed=random.seed,
+                               fell_back=True)
+
+
+def _resolve_timm(backbone: str, seed: int):
+    """``fetch`` for a timm model's pretrained tag: its checkpoint found in (or downloaded into) its cache."""
+    from . import timm_backbones
+
+    def fetch() -> ResolvedWeights:
+        source = timm_backbones.pretrained_source(backbone)
+        if source is None:
+            raise WeightsUnavailable(f"timm model {backbone} has no pretrained weights")
+        if timm_backbones.pretrained_checkpoint(backbone) is None:
+            try:
+                timm_backbones.download_pretrained(backbone)
+            except Exception as error:  # noqa: BLE001 (the hub client's network errors have many types)
+                raise WeightsUnavailable(f"cannot load the pretrained weights of {backbone} ({source}): "
+                                         f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                                         ) from error
+        return ResolvedWeights(backbone, timm_backbones.pretrained_identity(backbone), backbone, url=source,
+                               seed=seed)
+
+    return fetch
 
 
 def _names(keys) -> str:
@@ -207,8 +255,9 @@ def _load_file(weights: ResolvedWeights, taps=()) -> dict:
     return state
 
 
-def build_model(weights: ResolvedWeights, taps=()) -> nn.Module:
-    """The full classifier in eval mode, with the weights asked for.
+def build_model(weights: ResolvedWeights, taps=(), image_size: int | None = None) -> nn.Module:
+    """The full classifier in eval mode, with the weights asked for, for ``image_size``
+    inputs (a ViT's position embeddings interpolated; None: the model's own size).
 
     ImageNet weights replace every parameter, so the model is built without any (on the
     meta device) and takes the checkpoint's tensors as they are: random initialisation
@@ -216,30 +265,40 @@ def build_model(weights: ResolvedWeights, taps=()) -> nn.Module:
     Otherwise it starts from seeded random weights: all there is for ``random``, and what
     a partial weights file leaves in the parameters it lacks (which no tap in ``taps`` needs).
     """
+    model = _built(weights, taps).eval().requires_grad_(False)
+    return resize_inputs(model, weights.backbone, image_size) if image_size else model
+
+
+def _built(weights: ResolvedWeights, taps) -> nn.Module:
+    if weights.url and _is_timm(weights.backbone):
+        from .timm_backbones import build_timm, pretrained_checkpoint
+
+        return build_timm(weights.backbone, str(pretrained_checkpoint(weights.backbone)))
     if weights.url:
         state = _fetch_state_dict(get_weight(weights.transforms))
         with torch.device("meta"):
             model = get_model(weights.backbone, weights=None)
         model.load_state_dict(state, assign=True)
-        return model.eval().requires_grad_(False)
+        return model
     state = _load_file(weights, taps) if weights.file else None  # checked before the costly build
     with torch.random.fork_rng(devices=[]):  # seed without touching the caller's RNG
         torch.manual_seed(weights.seed)
-        model = get_model(weights.backbone, weights=None)
+        model = library_of(weights.backbone).build(weights.backbone)
     if state is not None:
         model.load_state_dict(state, strict=False)
-    return model.eval().requires_grad_(False)
+    return model
 
 
-def build_tap_extractor(weights: ResolvedWeights, taps: list[str]) -> nn.Module:
-    """A frozen module returning ``{tap: activation}`` for the requested taps, one forward pass.
+def build_tap_extractor(weights: ResolvedWeights, taps: list[str], image_size: int | None = None) -> nn.Module:
+    """A frozen module returning ``{tap: activation}`` for the requested taps, one forward pass,
+    for ``image_size`` inputs (``build_model``).
 
     With a weights file that covers only part of the model (say VGG16's conv layers), a
     tap whose computation needs a parameter the file lacks is refused, before any build.
     """
     for tap in taps:  # names first: a typo should not wait for a model build
         get_backbone(weights.backbone).node(tap)
-    return tap_extractor(build_model(weights, taps), weights.backbone, taps)
+    return tap_extractor(build_model(weights, taps, image_size), weights.backbone, taps)
 
 
 def preprocessing(weights: ResolvedWeights, image_size: int):
@@ -248,7 +307,12 @@ def preprocessing(weights: ResolvedWeights, image_size: int):
     The resize/crop ratio of the weights is kept (ImageNet: 256 -> 224), so at 224 this is
     exactly torchvision's transform. Random weights and files use the model's default
     weights' transform, so that switching weights never changes the pixels a model sees.
+    A timm model's is timm's eval transform of its pretrained config (``timm_transform``).
     """
+    if _is_timm(weights.backbone):
+        from .timm_backbones import timm_transform
+
+        return timm_transform(weights.transforms, image_size)
     enum_value = get_weight(weights.transforms)
     transform = enum_value.transforms()
     resize = round(image_size * transform.resize_size[0] / transform.crop_size[0])

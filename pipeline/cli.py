@@ -162,18 +162,30 @@ def _predict(args: argparse.Namespace, config: Config) -> None:
 
 
 def _taps_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("backbone", help=f"{', '.join(features.BACKBONES)}, or any torchvision classification "
-                                         f"model by name")
+    parser.add_argument("backbone", help=f"{', '.join(features.BACKBONES)}, any torchvision classification "
+                                         f"model by name, or timm/<name> (the timm extra)")
     parser.add_argument("--image-size", type=int, default=224, help="square input size (default 224)")
+    parser.add_argument("--all", action="store_true", help="every graph node, not only the taps worth using")
+
+
+_LISTED_POOLINGS = ("avg", "avgmax", "cls", "cls+avg", "grid2")
 
 
 def _taps(args: argparse.Namespace, config: None) -> None:
-    taps = features.list_taps(args.backbone, args.image_size)
-    width = max(len("tap"), *(len(tap.name) for tap in taps))
-    node_width = max(len("graph node"), *(len(tap.node) for tap in taps))
-    print(f"{'tap':<{width}}  {'graph node':<{node_width}}  output shape at {args.image_size} x {args.image_size}")
+    taps = features.list_taps(args.backbone, args.image_size, "all" if args.all else "curated")
+    defaults = set(features.get_backbone(args.backbone).default_taps)
+    rows = [("tap", "graph node", "layout", f"output at {args.image_size} px", *_LISTED_POOLINGS, "none")]
     for tap in taps:
-        print(f"{tap.name:<{width}}  {tap.node:<{node_width}}  {' x '.join(map(str, tap.shape))}")
+        widths = [tap.width(pooling) for pooling in (*_LISTED_POOLINGS, features.MAP)]
+        rows.append((tap.name + (" *" if tap.name in defaults else ""), tap.node, str(tap.layout),
+                     " x ".join(map(str, tap.output_shape)) or "-",
+                     *(str(width) if width is not None else "-" for width in widths[:-1]),
+                     " x ".join(map(str, tap.shape)) if widths[-1] is not None else "-"))
+    columns = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, columns)).rstrip())
+    print(f"\n* a default tap. Columns avg .. none: the features per image of each pooling ('-': not for "
+          f"this tap){'' if args.all else '; --all lists every graph node'}.")
 
 
 def _verify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -206,7 +218,8 @@ COMMANDS: dict[str, Command] = {
                      _clean, _clean_arguments),
     "predict": Command("classify new images with the run's best model (or --model): a CSV and a table "
                        "(fits first if that is stale)", _predict, _predict_arguments),
-    "taps": Command("list a backbone's taps with their output shapes (no weights needed)",
+    "taps": Command("list a backbone's useful taps (--all: every graph node) with their layouts, output "
+                    "shapes and pooled widths (no weights needed)",
                     _taps, _taps_arguments, config=False),
     "verify": Command("check feature files: layout, row counts, finite codes; exit 1 on any problem",
                       _verify, _verify_arguments, config=False),

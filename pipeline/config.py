@@ -146,10 +146,7 @@ class FeaturesSection:
         return Runtime(**_values(self, Runtime, "progress"), progress=progress)
 
     def check(self) -> None:
-        """What can be checked without torch: registered backbones' taps, and the rest."""
-        for backbone, taps in self.taps.items():
-            if backbone in BACKBONES:
-                _check_taps(backbone, taps, BACKBONES[backbone].taps)
+        """What can be checked without torch (taps are module and graph node names too: ``check_names``)."""
         for pooling in self.pooling:
             try:
                 check_pooling(pooling)
@@ -171,15 +168,25 @@ class FeaturesSection:
         return self.taps.get(backbone) or list(entry.default_taps)
 
     def check_names(self) -> None:
-        """What only torchvision knows: other models' names and taps, weights value names."""
+        """What only torchvision (or timm) knows: models' names, their taps and the layout of
+        each (every tap x pooling must be extractable at ``image_size``), weights value names."""
         for backbone in dict.fromkeys([*self.backbones, *self.taps]):
-            if backbone in BACKBONES:
-                continue
             try:
                 entry = features.get_backbone(backbone)
-            except ValueError:
+            except ValueError as error:
+                if backbone.startswith("timm/"):
+                    raise ConfigError(f"features.backbones: {error}") from None
                 raise ConfigError(_bad_choice("features.backbones", backbone, features.BACKBONE_CHOICES)) from None
-            _check_taps(backbone, self.taps.get(backbone, []), entry.taps)
+            _check_taps(backbone, self.taps.get(backbone, []), entry)
+            try:
+                features.list_taps(backbone, self.image_size, [])  # a size the model cannot take
+            except ValueError as error:
+                raise ConfigError(f"features.image_size: {error}") from None
+            try:
+                features.check_taps(backbone, self.taps_of(backbone), self.pooling, self.image_size)
+            except ValueError as error:
+                raise ConfigError(f"features.taps.{backbone} (or its default taps) with features.pooling: "
+                                  f"{error}") from None
         if self.weights in WEIGHTS_CHOICES or is_weights_file(self.weights):
             return
         for backbone in self.backbones:
@@ -189,10 +196,11 @@ class FeaturesSection:
                 raise ConfigError(f"features.weights: {error}") from None
 
 
-def _check_taps(backbone: str, taps: list[str], valid) -> None:
+def _check_taps(backbone: str, taps: list[str], entry) -> None:
     for tap in taps:
-        if tap not in valid:
-            raise ConfigError(_bad_choice(f"features.taps.{backbone}", tap, valid))
+        if tap not in entry.taps:
+            raise ConfigError(_bad_choice(f"features.taps.{backbone}", tap, entry.curated)
+                              + f" (or a module or graph node name: python -m pipeline taps {backbone} --all)")
 
 
 @dataclass

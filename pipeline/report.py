@@ -1,5 +1,6 @@
 """The report stage: ``classifiers.write_report`` on the run's results (``results.csv``, the
-plots, ``report.md``, ``report.html``, ``suspect_labels.csv``), and the ranked table printed.
+plots, ``report.md``, ``report.html``, ``suspect_labels.csv``, ``duplicates.csv``,
+``outliers.csv``), and the ranked table printed.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
              (+ ``.joblib.json`` sidecars) and ``results.json`` (tuned by CV on train, test once)
     report   ``results.json`` (+ the best row's codes and images) -> ``results.csv``,
              ``accuracy_by_depth.png``, ``confusion_matrix.png``, ``report.md``, ``report.html``,
-             ``suspect_labels.csv``, and the sorted table on standard output
+             ``suspect_labels.csv``, ``duplicates.csv``, ``outliers.csv``, and the sorted table on
+             standard output
     predict  new images + a fitted model -> ``predictions.csv`` and a short table
 
 Stages hand over through files in the run folder, so each can run alone, and every output

@@ -110,8 +110,8 @@ def forward_calls(monkeypatch):
     calls = []
     build = features.extraction.build_tap_extractor
 
-    def counting(weights, taps):
-        extractor = build(weights, taps)
+    def counting(weights, taps, *size):
+        extractor = build(weights, taps, *size)
         extractor.register_forward_hook(lambda module, args, output: calls.append(len(args[0])))
         return extractor
 

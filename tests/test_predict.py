@@ -132,11 +132,11 @@ def test_predict_top_k_must_be_positive(cli, config, image_folder):
 def test_taps_lists_names_nodes_and_shapes_at_an_input_size(cli):
     code, out, _ = cli("taps", "vgg16", "--image-size", "64")
     assert code == 0
-    lines = [line.split() for line in out.splitlines()[1:]]
-    assert [line[0] for line in lines] == ["pool1", "pool2", "pool3", "pool4", "pool5", "fc6", "fc7"]
-    assert lines[0][1:] == ["features.4", "64", "x", "32", "x", "32"]
-    assert lines[4][1:] == ["features.30", "512", "x", "2", "x", "2"]
-    assert lines[6][1:] == ["classifier.4", "4096"]
+    lines = [line.split() for line in out.splitlines()[1:] if line and not line.startswith("*")]
+    assert [line[0] for line in lines] == ["pool1", "pool2", "pool3", "pool4", "pool5", "fc6", "fc7", "classifier.5"]
+    assert lines[0][1:9] == ["features.4", "map", "(C,", "H,", "W)", "64", "x", "32"]  # then 32, the pooled widths
+    assert lines[4][1:3] == ["*", "features.30"] and lines[4][-5:] == ["512", "x", "2", "x", "2"]  # pool5: a default tap
+    assert lines[6][1:4] == ["classifier.4", "vector", "(D,)"] and lines[6][5] == "4096"
 
 
 @pytest.mark.parametrize("arguments, message", [
