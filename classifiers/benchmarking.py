@@ -114,7 +114,7 @@ class Results:
             name = f"{cell.tap}-{cell.pooling}-{cell.classifier}.joblib"
             path = run_dir / "models" / cell.backbone / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_model(cell.model, path, cell.spec, {key: cell.row[key] for key in ("cv_accuracy", *METRICS)},
+            save_model(cell.model, path, cell.spec, {key: cell.row.get(key) for key in ("cv_accuracy", *METRICS)},
                        classifier=cell.classifier, params=cell.row["params"],
                        preprocessing=[step for step, _ in cell.model.steps[:-1]], classes=self.classes)
             cell.row.update(model=path.relative_to(run_dir).as_posix(), model_bytes=path.stat().st_size)

@@ -116,7 +116,8 @@ def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: d
     -------
     row : dict
         A results row: classifier, preprocessing, params (the chosen setting), sizes,
-        ``cv_accuracy``, the metrics of ``classifiers.metrics.score``, ``search_seconds``,
+        ``cv_accuracy`` and ``cv_std`` (its standard deviation across the folds, None with
+        one), the metrics of ``classifiers.metrics.score``, ``search_seconds``,
         ``fit_seconds`` (the refit of the best setting) and ``epochs`` (of the refit, for
         the torch heads; else None).
     model : Pipeline
@@ -148,6 +149,7 @@ def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: d
         "tuned_rows": chosen.tuned_rows,
         "candidates": chosen.candidates,
         "cv_accuracy": chosen.cv_accuracy,
+        "cv_std": chosen.cv_std,
         **metrics,
         "search_seconds": round(chosen.search_seconds, 3),
         "fit_seconds": round(chosen.fit_seconds, 3),

@@ -183,7 +183,7 @@ class FinetuneHead(TorchClassifier):
         self.device = device
         self.random_state = random_state
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, validation_rows=None):
         """Train on activation maps ``X`` and labels ``y`` ``(n_samples,)``.
 
         ``X`` is ``(n_samples, channels, height, width)`` maps of the tap, float16 or
@@ -191,8 +191,9 @@ class FinetuneHead(TorchClassifier):
         Without a backbone, ``(n_samples, n_features)`` rows work too. ``groups``
         ``(n_samples,)``, optional, labels rows that are views of one image (augmented
         copies): the validation fold never shares a group with the training rows.
+        ``validation_rows`` (row indices), optional: the validation fold, given instead.
         """
-        self._keep(self._fit(X, y, groups))
+        self._keep(self._fit(X, y, groups, validation_rows))
         return self
 
     def _keep(self, network):

@@ -164,8 +164,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         """The fitted module mapping a float32 batch to logits."""
         raise NotImplementedError
 
-    def _fit(self, X, y, groups=None) -> nn.Module:
+    def _fit(self, X, y, groups=None, validation_rows=None) -> nn.Module:
         """Validate, train with early stopping and return the network (on the CPU, eval mode).
+
+        ``validation_rows``, when given, are the rows held out for early stopping instead of
+        a fold carved here (model selection passes the split every classifier is scored on).
 
         Sets ``classes_``, ``n_features_in_``, ``n_iter_``, ``best_epoch_``, ``loss_curve_``,
         ``validation_loss_curve_`` and ``validation_rows_`` (the held-out rows early stopping
@@ -186,7 +189,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         host = torch.Generator().manual_seed(seed)
         on_device = _device_generator(host, seed, device)
 
-        train_rows, val_rows = self._validation_split(encoded, seed, groups)
+        if validation_rows is None:
+            train_rows, val_rows = self._validation_split(encoded, seed, groups)
+        else:
+            val_rows = np.unique(np.asarray(validation_rows, dtype=np.int64))
+            train_rows = np.setdiff1d(np.arange(len(encoded)), val_rows)
+            if not len(train_rows) or not len(val_rows) or val_rows[-1] >= len(encoded):
+                raise ValueError(f"validation_rows must name some but not all of the {len(encoded)} rows")
         self.validation_rows_ = np.sort(val_rows) if val_rows is not None else np.array([], dtype=np.int64)
         loss_of = self._loss(y, device)
         storage = device if self._data_on_device else torch.device("cpu")
@@ -431,14 +440,15 @@ class TorchHead(TorchClassifier):
         self.device = device
         self.random_state = random_state
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, validation_rows=None):
         """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``.
 
         ``groups`` ``(n_samples,)``, optional, labels rows that are views of one image
         (augmented copies): the validation fold then never shares a group with the
         training rows. Without it the fold is stratified by class only.
+        ``validation_rows`` (row indices), optional: the validation fold, given instead.
         """
-        self._keep(self._fit(X, y, groups))
+        self._keep(self._fit(X, y, groups, validation_rows))
         return self
 
     def _keep(self, network):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .codesmap import STYLE as MAP_STYLE
 from .codesmap import CodesMap, render_map
-from .report import _SHOWN, _cell, best_row, finetune_summary, rank_rows
+from .report import _SHOWN, _cell, best_row, finetune_summary, rank_rows, tie_summary
 
 __all__ = ["Card", "Gallery", "Pair", "DataReviewSection", "render_page"]
 
@@ -85,6 +85,7 @@ table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[data-order="ascending"]::after { content: " \\25B2"; }
 table.sortable th[data-order="descending"]::after { content: " \\25BC"; }
 tr.best td { font-weight: bold; }
+td.tied { outline: 2px solid #e6550d; outline-offset: -2px; }
 figure { margin: 0; font-size: 11px; }
 .plots { display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; }
 .plots figure { max-width: 49%; } .plots img { max-width: 100%; max-height: 560px; border: 1px solid #eee; }
@@ -159,23 +160,29 @@ def _results_table(rows: list[dict]) -> str:
 
 def _heatmaps(rows: list[dict]) -> str:
     """Test accuracy by tap (rows, shallow to deep) and classifier (columns), one table per
-    backbone, each cell shaded from the backbone's lowest accuracy (white) to its highest."""
+    backbone, each cell shaded from the backbone's lowest accuracy (white) to its highest;
+    cells tied with the best row (``rank_rows``) are outlined and marked with a ≈."""
     parts = []
+    rows = rank_rows(rows)
     several_poolings = len({row["pooling"] for row in rows}) > 1
     for backbone in dict.fromkeys(row["backbone"] for row in rows):
         mine = [row for row in rows if row["backbone"] == backbone]
         taps = sorted({(row["depth"], row["tap"], row["pooling"]) for row in mine})
         names = list(dict.fromkeys(row["classifier"] for row in mine))
-        accuracy = {(row["tap"], row["pooling"], row["classifier"]): row["test_accuracy"] for row in mine}
-        low, high = min(accuracy.values()), max(accuracy.values())
+        by_cell = {(row["tap"], row["pooling"], row["classifier"]): row for row in mine}
+        accuracies = [row["test_accuracy"] for row in mine]
+        low, high = min(accuracies), max(accuracies)
         lines = ["<tr><th>tap</th>" + "".join(f"<th>{escape(name)}</th>" for name in names) + "</tr>"]
         for _, tap, pooling in taps:
             label = f"{tap}/{pooling}" if several_poolings else tap
             cells = []
             for name in names:
-                value = accuracy.get((tap, pooling, name))
+                row = by_cell.get((tap, pooling, name), {})
+                value, tied = row.get("test_accuracy"), row.get("tied_with_best")
                 shade = 0.0 if value is None or high == low else (value - low) / (high - low)
-                cells.append(f'<td style="background: rgba(33, 113, 181, {0.75 * shade:.2f})">{_percent(value)}</td>')
+                mark = (' class="tied" title="tied with the best row on the test images"', " ≈") if tied else ("", "")
+                cells.append(f'<td{mark[0]} style="background: rgba(33, 113, 181, {0.75 * shade:.2f})">'
+                             f'{_percent(value)}{mark[1]}</td>')
             lines.append(f"<tr><td>{escape(label)}</td>{''.join(cells)}</tr>")
         parts.append(f"<h3>{escape(backbone)} ({escape(mine[0]['weights'])})</h3><table>{''.join(lines)}</table>")
     return "".join(parts)
@@ -260,9 +267,9 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
     sentence = (
         f"Best model: {best['backbone']} {best['tap']}/{best['pooling']} {best['classifier']} "
         f"({_cell(best, 'params')}), chosen by cross-validation accuracy on the training split "
-        f"({_percent(best['cv_accuracy'])}); on the test split it is right {_percent(best['test_accuracy'])} of the time "
-        f"(model {best['model']})."
-    )
+        f"({_cell(best, 'cv_accuracy')}); on the test split it is right {_cell(best, 'test_accuracy')} of the time "
+        f"(model {best['model']}). {tie_summary(rows)}"
+    ).rstrip()
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -274,10 +281,13 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         f"<p>{escape(sentence)}</p>",
         "<h2>Results</h2>",
         '<p class="note">One row per classifier tuned on one (backbone, tap, pooling), best first; click a column '
-        "header to sort by it. cv acc chooses the settings and the best rows; the test split is used once per model. "
-        "ms/img: prediction time per sample on the codes.</p>",
+        "header to sort by it. cv acc (± its standard deviation across the folds) chooses the settings and the best "
+        "rows, equal scores going to the simpler classifier, then the shallower tap; the test split is used once per "
+        "model. test acc: with its 95 % interval over the test images. tied: not distinguishable from the best row on "
+        "the test images (McNemar's exact test, p >= 0.05). ms/img: prediction time per sample on the codes.</p>",
         _results_table(rows),
         "<h2>Test accuracy by tap and classifier</h2>",
+        '<p class="note">Outlined, with a ≈: tied with the best row on the test images.</p>',
         _heatmaps(rows),
         '<h2>Plots</h2><div class="plots">',
         *(f'<figure><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'

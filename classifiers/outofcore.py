@@ -88,9 +88,10 @@ def select_in_chunks(name: str, reader: ChunkReader, positions: np.ndarray, y: n
                          reader.blocks(positions[test]))["test_accuracy"]
             for train, test in splits
         ]
-        results.append((float(np.mean(accuracies)), params))
-    cv_accuracy, best = max(results, key=lambda result: result[0])  # the first of equals, as GridSearchCV
+        results.append((float(np.mean(accuracies)), params, float(np.std(accuracies))))
+    cv_accuracy, best, cv_std = max(results, key=lambda result: result[0])  # the first of equals, as GridSearchCV
     refit_started = time.perf_counter()
     model = _fit(name, {**(fixed or {}), **best}, reader, positions, classes, tuning)
     return Selection(model=model, params=best, cv_accuracy=cv_accuracy, candidates=len(results), folds=folds,
-                     search_seconds=time.perf_counter() - started, fit_seconds=time.perf_counter() - refit_started)
+                     search_seconds=time.perf_counter() - started, fit_seconds=time.perf_counter() - refit_started,
+                     cv_std=cv_std)

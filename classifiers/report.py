@@ -3,9 +3,20 @@
 A row is one tuned classifier on one (backbone, tap, pooling): the dict that
 ``benchmark_model`` returns plus ``backbone``, ``weights``, ``pretrained`` and ``depth``
 (tap order, for the plot's x axis). The best model, overall and per backbone, is the one
-with the highest cross-validation accuracy on the training split, ties going to the
-faster fit: choosing by test accuracy would spend the test split on selection and make the
-winner's test number optimistic. Test accuracy is the number each row reports.
+with the highest cross-validation accuracy on the training split: choosing by test
+accuracy would spend the test split on selection and make the winner's test number
+optimistic. Test accuracy is the number each row reports, with its 95 % interval.
+
+Equal selection scores are broken by a rule that does not depend on timing, so that the
+same inputs give the same ``best`` on every run: the simpler classifier
+(``classifiers.zoo.SIMPLEST_FIRST``), then the shallower tap, then the order in which the
+rows were made (the config's: backbones, then the store's taps and poolings, then
+``classifiers.models``).
+
+Whether the best row is better than the others is then asked of the test images, row by
+row on the same images (McNemar's exact test, ``classifiers.metrics.mcnemar_pvalue``):
+rows whose p-value is at least 0.05 are ``tied_with_best``, which the table, the heatmap
+and the best-model sentence say (``tie_summary``).
 """
 
 from __future__ import annotations
@@ -16,8 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .zoo import simplicity
+
+CONFIDENCE = 0.95
+"""Of the test accuracy's interval, and one minus the McNemar p-value under which a row
+differs from the best (``classifiers.metrics`` has the same; it is not imported here, as
+it loads scikit-learn, and the command line's answers that need no model must not)."""
+
 __all__ = [
-    "COLUMNS", "PLOT_NAME", "CONFUSION_NAME", "REPORT_FILES", "rank_rows", "best_row", "weights_banner",
+    "COLUMNS", "PLOT_NAME", "CONFUSION_NAME", "REPORT_FILES", "rank_rows", "best_row", "tie_summary", "weights_banner",
     "format_table", "finetune_summary", "write_csv", "plot_accuracy_by_depth", "plot_confusion_matrix",
     "write_markdown",
 ]
@@ -31,36 +49,84 @@ REPORT_FILES = ("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md", "report.h
 COLUMNS = (
     "backbone", "weights", "tap", "depth", "pooling", "classifier", "method", "preprocessing", "params",
     "n_features", "n_train", "n_views", "n_val", "n_test", "cv_folds", "tuned_rows", "candidates", "cv_accuracy",
-    "test_accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
+    "cv_std", "test_accuracy", "test_acc_low", "test_acc_high", "tied_with_best", "p_vs_best", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
     "search_seconds", "fit_seconds", "epochs", "frozen_ms_per_image", "recompute_seconds",
     "predict_seconds_per_1000", "model_bytes", "model", "best",
 )
-"""Columns of ``results.csv`` (the confusion matrices stay in ``results.json``)."""
+"""Columns of ``results.csv`` (the confusion matrices and ``test_correct`` stay in ``results.json``)."""
 
 _SHOWN = (
     ("backbone", "backbone"), ("tap", "tap"), ("pooling", "pooling"), ("classifier", "classifier"),
     ("params", "setting"), ("n_features", "features"), ("cv_accuracy", "cv acc"),
     ("test_accuracy", "test acc"), ("macro_f1", "macro F1"), ("top5_accuracy", "top-5"),
-    ("fit_seconds", "fit s"), ("predict_seconds_per_1000", "ms/img"), ("best", "best"),
+    ("fit_seconds", "fit s"), ("predict_seconds_per_1000", "ms/img"), ("tied_with_best", "tied"), ("best", "best"),
 )
 _PERCENT = {"cv_accuracy", "test_accuracy", "macro_f1", "top5_accuracy"}
 
 
+def _selection_order(row: dict) -> tuple:
+    """The ranking key: the higher cv accuracy, then the simpler classifier, then the shallower
+    tap (the sort is stable: then the rows' own order). cv accuracies equal up to float
+    rounding are equal."""
+    return -round(row["cv_accuracy"], 9), simplicity(row["classifier"]), row.get("depth") or 0
+
+
 def rank_rows(rows: list[dict]) -> list[dict]:
-    """Rows best first (cv accuracy, then fit seconds), marked ``best`` = overall / backbone / ''."""
-    ordered = sorted(rows, key=lambda row: (-row["cv_accuracy"], row["fit_seconds"]))
+    """Rows best first (``_selection_order``), marked ``best`` = overall / backbone / '', and
+    compared with the best row on the test images: ``p_vs_best`` (McNemar's exact test)
+    and ``tied_with_best`` (p at least 1 - ``CONFIDENCE``; the best row itself is tied),
+    None for rows that do not say which test images they got right."""
+    ordered = sorted(rows, key=_selection_order)
+    reference = ordered[0] if ordered and ordered[0].get("test_correct") else None
     seen_backbones = set()
     marked = []
     for rank, row in enumerate(ordered):
         best = "overall" if rank == 0 else "backbone" if row["backbone"] not in seen_backbones else ""
         seen_backbones.add(row["backbone"])
-        marked.append({**row, "best": best})
+        p_value = _p_vs(reference, row)
+        marked.append({**row, "best": best, "p_vs_best": p_value,
+                       "tied_with_best": None if p_value is None else p_value >= 1 - CONFIDENCE})
     return marked
 
 
+def _p_vs(reference: dict | None, row: dict) -> float | None:
+    """McNemar's p-value of ``row`` against ``reference`` on their test images; None when
+    either lacks its outcomes or they were scored on different test images."""
+    if reference is None or not row.get("test_correct") or row["n_test"] != reference["n_test"]:
+        return None
+    from .metrics import mcnemar_pvalue, unpack_outcomes
+
+    return round(mcnemar_pvalue(unpack_outcomes(reference["test_correct"], reference["n_test"]),
+                                unpack_outcomes(row["test_correct"], row["n_test"])), 6)
+
+
+def tie_summary(rows: list[dict]) -> str:
+    """In one sentence, whether the best row's lead is within the test split's noise: how
+    many other rows are tied with it and the simplest of the tied rows (the simpler
+    classifier, then fewer features, then the shallower tap); empty when the rows carry
+    no test outcomes."""
+    ranked = rank_rows(rows)
+    best = ranked[0]
+    if best["tied_with_best"] is None:
+        return ""
+    tied = [row for row in ranked if row["tied_with_best"]]
+    test = f"on the {best['n_test']:,} test images (McNemar's exact test, p >= {1 - CONFIDENCE:.2f})"
+    if len(tied) == 1:
+        return f"Every other row differs from it {test}."
+    simplest = min(tied, key=lambda row: (simplicity(row["classifier"]), row["n_features"], row.get("depth") or 0))
+    which = ("it is the simplest of them" if simplest is best else
+             f"the simplest of them is {_name(simplest)}, test accuracy {_cell(simplest, 'test_accuracy')}")
+    return f"Within noise: tied with {len(tied) - 1} other{'s' if len(tied) > 2 else ''} {test}; {which}."
+
+
+def _name(row: dict) -> str:
+    return f"{row['backbone']} {row['tap']}/{row['pooling']} {row['classifier']} ({_cell(row, 'params')})"
+
+
 def best_row(rows: list[dict]) -> dict:
-    """The overall best row of ``rank_rows``."""
-    return rank_rows(rows)[0]
+    """The overall best row of ``rank_rows`` (without the comparison with the others, which
+    loads scikit-learn: ``status`` asks for the best model's file)."""
+    return {**min(rows, key=_selection_order), "best": "overall"}  # min: the first of equals, as the stable sort
 
 
 def weights_banner(rows: list[dict]) -> str:
@@ -78,8 +144,14 @@ def _cell(row: dict, key: str) -> str:
     value = row[key]
     if value is None:
         return "-"
+    if key == "test_accuracy" and row.get("test_acc_low") is not None:
+        return f"{100 * value:.1f} % ({100 * row['test_acc_low']:.1f}-{100 * row['test_acc_high']:.1f})"
+    if key == "cv_accuracy" and row.get("cv_std") is not None:
+        return f"{100 * value:.1f} % ± {100 * row['cv_std']:.1f}"
     if key in _PERCENT:
         return f"{100 * value:.1f} %"
+    if key == "tied_with_best":
+        return "yes" if value else ""
     if key == "predict_seconds_per_1000":
         return f"{value:.3f}"  # seconds per 1,000 samples = milliseconds per sample
     if key == "params":
@@ -228,14 +300,17 @@ def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: 
     parts = ["# Which layer, which classifier", ""]
     if banner:
         parts += [f"> **{banner}**", ""]
+    ties = tie_summary(rows)
     parts += [
         f"Best: **{best['backbone']} {best['tap']}/{best['pooling']} {best['classifier']}** "
-        f"({_cell(best, 'params')}), test accuracy {100 * best['test_accuracy']:.1f} %, "
-        f"model `{best['model']}`.",
+        f"({_cell(best, 'params')}), test accuracy {_cell(best, 'test_accuracy')}, "
+        f"model `{best['model']}`." + (f" {ties}" if ties else ""),
         "",
-        "Settings and the best rows are chosen by cross-validation accuracy on the training "
-        "split (cv acc); the test split is used once per model, for test acc, macro F1 and top-5. "
-        "ms/img: prediction time per sample on the codes.",
+        f"Settings and the best rows are chosen by cross-validation accuracy on the training "
+        f"split (cv acc, ± its standard deviation across the folds; equal scores go to the simpler classifier, "
+        f"then the shallower tap); the test split is used once per model, for test acc (with its "
+        f"{CONFIDENCE:.0%} interval over the test images), macro F1 and top-5. tied: not distinguishable from the "
+        f"best row on the test images (McNemar's exact test). ms/img: prediction time per sample on the codes.",
         "",
         format_table(rows, markdown=True),
         "",

@@ -27,9 +27,15 @@ class Tuning:
     tune_rows : int or None
         Searches on more images than this run on a stratified sample of them, and the
         chosen setting is refitted on every row; None or 0: on every row.
+    holdout_rows : int
+        From this many training images up, every classifier is scored on one shared
+        held-out split (a tenth of the images, the fold the torch heads' early stopping
+        watches) instead of k folds; below it, every classifier (the heads too) by the
+        same ``cv_folds`` folds, where one held-out fold would be too few images to tell
+        settings apart. 0: always k folds.
     head_folds : int
-        The torch heads (and ``finetune``) are tuned on the held-out fold their early
-        stopping uses with 1, by that many folds otherwise.
+        1: the torch heads (and ``finetune``) are scored like the others (``holdout_rows``);
+        2 or more: always by that many folds.
     memory_budget_gb : float
         Training codes larger than this (as float32) stay in the store and are learnt
         from in row blocks, ``chunk_epochs`` passes.
@@ -45,6 +51,7 @@ class Tuning:
     grid: dict = field(default_factory=dict)
     cv_folds: int = 5
     tune_rows: int | None = 10_000
+    holdout_rows: int = 10_000
     head_folds: int = 1
     memory_budget_gb: float = 4.0
     chunk_epochs: int = 10

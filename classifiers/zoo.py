@@ -19,7 +19,7 @@ from importlib import import_module
 
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
-__all__ = ["ZooEntry", "ZOO", "MAPS", "DEFAULT_MODELS", "SCALE_ROWS", "entry_for", "make_model", "param_grid",
+__all__ = ["ZooEntry", "ZOO", "MAPS", "DEFAULT_MODELS", "SIMPLEST_FIRST", "simplicity", "SCALE_ROWS", "entry_for", "make_model", "param_grid",
            "estimator_params", "check_grid"]
 
 STEP = "classifier"
@@ -38,7 +38,11 @@ class ZooEntry:
     with rows (time ~ rows ** exponent), for the time estimate before a long search.
     ``at_scale`` is what the entry runs as past ``SCALE_ROWS`` training rows, where its own
     cost grows too fast (it takes the same grid). ``held_out`` entries stop early on a
-    held-out fold of their own, and are tuned on it (``classifiers.selection``).
+    held-out fold of their own, which model selection gives them (``classifiers.selection``).
+    ``path`` (a name in ``classifiers.paths.PATHS``) walks a one-parameter grid as a
+    regularisation path on each split, its work shared along the way; the grid then lists
+    the strongest regularisation first. ``refine`` names a parameter whose coarse log grid
+    is searched again at the geometric midpoints beside the best value (coarse to fine).
     """
 
     name: str
@@ -51,6 +55,8 @@ class ZooEntry:
     cost_exponent: float = 1.0
     at_scale: ZooEntry | None = None
     held_out: bool = False
+    path: str = ""
+    refine: str = ""
 
     def build(self, random_state: int):
         """A fresh estimator of this entry."""
@@ -59,6 +65,20 @@ class ZooEntry:
         return getattr(import_module(module), name)(**self.params, **seed)
 
 
+def _log_grid(first: float, last: float, values: int) -> list[float]:
+    """``values`` log-spaced numbers from ``first`` to ``last``, to three significant digits
+    (plain arithmetic: the zoo is read without importing numpy)."""
+    return [float(f"{first * (last / first) ** (step / (values - 1)):.3g}") for step in range(values)]
+
+
+LOGREG_C = _log_grid(1e-6, 1e5, 23)
+"""Logistic regression's C: half-decade steps over the range the linear-probe protocols
+search (Kornblith et al. 2019: 1e-6 to 1e5), the strongest regularisation first, walked
+as one warm-started path per fold (``classifiers.paths``)."""
+RIDGE_ALPHA = _log_grid(1e6, 1e-2, 33)
+"""Ridge's alpha: quarter-decade steps, the strongest first; one eigendecomposition per
+fold scores them all."""
+
 ZOO: dict[str, ZooEntry] = {
     entry.name: entry
     for entry in (
@@ -66,8 +86,9 @@ ZOO: dict[str, ZooEntry] = {
             "logreg",
             "sklearn.linear_model.LogisticRegression",
             {"max_iter": 1000},
-            {"C": [0.01, 0.1, 1.0]},
+            {"C": LOGREG_C},
             "multinomial logistic regression (L-BFGS)",
+            path="warm_start",
         ),
         ZooEntry(
             "linsvm",
@@ -99,9 +120,10 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "ridge",
             "sklearn.linear_model.RidgeClassifier",
-            grid={"alpha": [1.0, 10.0, 100.0, 1000.0]},
+            grid={"alpha": RIDGE_ALPHA},
             description="ridge regression on +-1 targets (one-vs-rest, closed form)",
             seeded=False,
+            path="ridge",
         ),
         ZooEntry(
             "knn",
@@ -114,9 +136,10 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "linear-head",
             "classifiers.heads.TorchHead",
-            grid={"weight_decay": [1e-3, 1e-1]},
+            grid={"weight_decay": [1.0, 1e-2, 1e-4]},
             description="softmax layer trained with PyTorch (AdamW, early stopping)",
             held_out=True,
+            refine="weight_decay",
         ),
         ZooEntry(
             "mlp-head",
@@ -127,6 +150,7 @@ ZOO: dict[str, ZooEntry] = {
             "one hidden layer of 1,024 ReLU units, dropout 0.2 on the codes and 0.5 on the hidden layer, label "
             "smoothing 0.1, 20 epochs of AdamW with a cosine learning-rate schedule and early stopping (PyTorch)",
             held_out=True,
+            refine="weight_decay",  # with a wider [classifiers.grid.mlp-head] weight_decay
         ),
         ZooEntry(
             "finetune",
@@ -152,6 +176,19 @@ DEFAULT_MODELS = ("logreg", "ridge", "svm-rbf", "mlp-head")
 """What ``fit`` and ``benchmark`` tune when no models are named: the linear baselines, the
 kernel SVM that wins on a few thousand images, and the MLP head that wins on tens of
 thousands (docs/classifiers.md has the measurements)."""
+
+SIMPLEST_FIRST = ("ridge", "logreg", "linsvm", "sgd", "linear-head", "knn", "svm-rbf", "mlp-head", "finetune")
+"""The zoo from the simplest model to the most complex, the order that breaks ties between
+equal selection scores (``classifiers.report.rank_rows``): linear models first (a closed
+form, then convex fits), then the non-linear ones (neighbours, a kernel, a hidden layer,
+fine-tuned network layers). A name not listed (a row made by another part of the
+pipeline) counts as more complex than all of them."""
+
+
+def simplicity(name: str) -> int:
+    """The position of classifier ``name`` in ``SIMPLEST_FIRST`` (its length when absent)."""
+    return SIMPLEST_FIRST.index(name) if name in SIMPLEST_FIRST else len(SIMPLEST_FIRST)
+
 
 SCALE_ROWS = 20_000
 """Training rows past which an entry with an ``at_scale`` form runs as that (an exact RBF

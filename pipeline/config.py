@@ -227,6 +227,7 @@ class ClassifiersSection:
     memory_budget_gb: float = Tuning.memory_budget_gb
     chunk_epochs: int = Tuning.chunk_epochs
     tune_rows: int = Tuning.tune_rows
+    holdout_rows: int = Tuning.holdout_rows
     head_folds: int = Tuning.head_folds
     seed: int = Tuning.seed
     grid: dict[str, object] = field(default_factory=dict)
@@ -250,9 +251,12 @@ class ClassifiersSection:
             raise ConfigError(f"classifiers.chunk_epochs = {self.chunk_epochs} must be at least 1")
         if self.tune_rows < 0:
             raise ConfigError(f"classifiers.tune_rows = {self.tune_rows} must be at least 0 (0: search on every row)")
+        if self.holdout_rows < 0:
+            raise ConfigError(f"classifiers.holdout_rows = {self.holdout_rows} must be at least 0 (0: always k-fold "
+                              f"cross-validation)")
         if self.head_folds < 1:
-            raise ConfigError(f"classifiers.head_folds = {self.head_folds} must be at least 1 (1: the heads' own "
-                              f"held-out fold; 2 or more: k-fold cross-validation)")
+            raise ConfigError(f"classifiers.head_folds = {self.head_folds} must be at least 1 (1: scored like the other "
+                              f"classifiers; 2 or more: always k-fold cross-validation)")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ConfigError(f"classifiers.n_jobs = {self.n_jobs} must be -1 (all cores) or at least 1")
         try:

@@ -77,7 +77,7 @@ def test_benchmark_returns_results_and_writes_nothing(store, tmp_path, monkeypat
     assert isinstance(results.plot(), Figure)
     assert repr(results).splitlines()[1].split() == ["backbone", "tap", "pooling", "classifier", "setting",
                                                     "features", "cv", "acc", "test", "acc", "macro", "F1", "top-5",
-                                                    "fit", "s", "ms/img", "best"]
+                                                    "fit", "s", "ms/img", "tied", "best"]
     assert list(results.to_pandas()["classifier"]) == [row["classifier"] for row in results.rows]
 
 
@@ -140,3 +140,20 @@ def test_pipeline_run_brings_the_run_up_to_date_and_returns_its_results(config, 
     assert {path.name: path.read_text() for path in (run_dir / ".stamps").glob("*")} == stamps
     with pytest.raises(pipeline.ConfigError, match=r"unknown key 'modles' in \[classifiers\]"):
         pipeline.run(config, set={"classifiers.modles": ["logreg"]})
+
+
+def test_equal_scores_give_the_same_best_whatever_the_clock(store, monkeypatch):
+    """Ties in cv accuracy go to the simpler classifier, then the shallower tap, never to the faster fit."""
+    settings = dict(models=["svm-rbf", "logreg", "ridge"], cv_folds=2, n_jobs=1, progress=False)
+    first = classifiers.benchmark(store, **settings)
+    top = [row for row in first.rows if row["cv_accuracy"] == first.rows[0]["cv_accuracy"]]
+    assert len(top) >= 3  # these images are easy: several cells reach the same score
+    clock = iter(range(10**6, 0, -1))  # time runs backwards: every fit "takes" less than no time, in reverse order
+    monkeypatch.setattr(importlib.import_module("classifiers.selection").time, "perf_counter",
+                        lambda: float(next(clock)))
+    second = classifiers.benchmark(store, **settings)
+    assert [(row["tap"], row["classifier"]) for row in second.rows] == [(row["tap"], row["classifier"])
+                                                                       for row in first.rows]
+    assert (top[0]["classifier"], top[0]["tap"]) == min(((row["classifier"], row["tap"]) for row in top),
+                                                        key=lambda key: (classifiers.SIMPLEST_FIRST.index(key[0]),
+                                                                         key[1] != "layer1"))

@@ -2,6 +2,7 @@
 
 import csv
 
+import numpy as np
 import pytest
 
 from classifiers import best_row, format_table, plot_accuracy_by_depth, plot_confusion_matrix, rank_rows, write_csv
@@ -61,3 +62,42 @@ def test_plots_are_png_files(rows, tmp_path):
     plot_confusion_matrix(best_row(rows), ["cat", "dog"], tmp_path / "confusion.png")
     for name in ("depth.png", "confusion.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rows_tied_with_the_best_on_the_test_images_are_marked_and_named(rows, tmp_path):
+    from classifiers import tie_summary
+    from classifiers.html import render_page
+    from classifiers.metrics import pack_outcomes
+
+    truth = np.ones(1000, bool)
+    outcomes = {  # right on the same images but for a few: a paired test tells these apart
+        ("pool3", "ridge"): truth, ("pool5", "logreg"): np.arange(1000) >= 5,  # 5 fewer: tied
+        ("layer3", "logreg"): np.arange(1000) >= 40,  # 40 fewer on the same images: not tied
+        ("pool3", "logreg"): truth, ("pool", "logreg"): np.arange(1000) % 2 == 0,
+    }
+    for row in rows:
+        right = outcomes[row["tap"], row["classifier"]]
+        row.update(n_test=1000, test_correct=pack_outcomes(right), test_accuracy=right.mean(), test_acc_low=0.5,
+                   test_acc_high=1.0)
+    ranked = rank_rows(rows)
+    assert [row["tied_with_best"] for row in ranked] == [True, True, False, True, False]
+    assert ranked[1]["p_vs_best"] == pytest.approx(2 * 0.5**5) and ranked[2]["p_vs_best"] < 1e-9
+    sentence = tie_summary(rows)
+    assert sentence.startswith("Within noise: tied with 2 others on the 1,000 test images") and \
+        "it is the simplest of them" in sentence  # ridge is the simplest classifier
+    assert "100.0 % (50.0-100.0)" in format_table(rows).splitlines()[1]
+    write_csv(rows, tmp_path / "results.csv")
+    with open(tmp_path / "results.csv") as file:
+        written = list(csv.DictReader(file))
+    assert [row["tied_with_best"] for row in written] == ["True", "True", "False", "True", "False"]
+    assert "test_correct" not in written[0] and written[0]["test_acc_low"] == "0.5"
+    page = render_page(rows, ["cat", "dog"], {}, "", [])
+    assert page.count('class="tied"') == 3 and "Within noise: tied with 2 others" in page
+    for row in rows:  # the simplest tied row is named when it is not the best (now pool5's logreg: simpler than svm)
+        row["classifier"] = "svm-rbf" if row["tap"] == "pool3" and row["classifier"] == "ridge" else row["classifier"]
+    assert best_row(rows)["tap"] == "pool5"
+    assert "the simplest of them is vgg16 pool3/avg logreg (C=0.1), test accuracy 100.0 % (50.0-100.0)" in \
+        tie_summary(rows)  # the same classifier on a shallower tap
+    for row in rows:
+        del row["test_correct"]
+    assert tie_summary(rows) == "" and rank_rows(rows)[0]["tied_with_best"] is None  # old results: nothing claimed

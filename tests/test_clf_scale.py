@@ -10,7 +10,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import classifiers.selection
 import classifiers.zoo
-from classifiers import Codes, Tuning, benchmark_model, format_table, select_model
+from classifiers import Codes, Tuning, benchmark_model, format_table, select_model, selection_splits
 from classifiers.kernels import NystroemClassifier
 from classifiers.selection import tuning_rows
 
@@ -82,9 +82,9 @@ def test_a_long_search_is_announced_with_its_estimated_time(codes, monkeypatch, 
     monkeypatch.setattr(classifiers.selection, "MIN_PROBE_ROWS", 20)
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 0.0)
     with caplog.at_level(logging.INFO, logger="classifiers.selection"):
-        select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))
+        select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))  # its path: one decomposition per fold
     (line,) = [record.getMessage() for record in caplog.records]
-    assert line.startswith("fit: ridge on 600 x 12 codes: about ") and "(12 fits on 400 rows, then the best on 600; " \
+    assert line.startswith("fit: ridge on 600 x 12 codes: about ") and "(3 fits on 400 rows, then the best on 600; " \
                                                                        "from fits on 30 and 60 rows)" in line
     monkeypatch.setattr(classifiers.selection, "ANNOUNCE_SECONDS", 3600.0)
     caplog.clear()
@@ -92,7 +92,7 @@ def test_a_long_search_is_announced_with_its_estimated_time(codes, monkeypatch, 
     assert not caplog.records  # short: not announced
 
 
-def test_heads_are_tuned_on_their_own_held_out_fold_one_fit_per_setting(codes, monkeypatch):
+def test_heads_at_scale_are_tuned_on_the_shared_held_out_fold_one_fit_per_setting(codes, monkeypatch):
     X, y = codes
     fits = []
     fit = classifiers.heads.TorchHead.fit
@@ -102,17 +102,42 @@ def test_heads_are_tuned_on_their_own_held_out_fold_one_fit_per_setting(codes, m
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(classifiers.heads.TorchHead, "fit", counting)
-    chosen = select_model("linear-head", X, y, Tuning(grid={"linear-head": {"max_iter": [30]}}, cv_folds=5))
-    assert fits == [1e-3, 1e-1] and chosen.folds == 1 and chosen.candidates == 2
+    grid = {"linear-head": {"max_iter": [30], "weight_decay": [1e-1, 1e-3]}}
+    at_scale = Tuning(grid=grid, cv_folds=5, holdout_rows=500)  # 600 images: at scale
+    chosen = select_model("linear-head", X, y, at_scale)
+    assert fits[:2] == [1e-1, 1e-3] and fits[2] == pytest.approx(1e-2)  # coarse, then the midpoint beside the best
+    assert chosen.folds == 1 and chosen.candidates == 3
     head = chosen.model[-1]
     rows = head.validation_rows_
-    assert len(rows) == 60  # validation_fraction 0.1 of 600
+    (shared,) = selection_splits(y, at_scale)[0]
+    assert np.array_equal(rows, np.sort(shared[1])) and len(rows) == 60  # the tenth every classifier is scored on
     assert chosen.cv_accuracy == pytest.approx(np.mean(chosen.model.predict(X[rows]) == y[rows]))
     assert head.weight_decay == chosen.params["weight_decay"]  # the chosen fit is the model: no refit
+    logreg = select_model("logreg", X, y, Tuning(cv_folds=5, holdout_rows=500, grid={"logreg": {"C": [0.1, 1.0]}}))
+    assert logreg.folds == 1 and logreg.cv_std is None  # scored on the same tenth, then refitted
 
     fits.clear()
-    kfold = select_model("linear-head", X, y, Tuning(grid={"linear-head": {"max_iter": [30]}}, cv_folds=3, head_folds=3, n_jobs=1))
-    assert kfold.folds == 3 and len(fits) == 2 * 3 + 1
+    small = select_model("linear-head", X, y, Tuning(grid=grid, cv_folds=3, n_jobs=1))  # 600 < 10,000 images
+    assert small.folds == 3 and len(fits) == 3 * 3 + 1 and small.cv_std is not None  # k folds like the others, a refit
+    fits.clear()
+    kfold = select_model("linear-head", X, y, Tuning(grid=grid, cv_folds=5, head_folds=3, holdout_rows=500, n_jobs=1))
+    assert kfold.folds == 3 and len(fits) == 3 * 3 + 1
+
+
+def test_every_classifier_is_scored_on_the_same_folds(codes):
+    X, y = codes
+    tuning = Tuning(cv_folds=3, n_jobs=1)
+    splits, _ = selection_splits(y, tuning)
+    logreg = select_model("logreg", X, y, Tuning(cv_folds=3, n_jobs=1, grid={"logreg": {"C": [0.1]}}))
+    head = select_model("linear-head", X, y, Tuning(cv_folds=3, n_jobs=1, grid={"linear-head": {
+        "max_iter": [30], "weight_decay": [0.01]}}))
+    for chosen, name, params in ((logreg, "logreg", {"C": 0.1}), (head, "linear-head", {"max_iter": 30,
+                                                                                          "weight_decay": 0.01})):
+        scores = []
+        for train, scored in splits:  # each classifier's score is its mean over these very folds
+            model = classifiers.make_model(name, params=params).fit(X[train], y[train])
+            scores.append(np.mean(model.predict(X[scored]) == y[scored]))
+        assert chosen.cv_accuracy == pytest.approx(np.mean(scores)) and chosen.cv_std == pytest.approx(np.std(scores))
 
 
 def test_views_are_not_scored_on_the_held_out_fold(codes):
@@ -120,7 +145,8 @@ def test_views_are_not_scored_on_the_held_out_fold(codes):
     X, y = np.concatenate([X, X + 0.01]), np.concatenate([y, y])
     groups = np.concatenate([np.arange(600), np.arange(600)]).astype(str)
     views = np.arange(1200) >= 600
-    chosen = select_model("linear-head", X, y, Tuning(grid={"linear-head": {"max_iter": [20], "weight_decay": [0.01]}}), groups=groups, views=views)
+    chosen = select_model("linear-head", X, y, Tuning(grid={"linear-head": {"max_iter": [20], "weight_decay": [0.01]}},
+                                                      holdout_rows=500), groups=groups, views=views)
     rows = chosen.model[-1].validation_rows_
     assert views[rows].any() and not (set(groups[rows]) & set(np.delete(groups, rows)))  # whole images held out
     plain = rows[~views[rows]]

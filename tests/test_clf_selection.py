@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import METRICS, Tuning, score, select_model
+from classifiers import METRICS, Tuning, mcnemar_pvalue, score, select_model, unpack_outcomes, wilson_interval
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,24 @@ def test_metrics_with_probabilities_and_many_classes(codes):
     matrix = np.array(metrics["confusion_matrix"])
     assert matrix.shape == (7, 7) and matrix.sum() == 100 and np.trace(matrix) == round(100 * metrics["test_accuracy"])
     assert metrics["predict_seconds_per_1000"] > 0
+    low, high = wilson_interval(round(100 * metrics["test_accuracy"]), 100)
+    assert metrics["test_acc_low"] == low < metrics["test_accuracy"] < high == metrics["test_acc_high"]
+    assert np.array_equal(unpack_outcomes(metrics["test_correct"], 100), model.predict(X[200:]) == y[200:])
+
+
+def test_wilson_interval_and_mcnemar_against_known_values():
+    assert wilson_interval(894, 1000) == pytest.approx((0.8734, 0.9116), abs=1e-4)  # Wilson 1927, by hand
+    assert wilson_interval(0, 10)[0] == 0 and wilson_interval(10, 10)[1] == pytest.approx(1)  # inside [0, 1], unlike p +- 2 se
+    right = np.ones(100, bool)
+    other = right.copy()
+    other[:6] = False  # wrong on 6 images the first gets right, right on none it gets wrong
+    assert mcnemar_pvalue(right, other) == pytest.approx(2 * 0.5**6)  # exact binomial, two-sided
+    assert mcnemar_pvalue(right, right) == 1.0
+    other[90:92] = False
+    right[90:92] = False  # agreeing mistakes do not count
+    assert mcnemar_pvalue(right, other) == pytest.approx(2 * 0.5**6)
+    with pytest.raises(ValueError, match="same test images"):
+        mcnemar_pvalue(right, right[:50])
 
 
 def test_metrics_without_probabilities_or_with_few_classes(codes):
@@ -80,3 +98,30 @@ def test_test_labels_unseen_in_training_are_refused(codes):
     model = select_model("ridge", X[y < 6], y[y < 6], Tuning(cv_folds=3, n_jobs=1)).model
     with pytest.raises(ValueError, match=r"the test split has labels \[6\] that the training split lacks"):
         score(model, X, y)
+
+
+def test_regularisation_paths_score_what_separate_fits_score(codes):
+    from sklearn.model_selection import GridSearchCV
+
+    from classifiers import ZOO, make_model
+    from classifiers.paths import path_scores
+    from classifiers.selection import cv_splits
+
+    X, y = codes
+    for rows in (np.arange(len(y)), np.flatnonzero(y < 2)):  # many classes, and two (one ridge target column)
+        _, splits, _ = cv_splits(y[rows], 3, 0)
+        for name, param, values in (("ridge", "alpha", [1e4, 10.0, 1e-2]), ("logreg", "C", [1e-4, 0.1, 10.0])):
+            model = make_model(name)
+            walked = path_scores(model, ZOO[name].path, param, values, X[rows], y[rows], splits)
+            search = GridSearchCV(model, {f"classifier__{param}": values}, cv=splits).fit(X[rows], y[rows])
+            separate = np.array([search.cv_results_[f"split{fold}_test_score"] for fold in range(3)])
+            np.testing.assert_allclose(walked, separate, atol=1.5 / len(splits[0][1]))  # one image at most
+
+
+def test_wide_grids_are_searched_fast_and_say_their_spread(codes):
+    X, y = codes
+    chosen = select_model("logreg", X, y, Tuning(cv_folds=3, n_jobs=1))
+    assert chosen.candidates == 23 and 1e-6 <= chosen.params["C"] <= 1e5  # Kornblith et al.'s range
+    assert 0 < chosen.cv_std < 0.2
+    ridge = select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))
+    assert ridge.candidates == 33
