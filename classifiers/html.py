@@ -184,7 +184,7 @@ def _gallery(gallery: Gallery, anchor: str) -> str:
 
 
 def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], banner: str,
-                galleries: list[Gallery]) -> str:
+                galleries: list[Gallery], notes: dict[str, str] | None = None) -> str:
     """The page as a string.
 
     Parameters
@@ -199,6 +199,8 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         The random-weights warning, or empty.
     galleries : list of Gallery
         Image sections (mistakes, suspect labels), in page order.
+    notes : dict, optional
+        Heading -> paragraph, after the plots (the learning curves' reading).
     """
     best = best_row(rows)
     sentence = (
@@ -227,6 +229,7 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         *(f'<figure><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
           for caption, uri in plots.items()),
         "</div>",
+        *(f"<h2>{escape(heading)}</h2><p>{escape(note)}</p>" for heading, note in (notes or {}).items()),
         "<h2>Per class (best model, test split)</h2>",
         '<p class="note">accuracy: the share of the class\'s test images classified right (its recall); precision: '
         "the share of the images predicted as the class that are of it; support: the class's test images.</p>",

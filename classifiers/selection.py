@@ -155,7 +155,8 @@ def _duration(seconds: float) -> str:
 
 
 def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tuning(), groups: np.ndarray | None = None,
-                 fixed: dict | None = None, views: np.ndarray | None = None) -> Selection:
+                 fixed: dict | None = None, views: np.ndarray | None = None,
+                 blocks: list[tuple[str, int]] | None = None) -> Selection:
     """Grid-search zoo entry ``name`` on ``X`` ``(n_samples, n_features)``, ``y`` ``(n_samples,)``.
 
     Parameters
@@ -176,12 +177,15 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
         head is built from: ``backbone``, ``tap``, ``weights``).
     views : ndarray of bool, (n_samples,), optional
         Rows that are augmented views: in the folds' training rows, never scored.
+    blocks : list of (str, int), optional
+        Fused codes: each part's name and width (``make_model``; ``tuning.fuse_width``).
 
     Settings whose fits fail score nothing (scikit-learn warns, naming the error); when
     every setting fails, the error is raised.
     """
     seed, held_out = tuning.seed, entry_for(name, len(y)).held_out
-    model = make_model(name, tuning.preprocessing, seed, params=fixed, n_rows=len(y))
+    model = make_model(name, tuning.preprocessing, seed, params=fixed, n_rows=len(y), blocks=blocks,
+                       fuse_width=tuning.fuse_width)
     grid = param_grid(name, tuning.grid_of(name))
     chosen = _select_on_held_out(name, model, grid, X, y, groups, views) if held_out and tuning.head_folds == 1 \
         else None
