@@ -26,6 +26,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
 from sklearn.pipeline import Pipeline
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from features import MAP
@@ -94,6 +95,7 @@ class StackedCells(ClassifierMixin, BaseEstimator):
         """Each member's out-of-fold scores on ``X`` ``(n_samples, n_features)`` train the
         logistic regression; then each member is refitted on every row."""
         X, y = validate_data(self, X, y)
+        check_classification_targets(y)
         if not self.members:
             raise ValueError("StackedCells needs members: [(estimator, [(start, stop)]), ...]")
         self.classes_ = np.unique(y)
@@ -125,10 +127,12 @@ class StackedCells(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """``(n_samples, n_classes)``: the logistic regression's probabilities on the members' scores."""
-        return self.final_estimator_.predict_proba(self._stacked_scores(X))
+        scores = self._stacked_scores(X)  # checks that it is fitted
+        return self.final_estimator_.predict_proba(scores)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        probabilities = self.predict_proba(X)
+        return self.classes_[np.argmax(probabilities, axis=1)]
 
 
 def _eligible(cell) -> bool:

@@ -120,7 +120,7 @@ def make_block_preprocessing(chain: list[str], blocks: list[tuple[str, int]], wi
     from .preprocessing import make_preprocessing
 
     total = sum(columns for _, columns in blocks)
-    kept = [min(columns, max(1, round(width * columns / total))) if width else columns for _, columns in blocks]
+    kept = [min(columns, max(1, width * columns // total)) if width else columns for _, columns in blocks]
     mean = sum(kept) / len(kept)
     transformers, start = [], 0
     for (name, columns), out in zip(blocks, kept):
