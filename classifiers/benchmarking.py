@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from features import MAP, FeatureStore, Recipe, forward_seconds, get_backbone, resolve_weights, spec_of_store
 from features.files import write_json
 
 from .cells import benchmark_model, load_fused_codes
-from .fusion import FUSE_ALL, check_fuse, fusion_sets, joined_names
+from .fusion import FUSE_ALL, check_fuse, fusion_sets, joined_names, parts_of
 from .parallel import search_backend
 from .metrics import METRICS
 from .outofcore import learns_in_chunks
@@ -87,6 +88,14 @@ class Results:
                               "data as a list of dicts") from error
         return pandas.DataFrame(self.rows, columns=[column for column in COLUMNS if column != "model" or
                                                     any(row["model"] for row in self.rows)])
+
+    def codes(self, cell: Cell, split: str | None = "test"):
+        """``(X, y)`` of one split (None: every row) as ``cell``'s model takes them: its
+        table's codes, or its parts' side by side (a fused cell, an ensemble)."""
+        if cell.backbone not in self.stores:
+            raise ValueError(f"these results hold no {cell.backbone} store: Results.load(run_dir, stores=[...])")
+        read = [self.stores[cell.backbone].codes(*part, split) for part in parts_of(cell.spec)]
+        return (read[0][0] if len(read) == 1 else np.hstack([X for X, _ in read])), read[0][1]
 
     def plot(self):
         """Test accuracy by tap depth, one panel per backbone: a matplotlib Figure."""

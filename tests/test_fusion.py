@@ -46,7 +46,8 @@ def test_a_fused_cell_is_one_more_cell_for_every_classifier_named_by_its_parts(s
         assert cell.row["n_features"] == 2048 + 256 and cell.row["depth"] == 5  # its deepest part's
         assert cell.spec["parts"] == [["pool", "avg"], ["layer1", "avg"]]
         assert cell.row["preprocessing"] == "ssqrt+standard per part"
-        X, y = _side_by_side(store, [("pool", "avg"), ("layer1", "avg")]), store.codes("pool", "avg", "test")[1]
+        X, y = results.codes(cell, split="test")  # what its model takes
+        np.testing.assert_array_equal(X, _side_by_side(store, [("pool", "avg"), ("layer1", "avg")]))
         assert cell.test_accuracy == pytest.approx(np.mean(cell.model.predict(X) == y))
 
 
@@ -156,7 +157,7 @@ def _store_predictions(tmp_path, model_path):
     ("classifiers.fuse_width=-1", "classifiers.fuse_width = -1 must be at least 0"),
     ("classifiers.ensemble=-2", "classifiers.ensemble = -2 must be at least 0"),
 ])
-def test_bad_fuse_and_ensemble_settings_exit_1_naming_the_key(cli, config, setting, message):
+def test_bad_fuse_and_ensemble_settings_exit_2_naming_the_key(cli, config, setting, message):
     code, _, err = cli("fit", "-c", config, "--set", setting)
-    assert code == 1 and err.count("\n") == 1
+    assert code == 2 and err.count("\n") == 1  # a config error
     assert re.search(message, err), err
