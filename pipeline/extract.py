@@ -21,7 +21,7 @@ from features import (
     resolve_device,
 )
 
-from .config import Config
+from .config import Config, ConfigError
 from .stages import open_source, run_folder, write_json
 
 __all__ = ["extract"]
@@ -83,7 +83,19 @@ def extract(config: Config, progress: bool = True) -> None:
 
 
 def _join_process_group(device: str) -> str:
-    """Join ``torchrun``'s process group (NCCL between GPUs, gloo between CPUs); this rank's device."""
+    """Join ``torchrun``'s process group (NCCL between GPUs, gloo between CPUs); this rank's device.
+
+    Each rank takes the GPU of its local rank, so a node must have a GPU for each process
+    that ``torchrun`` starts there; otherwise the rank stops with a message saying so
+    (CUDA's own error, "invalid device ordinal", names neither the cause nor the fix)."""
+    if device == "cuda":
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+        if local_rank >= gpus:
+            fix = f"run torchrun --nproc-per-node {gpus}" if gpus else "this node has none"
+            raise ConfigError(f"torchrun started local rank {local_rank}, which needs GPU {local_rank}: {fix}, "
+                              f"or set features.device = \"cpu\"")
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(device)  # NCCL then knows this rank's GPU instead of guessing it
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if device == "cuda" else device
+    return device

@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from features import (
     FeatureStore,
@@ -140,3 +141,15 @@ def test_a_shard_that_stopped_resumes_on_its_own(image_folder, tmp_path, forward
                             tmp_path / "c", RUNTIME)
     assert sum(forward_calls) == 1 and resumed.images == 1  # the rest only; the other shard is untouched
     assert not list((tmp_path / "c").glob("*rank1of2*"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a node with fewer GPUs than the rank asks for")
+def test_a_rank_without_a_gpu_of_its_own_says_how_many_processes_to_start(image_folder, write_config):
+    config = write_config(f'root = "{image_folder}"')
+    env = {**os.environ, "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
+    done = subprocess.run([sys.executable, "-m", "pipeline", "extract", "-c", str(config),
+                           "--set", 'features.device="cuda"'], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]  # a setting that cannot work here, like a config error
+    assert 'local rank 1, which needs GPU 1: this node has none, or set features.device = "cpu"' in done.stderr
+    assert "Traceback" not in done.stderr
