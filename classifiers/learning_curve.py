@@ -129,7 +129,8 @@ def learning_curve(model, X_fit: np.ndarray, y_fit: np.ndarray, X_test: np.ndarr
 
 
 def write_curve_csv(points: list[dict], path: Path) -> None:
-    """``learning_curve.csv``: one row per fit (``CURVE_COLUMNS``); the point at every image is the cell's row."""
+    """``learning_curve.csv``: one row per fit (``CURVE_COLUMNS``), and per cell one at every
+    image (``per_class``: the smallest class's images), the cell's own row."""
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -160,7 +161,10 @@ def plot_learning_curve(points: list[dict], path: Path, banner: str = "") -> Non
         shots, mean, spread = (np.array(values) for values in zip(*curve))
         axis.errorbar(shots, 100 * mean, yerr=100 * spread, marker="o", capsize=3, label=label)
     if points:
+        from matplotlib.ticker import ScalarFormatter
+
         axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(ScalarFormatter())  # 1, 10, 100, not 10^0
         axis.legend(fontsize=8, loc="lower right")
     else:
         axis.text(0.5, 0.5, "no learning curve: no feature store was given to the report", ha="center",
@@ -181,7 +185,9 @@ def curve_summary(points: list[dict], rows: list[dict]) -> str:
     curve = _means([point for point in points if _label(point) == _label(best)]).get(_label(best)) if best else None
     if not curve:
         return ""
-    half, mean, spread = curve[-1]
+    if len(curve) < 2:
+        return ""
+    (half, mean, spread), _ = curve[-2:]
     slope = 100 * (best["test_accuracy"] - mean)
     helps = slope >= HELPS_POINTS
     tables = [row for row in rows if row["backbone"] == best["backbone"] and "+" not in row["tap"]]
@@ -220,4 +226,7 @@ def run_curves(run_dir: Path, rows: list[dict], store, seed: int = 0) -> list[di
         cell = {key: row[key] for key in CURVE_COLUMNS[:4]}
         points += [{**cell, **point} for point in learning_curve(model, codes.X_fit, codes.y_fit, codes.X_test,
                                                                  codes.y_test, codes.groups_fit, seed)]
+        images = np.unique(codes.groups_fit, return_index=True)[1]
+        points.append({**cell, "per_class": _per_class(codes.y_fit, images), "n_train": len(codes.y_fit),
+                       "draw": 0, "test_accuracy": row["test_accuracy"]})  # every image: the cell's own model
     return points
