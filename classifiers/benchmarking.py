@@ -14,12 +14,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from features import MAP, FeatureStore, Recipe, forward_seconds, get_backbone, resolve_weights, spec_of_store
 from features.files import write_json
 
-from .cells import benchmark_model, load_codes
+from .cells import benchmark_model, load_fused_codes
+from .fusion import FUSE_ALL, check_fuse, fusion_sets, joined_names, parts_of
 from .parallel import search_backend
 from .metrics import METRICS
 from .outofcore import learns_in_chunks
@@ -86,6 +88,14 @@ class Results:
                               "data as a list of dicts") from error
         return pandas.DataFrame(self.rows, columns=[column for column in COLUMNS if column != "model" or
                                                     any(row["model"] for row in self.rows)])
+
+    def codes(self, cell: Cell, split: str | None = "test"):
+        """``(X, y)`` of one split (None: every row) as ``cell``'s model takes them: its
+        table's codes, or its parts' side by side (a fused cell, an ensemble)."""
+        if cell.backbone not in self.stores:
+            raise ValueError(f"these results hold no {cell.backbone} store: Results.load(run_dir, stores=[...])")
+        read = [self.stores[cell.backbone].codes(*part, split) for part in parts_of(cell.spec)]
+        return (read[0][0] if len(read) == 1 else np.hstack([X for X, _ in read])), read[0][1]
 
     def plot(self):
         """Test accuracy by tap depth, one panel per backbone: a matplotlib Figure."""
@@ -173,23 +183,34 @@ def _recompute_seconds(store: FeatureStore, tap: str, row: dict) -> dict:
             "recompute_seconds": round(per_image * row["epochs"] * rows_per_epoch, 1)}
 
 
-def _jobs(stores: dict[str, FeatureStore], models: list[str], codes) -> list[tuple[str, str, str, list[str]]]:
-    """``(backbone, tap, pooling, classifiers)`` of every complete codes dataset asked for
-    (``codes``: ``"tap/pooling"`` names, or such lists by backbone; all by default) that some
-    classifier takes."""
-    jobs = []
+def _jobs(stores: dict[str, FeatureStore], models: list[str], codes, fuse) -> list[tuple[str, list, list[str]]]:
+    """``(backbone, parts, classifiers)`` of every complete codes dataset asked for (``codes``:
+    ``"tap/pooling"`` names, or such lists by backbone; all by default) that some classifier
+    takes, each with ``parts`` = ``[(tap, pooling)]``, then the fused cells of ``fuse``
+    (``classifiers.fusion``) with their parts."""
+    jobs, fused = [], []
     for backbone, store in stores.items():
         names = codes.get(backbone) if isinstance(codes, dict) else codes
         wanted = None if names is None else list(dict.fromkeys(tuple(name.split("/", 1)) for name in names))
         available = store.available()
-        for tap, pooling in available if wanted is None else [key for key in wanted if key in available]:
+        tables = available if wanted is None else [key for key in wanted if key in available]
+        for tap, pooling in tables:
             takers = [name for name in models if _takes(name, backbone, tap, pooling)]
             if takers:
-                jobs.append((backbone, tap, pooling, takers))
+                jobs.append((backbone, [(tap, pooling)], takers))
         missing = [] if wanted is None else [key for key in wanted if key not in available]
         if missing:
             raise ValueError(f"{store.path} has no complete codes for {', '.join('/'.join(key) for key in missing)}; "
                              f"it has {', '.join('/'.join(key) for key in available) or 'none'} (extract them first)")
+        takers = [name for name in models if ZOO[name].takes != MAPS]
+        for parts in fusion_sets(fuse, tables, available) if takers else []:
+            jobs.append((backbone, parts, takers))
+            fused.append(parts)
+    for item in fuse:
+        if item != FUSE_ALL and [tuple(name.split("/", 1)) for name in dict.fromkeys(item)] not in fused:
+            have = sorted({"/".join(key) for store in stores.values() for key in store.available()})
+            raise ValueError(f"classifiers.fuse names {list(item)}, but no store has complete codes for all of them "
+                             f"(they have {', '.join(have) or 'none'}); extract them first, or fuse others")
     if not jobs:
         raise ValueError(f"no classifier of {', '.join(models)} takes the codes given: a map head needs pooling "
                          f"\"{MAP}\" and a tap with layers after it (vgg16: pool4 or shallower; resnet50: layer3 or "
@@ -237,20 +258,24 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
             raise ValueError(f"unknown classifier {name!r}; valid: {', '.join(ZOO)}")
     opened = [_open(store) for store in (stores if isinstance(stores, (list, tuple)) else [stores])]
     by_backbone = _by_backbone(opened)
-    jobs = _jobs(by_backbone, models, codes)
+    check_fuse(settings.fuse)
+    jobs = _jobs(by_backbone, models, codes, settings.fuse)
     cells = []
     bar = tqdm(total=sum(len(takers) for *_, takers in jobs), desc="fit", unit="model",
                disable=None if progress else True)
     with bar, search_backend(backend, scheduler):  # where the searches' fits run
-        for backbone, tap, pooling, takers in jobs:
+        for backbone, parts, takers in jobs:
             store = by_backbone[backbone]
-            codes_of = load_codes(store.path, tap, pooling, settings.memory_budget_gb)
+            codes_of = load_fused_codes(store.path, parts, settings.memory_budget_gb)
+            tap, pooling = joined_names(parts)
             for name in takers:
                 bar.set_postfix_str(f"{backbone} {tap}/{pooling} {name}")
-                if not codes_of.in_memory and not learns_in_chunks(name):
-                    log.warning("fit: %s %s/%s %s skipped: its codes are over classifiers.memory_budget_gb and it "
-                                "cannot learn from row blocks (sgd, linear-head and mlp-head can)",
-                                backbone, tap, pooling, name)
+                if not codes_of.in_memory and (codes_of.blocks or not learns_in_chunks(name)):
+                    log.warning("fit: %s %s/%s %s skipped: its codes are over classifiers.memory_budget_gb and %s",
+                                backbone, tap, pooling, name,
+                                "fused codes are fitted in memory only (fuse fewer tables, or set classifiers."
+                                "fuse_width)" if codes_of.blocks else
+                                "it cannot learn from row blocks (sgd, linear-head and mlp-head can)")
                     bar.update()
                     continue
                 map_head = ZOO[name].takes == MAPS
@@ -258,19 +283,29 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
                 if map_head:
                     row.update(_recompute_seconds(store, tap, row))
                 row = {"backbone": backbone, "weights": store.attrs["weights"], "pretrained": _pretrained(store),
-                       "tap": tap, "depth": get_backbone(backbone).depth(tap), "pooling": pooling, **row,
-                       "model_bytes": None, "model": ""}
+                       "tap": tap, "depth": max(get_backbone(backbone).depth(part) for part, _ in parts),
+                       "pooling": pooling, **row, "model_bytes": None, "model": ""}
                 cells.append(Cell(row, model, codes_of.spec))
                 bar.update()
     if not cells:
         raise ValueError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
                          "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
-    ranked = rank_rows([{**cell.row, "_cell": index} for index, cell in enumerate(cells)])  # best first, marked
-    cells = [dataclasses.replace(cells[row.pop("_cell")], row=row) for row in ranked]
+    cells = _ranked(cells)
+    if settings.ensemble > 1:
+        from .ensemble import stack_cells
+
+        stacked = stack_cells(cells, by_backbone, settings)
+        cells = _ranked(cells + [stacked]) if stacked else cells
     best = cells[0]
     log.info("fit: best of %d: %s %s/%s %s (cv %.1f %%)", len(cells), best.backbone, best.tap, best.pooling,
              best.classifier, 100 * best.cv_accuracy)
     return Results(cells, codes_of.classes, by_backbone, settings.seed)
+
+
+def _ranked(cells: list[Cell]) -> list[Cell]:
+    """The cells best first, their rows marked (``rank_rows``)."""
+    ranked = rank_rows([{**cell.row, "_cell": index} for index, cell in enumerate(cells)])
+    return [dataclasses.replace(cells[row.pop("_cell")], row=row) for row in ranked]
 
 
 def _by_backbone(stores: list[FeatureStore]) -> dict[str, FeatureStore]:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from features import FeatureStore, StoreError, spec_of_store
+from features import FeatureStore, StoreError
 
+from .fusion import fused_spec
 from .heads import TorchClassifier
 from .metrics import score, score_blocks
 from .outofcore import ChunkReader, select_in_chunks
@@ -22,7 +23,7 @@ from .selection import select_model
 from .tuning import Tuning
 from .zoo import ZOO, entry_for
 
-__all__ = ["Codes", "load_codes", "benchmark_model"]
+__all__ = ["Codes", "load_codes", "load_fused_codes", "benchmark_model"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class Codes:
     store: Path | None = None
     positions_fit: np.ndarray | None = None
     positions_test: np.ndarray | None = None
+    blocks: list[tuple[str, int]] | None = None
+    """Fused codes (``classifiers.fusion``): each part's name and width, in column order; None for one table."""
 
     @property
     def n_views(self) -> int:
@@ -68,10 +71,23 @@ def load_codes(path: str | Path, tap: str, pooling: str, memory_budget_gb: float
     """The train, val and test codes of ``tap``/``pooling`` in the store at ``path``: read
     into memory, or left in the store when the training rows' codes (as float32) would
     take more than ``memory_budget_gb``."""
+    return load_fused_codes(path, [(tap, pooling)], memory_budget_gb)
+
+
+def load_fused_codes(path: str | Path, parts: list[tuple[str, str]], memory_budget_gb: float | None = None) -> Codes:
+    """``load_codes`` of several tables side by side (``classifiers.fusion``): each row holds
+    the codes of ``parts`` in order, and ``blocks`` names each part with its width.
+
+    The tables are read one split of one part at a time into one array, so the fused
+    codes are never held twice. Fused codes over the memory budget are left in the
+    store like any others (``Codes.in_memory`` false).
+    """
+    fused = len(parts) > 1
     with FeatureStore(path) as store:
         fit_rows = np.concatenate([np.flatnonzero(store.splits == split) for split in ("train", "val")])
         test_rows = np.flatnonzero(store.splits == "test")
-        row_shape = store.row_shape(tap, pooling)
+        shapes = [store.row_shape(*part) for part in parts]
+        row_shape = (sum(int(np.prod(shape)) for shape in shapes),) if fused else shapes[0]
         if not (store.splits == "train").any() or not len(test_rows):
             raise StoreError(
                 f"{path} has {int((store.splits == 'train').sum())} train and {len(test_rows)} test samples; both "
@@ -79,30 +95,48 @@ def load_codes(path: str | Path, tap: str, pooling: str, memory_budget_gb: float
             )
         fit_gb = len(fit_rows) * int(np.prod(row_shape)) * 4 / 1e9
         in_memory = memory_budget_gb is None or fit_gb <= memory_budget_gb
+        name = "+".join("/".join(part) for part in parts)
         if in_memory:
-            X_train, _ = store.codes(tap, pooling, "train")
-            X_val, _ = store.codes(tap, pooling, "val")
-            X_test, _ = store.codes(tap, pooling, "test")
+            X_fit, X_test = _read_side_by_side(store, parts, ("train", "val")), _read_side_by_side(store, parts, ("test",))
         else:
-            log.info("fit: %s/%s: %.2f GB of training codes, over the memory budget of %g GB "
-                     "(classifiers.memory_budget_gb): learning from the store in row blocks", tap, pooling, fit_gb,
+            log.info("fit: %s: %.2f GB of training codes, over the memory budget of %g GB "
+                     "(classifiers.memory_budget_gb): learning from the store in row blocks", name, fit_gb,
                      memory_budget_gb)
         groups = store.groups[fit_rows]
         return Codes(
-            X_fit=np.concatenate([X_train, X_val]) if in_memory else None,
+            X_fit=X_fit if in_memory else None,
             y_fit=store.labels[fit_rows],
             X_test=X_test if in_memory else None,
             y_test=store.labels[test_rows],
             n_val=int((store.splits == "val").sum()),
             classes=store.classes,
-            spec=spec_of_store(store.attrs, tap, pooling),
+            spec=fused_spec(store.attrs, parts),
             row_shape=row_shape,
             groups_fit=groups,
             views_fit=np.asarray(store.ids, dtype=object)[fit_rows] != groups,  # a view's id is not its image's
             store=None if in_memory else Path(path),
             positions_fit=None if in_memory else fit_rows,
             positions_test=None if in_memory else test_rows,
+            blocks=[("/".join(part), int(np.prod(shape))) for part, shape in zip(parts, shapes)] if fused else None,
         )
+
+
+def _read_side_by_side(store: FeatureStore, parts: list[tuple[str, str]], splits: tuple[str, ...]) -> np.ndarray:
+    """The codes of ``parts`` side by side for the rows of ``splits``, in that order: one
+    table's rows kept whole (a map stays ``(n, C, H, W)``), several written into one array."""
+    if len(parts) == 1:
+        return np.concatenate([store.codes(*parts[0], split)[0] for split in splits])
+    rows = int(np.isin(store.splits, splits).sum())
+    X = np.empty((rows, sum(int(np.prod(store.row_shape(*part))) for part in parts)), np.float32)
+    column = 0
+    for part in parts:
+        row = 0
+        for split in splits:
+            codes, _ = store.codes(*part, split)
+            X[row:row + len(codes), column:column + codes.shape[1]] = codes
+            row += len(codes)
+        column += codes.shape[1]
+    return X
 
 
 def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: dict | None = None) -> tuple[dict, object]:
@@ -125,7 +159,8 @@ def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: d
     """
     entry = entry_for(name, len(codes.y_fit))
     if codes.in_memory:
-        chosen = select_model(name, codes.X_fit, codes.y_fit, tuning, codes.groups_fit, fixed, codes.views_fit)
+        chosen = select_model(name, codes.X_fit, codes.y_fit, tuning, codes.groups_fit, fixed, codes.views_fit,
+                              codes.blocks)
         metrics = score(chosen.model, codes.X_test, codes.y_test)
     else:
         with FeatureStore(codes.store) as store:
@@ -138,7 +173,8 @@ def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: d
     row = {
         "classifier": name,
         "method": entry.description if entry is not ZOO[name] else "",
-        "preprocessing": "+".join(chain) or "none",
+        "preprocessing": "+".join(chain) or "none" if not codes.blocks else
+        f"{'+'.join(tuning.preprocessing) or 'none'} per part",
         "params": chosen.params,
         "n_features": int(np.prod(codes.row_shape)),
         "n_train": len(codes.y_fit) - codes.n_val,

@@ -245,7 +245,8 @@ def _data_review(review: DataReviewSection) -> str:
 
 
 def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], banner: str,
-                galleries: list[Gallery], review: DataReviewSection | None = None) -> str:
+                galleries: list[Gallery], review: DataReviewSection | None = None,
+                notes: dict[str, str] | None = None) -> str:
     """The page as a string.
 
     Parameters
@@ -262,6 +263,8 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         Image sections (mistakes, suspect labels), in page order.
     review : DataReviewSection, optional
         The data review, after the galleries.
+    notes : dict, optional
+        Heading -> paragraph, after the plots (the learning curves' reading).
     """
     best = best_row(rows)
     sentence = (
@@ -293,6 +296,7 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
         *(f'<figure><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
           for caption, uri in plots.items()),
         "</div>",
+        *(f"<h2>{escape(heading)}</h2><p>{escape(note)}</p>" for heading, note in (notes or {}).items()),
         "<h2>Per class (best model, test split)</h2>",
         '<p class="note">accuracy: the share of the class\'s test images classified right (its recall); precision: '
         "the share of the images predicted as the class that are of it; support: the class's test images.</p>",

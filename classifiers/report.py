@@ -43,7 +43,7 @@ __all__ = [
 PLOT_NAME = "accuracy_by_depth.png"
 CONFUSION_NAME = "confusion_matrix.png"
 REPORT_FILES = ("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md", "report.html", "suspect_labels.csv",
-                "duplicates.csv", "outliers.csv")
+                "duplicates.csv", "outliers.csv", "learning_curve.csv", "learning_curve.png")
 """What ``write_report`` writes into a run folder."""
 
 COLUMNS = (
@@ -291,8 +291,10 @@ def plot_confusion_matrix(row: dict, classes: list[str], path: Path, banner: str
     figure.savefig(path, dpi=120, format="png")
 
 
-def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: str = "") -> None:
-    """``report.md``: the banner (if any), the best model, the ranked table and the plots.
+def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: str = "",
+                   notes: dict[str, str] | None = None) -> None:
+    """``report.md``: the banner (if any), the best model, the ranked table, ``notes``
+    (heading -> paragraph) and the plots.
 
     ``plots`` maps a caption to a PNG file name beside the report.
     """
@@ -318,6 +320,8 @@ def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: 
     summary = finetune_summary(rows)
     if summary:
         parts += ["## Fine-tuning or a frozen classifier", "", summary.replace("\n", "\n\n"), ""]
+    for heading, note in (notes or {}).items():
+        parts += [f"## {heading}", "", note, ""]
     for caption, name in plots.items():
         parts += [f"![{caption}]({name})", ""]
     path.write_text("\n".join(parts))

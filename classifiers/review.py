@@ -23,11 +23,13 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from features import MAP, FeatureStore, ImageSource, spec_of_store
+from features import MAP, FeatureStore, ImageSource
 from features.files import write_atomic
 
 from .datasection import DUPLICATE_COLUMNS, OUTLIER_COLUMNS, review_cell, review_section
+from .fusion import ENSEMBLE, fused_spec, parts_of, read_blocks
 from .html import Card, DataReviewSection, Gallery, render_page
+from .learning_curve import CURVE_NAME, CURVE_PLOT, curve_summary, plot_learning_curve, run_curves, write_curve_csv
 from .metrics import class_probabilities
 from .persistence import load_model
 from .report import (
@@ -59,8 +61,9 @@ SUSPECT_COLUMNS = ("rank", "id", "given", "suggested", "score", "confidence")
 
 def write_report(run_dir: str | Path, results: dict, store: str | Path | None = None,
                  source: ImageSource | None = None, progress: bool = True) -> None:
-    """Write ``results.csv``, the two plots, ``report.md``, ``report.html``,
-    ``suspect_labels.csv``, ``duplicates.csv`` and ``outliers.csv`` into ``run_dir``.
+    """Write ``results.csv``, the plots, ``report.md``, ``report.html``, ``suspect_labels.csv``,
+    ``duplicates.csv``, ``outliers.csv`` and ``learning_curve.csv`` (``classifiers.learning_curve``)
+    into ``run_dir``.
 
     Parameters
     ----------
@@ -71,7 +74,7 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
         ``seed`` (of the suspect labels' folds; 0 when absent).
     store : str or Path, optional
         The feature store of the best row's backbone. Without it the page has no mistakes,
-        no suspect labels and no data review.
+        no suspect labels, no data review and no learning curves.
     source : ImageSource, optional
         The images the store was made from, for thumbnails. Without it (or for an image
         that cannot be read) the page names the images without showing them.
@@ -82,12 +85,18 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
     rows, classes = results["rows"], results["classes"]
     banner = weights_banner(rows)
     best = best_row(rows)
-    plots = {"test accuracy by depth": PLOT_NAME, "confusion matrix of the best model": CONFUSION_NAME}
+    plots = {"test accuracy by depth": PLOT_NAME, "confusion matrix of the best model": CONFUSION_NAME,
+             "learning curves of the best cells": CURVE_PLOT}
     write_atomic(run_dir / "results.csv", lambda partial: write_csv(rows, partial))
     write_atomic(run_dir / PLOT_NAME, lambda partial: plot_accuracy_by_depth(rows, partial, banner))
     write_atomic(run_dir / CONFUSION_NAME, lambda partial: plot_confusion_matrix(best, classes, partial, banner))
-    write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner))
     seed = results.get("seed", 0)
+    points = [] if store is None else run_curves(run_dir, rows, store, seed)
+    write_atomic(run_dir / CURVE_NAME, lambda partial: write_curve_csv(points, partial))
+    write_atomic(run_dir / CURVE_PLOT, lambda partial: plot_learning_curve(points, partial, banner))
+    notes = {"Would more labels help?": curve_summary(points, rows) or
+             "Not computed: no feature store was given to the report, or no cell could be refitted on fewer images."}
+    write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner, notes))
     if store is None:
         note = "Not shown: no feature store was given to the report, so the best model could not be run on the codes."
         galleries, suspects, duplicates, outliers = [Gallery("Mistakes", note), Gallery("Suspect labels", note)], [], [], []
@@ -95,16 +104,17 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
                                    "to compare the images by.")
     else:
         with FeatureStore(store) as codes:
-            model, _ = load_model(run_dir / best["model"], spec_of_store(codes.attrs, best["tap"], best["pooling"]))
+            model, _ = load_model(run_dir / best["model"], fused_spec(codes.attrs, parts_of(best)))
             pictures = _Thumbnails(source, progress)
             test = np.flatnonzero(codes.splits == "test")
             predicted, confidence, how = _predict(model, codes, best, test)
             mistakes = _mistakes(codes, test, predicted, confidence, how, classes, pictures)
             suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures, seed)
             galleries = [mistakes, suspects_gallery]
-            log.info("report: reviewing the data by the codes of %s/%s: near-duplicates, leaks, outliers, a map",
-                     best["tap"], best["pooling"])
-            cell = review_cell(codes, best["tap"], best["pooling"], seed, best["backbone"])
+            plain = next(row for row in rows if len(parts_of(row)) == 1 and row["classifier"] != ENSEMBLE)
+            log.info("report: reviewing the data by the codes of %s/%s (the best single table): near-duplicates, "
+                     "leaks, outliers, a map", plain["tap"], plain["pooling"])
+            cell = review_cell(codes, plain["tap"], plain["pooling"], seed, plain["backbone"])
             duplicates, outliers = cell.duplicates(), cell.outliers()
             right = {codes.ids[row]: bool(guess == codes.labels[row]) for row, guess in zip(test, predicted)}
             review = review_section(
@@ -114,7 +124,7 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
     write_atomic(run_dir / "duplicates.csv", lambda partial: _write_rows(duplicates, DUPLICATE_COLUMNS, partial))
     write_atomic(run_dir / "outliers.csv", lambda partial: _write_rows(outliers, OUTLIER_COLUMNS, partial))
     uris = {caption: file_uri(run_dir / name) for caption, name in plots.items()}
-    page = render_page(rows, classes, uris, banner, galleries, review)
+    page = render_page(rows, classes, uris, banner, galleries, review, notes)
     write_atomic(run_dir / "report.html", lambda partial: partial.write_text(page, encoding="utf-8"))
 
 
@@ -148,9 +158,11 @@ class _Thumbnails:
 
 
 def _blocks(store: FeatureStore, best: dict, positions: np.ndarray):
-    """The best row's codes of the rows at ``positions``, ``BLOCK_BYTES`` at a time."""
-    row_bytes = 4 * int(np.prod(store.row_shape(best["tap"], best["pooling"])))
-    return store.blocks(best["tap"], best["pooling"], positions, max(1, BLOCK_BYTES // row_bytes))
+    """The best row's codes of the rows at ``positions`` (its parts side by side when fused),
+    ``BLOCK_BYTES`` at a time."""
+    parts = parts_of(best)
+    row_bytes = 4 * sum(int(np.prod(store.row_shape(*part))) for part in parts)
+    return read_blocks(store, parts, positions, max(1, BLOCK_BYTES // row_bytes))
 
 
 def _predict(model, store: FeatureStore, best: dict, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -198,6 +210,10 @@ def _suspects(model, store: FeatureStore, best: dict, classes: list[str], pictur
     if best["pooling"] == MAP:
         return Gallery(title, f"Not computed: the best model ({best['classifier']}) trains on whole maps, and judging "
                               f"the training labels would fine-tune it {SUSPECT_FOLDS} more times."), []
+    if best["classifier"] == ENSEMBLE:
+        return Gallery(title, "Not computed: the best model is an ensemble, and judging the training labels would "
+                              "cross-validate each of its members inside each fold; the rows of its members show "
+                              "which cells it stacks."), []
     if best.get("out_of_core"):
         return Gallery(title, "Not computed: the best model learned from its codes in row blocks (they are over "
                               "classifiers.memory_budget_gb), and out-of-fold predictions would hold them all in "

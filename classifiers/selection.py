@@ -170,7 +170,8 @@ def _duration(seconds: float) -> str:
 
 
 def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tuning(), groups: np.ndarray | None = None,
-                 fixed: dict | None = None, views: np.ndarray | None = None) -> Selection:
+                 fixed: dict | None = None, views: np.ndarray | None = None,
+                 blocks: list[tuple[str, int]] | None = None) -> Selection:
     """Grid-search zoo entry ``name`` on ``X`` ``(n_samples, n_features)``, ``y`` ``(n_samples,)``.
 
     Every classifier is scored by the same estimate on the same rows (``selection_splits``):
@@ -196,6 +197,8 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
         head is built from: ``backbone``, ``tap``, ``weights``).
     views : ndarray of bool, (n_samples,), optional
         Rows that are augmented views: in the splits' training rows, never scored.
+    blocks : list of (str, int), optional
+        Fused codes: each part's name and width (``make_model``; ``tuning.fuse_width``).
 
     An entry with a ``path`` walks its one-parameter grid as a regularisation path
     (``classifiers.paths``); an entry that ``refine``s searches again beside its best
@@ -204,7 +207,8 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
     naming the error); when every setting fails, the error is raised.
     """
     seed, entry = tuning.seed, entry_for(name, len(y))
-    model = make_model(name, tuning.preprocessing, seed, params=fixed, n_rows=len(y))
+    model = make_model(name, tuning.preprocessing, seed, params=fixed, n_rows=len(y), blocks=blocks,
+                       fuse_width=tuning.fuse_width)
     grid = param_grid(name, tuning.grid_of(name))
     splits, search_groups = selection_splits(y, tuning, groups, views, kfold=entry.held_out and tuning.head_folds > 1)
     on_held_out = entry.held_out and len(splits) == 1

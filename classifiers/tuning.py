@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .fusion import DEFAULT_FUSE
 from .preprocessing import DEFAULT_PREPROCESSING
 
 __all__ = ["Tuning"]
@@ -45,6 +46,16 @@ class Tuning:
     n_jobs : int or None
         Parallel fits of a search (``-1``: every core). How the work runs, not what it
         gives: the same selection for any value.
+    fuse : list
+        Fused cells (``classifiers.fusion``): lists of ``"tap/pooling"`` names whose codes
+        are put side by side, and ``"all"`` (every pooled table of each backbone that has
+        two or more); ``[]``: none.
+    fuse_width : int or None
+        A fused cell's parts are reduced by PCA to their shares of this many columns;
+        None or 0: kept whole.
+    ensemble : int
+        A stacked ensemble (``classifiers.ensemble``) of up to this many of the best cells
+        by cross-validation, one more row; 0 or 1: none.
     """
 
     preprocessing: list[str] = field(default_factory=lambda: list(DEFAULT_PREPROCESSING))
@@ -57,6 +68,9 @@ class Tuning:
     chunk_epochs: int = 10
     seed: int = 0
     n_jobs: int | None = -1
+    fuse: list = field(default_factory=lambda: list(DEFAULT_FUSE))
+    fuse_width: int | None = None
+    ensemble: int = 3
 
     def grid_of(self, name: str) -> dict | None:
         """The grid overrides of model ``name``, if any."""

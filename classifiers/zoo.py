@@ -204,19 +204,27 @@ def entry_for(name: str, n_rows: int | None = None) -> ZooEntry:
 
 def make_model(
     name: str, preprocessing: list[str] = DEFAULT_PREPROCESSING, random_state: int = 0, incremental: bool = False,
-    params: dict | None = None, n_rows: int | None = None,
+    params: dict | None = None, n_rows: int | None = None, blocks: list[tuple[str, int]] | None = None,
+    fuse_width: int | None = None,
 ):
     """A fresh unfitted ``Pipeline(preprocessing..., classifier)`` of zoo entry ``name``.
 
     ``incremental=True`` builds steps that all learn in row chunks (see ``fit_in_chunks``).
     An entry that takes maps gets no preprocessing. ``params`` sets estimator parameters
     (``{"C": 1.0}``, or what a map head is built from). ``n_rows``, the training rows the
-    model will see, picks the entry's form at scale (``entry_for``).
+    model will see, picks the entry's form at scale (``entry_for``). ``blocks`` (fused
+    codes: each part's name and width) puts each part through the preprocessing on its
+    own, reduced to its share of ``fuse_width`` columns when given (``classifiers.fusion``).
     """
     from sklearn.pipeline import Pipeline
 
     entry = entry_for(name, n_rows)
-    steps = make_preprocessing(list(preprocessing), random_state, incremental) if entry.takes == CODES else []
+    if blocks:
+        from .fusion import make_block_preprocessing
+
+        steps = [("blocks", make_block_preprocessing(list(preprocessing), blocks, fuse_width, random_state))]
+    else:
+        steps = make_preprocessing(list(preprocessing), random_state, incremental) if entry.takes == CODES else []
     return Pipeline([*steps, (STEP, entry.build(random_state).set_params(**(params or {})))])
 
 

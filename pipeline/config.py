@@ -231,6 +231,9 @@ class ClassifiersSection:
     head_folds: int = Tuning.head_folds
     seed: int = Tuning.seed
     grid: dict[str, object] = field(default_factory=dict)
+    fuse: list[str | list[str]] = field(default_factory=lambda: list(classifiers.DEFAULT_FUSE))
+    fuse_width: int = 0
+    ensemble: int = Tuning.ensemble
 
     def tuning(self) -> dict:
         """The settings of ``classifiers.Tuning`` in this section, by name (``benchmark``'s keywords)."""
@@ -257,6 +260,14 @@ class ClassifiersSection:
         if self.head_folds < 1:
             raise ConfigError(f"classifiers.head_folds = {self.head_folds} must be at least 1 (1: scored like the other "
                               f"classifiers; 2 or more: always k-fold cross-validation)")
+        try:
+            classifiers.check_fuse(self.fuse)
+        except ValueError as error:
+            raise ConfigError(f"classifiers.fuse: {error}") from None
+        for key in ("fuse_width", "ensemble"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"classifiers.{key} = {getattr(self, key)} must be at least 0 (0: "
+                                  f"{'parts kept whole' if key == 'fuse_width' else 'no ensemble'})")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ConfigError(f"classifiers.n_jobs = {self.n_jobs} must be -1 (all cores) or at least 1")
         try:

@@ -12,7 +12,9 @@ import csv
 import logging
 from pathlib import Path
 
-from classifiers import load_model, predict_table, read_sidecar
+import numpy as np
+
+from classifiers import load_model, parts_of, predict_table, read_sidecar
 from features import ImageFiles, Recipe, compute_codes, resolve_weights
 
 from .config import Config
@@ -40,17 +42,20 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     sidecar = read_sidecar(model_path)
     spec = sidecar["spec"]
     tap, pooling = spec["tap"], spec["pooling"]
+    parts = parts_of(spec)  # a fused or ensemble model takes several tables side by side
     # the images get the model's recipe with the config's weights; the spec check refuses other weights by name
     weights = resolve_weights(spec["backbone"], config.features.weights, seed=config.features.seed)
     recipe = Recipe.from_spec(spec, weights)
-    estimator, _ = load_model(model_path, recipe.spec(tap, pooling))
+    fused = {"parts": [list(part) for part in parts]} if len(parts) > 1 else {}
+    estimator, _ = load_model(model_path, {**recipe.spec(tap, pooling), **fused})
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
              weights.identity)
-    codes, failed = compute_codes(source, recipe, [tap], [pooling], config.features.runtime(progress),
+    codes, failed = compute_codes(source, recipe, list(dict.fromkeys(part[0] for part in parts)),
+                                  list(dict.fromkeys(part[1] for part in parts)), config.features.runtime(progress),
                                   config.features.cache_dir)
     errors = dict(failed)
-    predicted = iter(predict_table(estimator, codes[(tap, pooling)], sidecar["classes"], top_k) if len(errors) < len(source)
-                     else [])
+    X = codes[parts[0]] if len(parts) == 1 else np.hstack([codes[part] for part in parts])
+    predicted = iter(predict_table(estimator, X, sidecar["classes"], top_k) if len(errors) < len(source) else [])
     rows = []
     for sample_id in source.ids:
         if sample_id in errors:

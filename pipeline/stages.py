@@ -3,9 +3,10 @@
     extract  images -> feature stores in ``features.cache_dir``; ``features.json`` names them
     fit      ``features.json`` -> ``models/<backbone>/<tap>-<pooling>-<classifier>.joblib``
              (+ ``.joblib.json`` sidecars) and ``results.json`` (tuned by CV on train, test once)
-    report   ``results.json`` (+ the best row's codes and images) -> ``results.csv``,
+    report   ``results.json`` (+ the best rows' codes and images) -> ``results.csv``,
              ``accuracy_by_depth.png``, ``confusion_matrix.png``, ``report.md``, ``report.html``,
-             ``suspect_labels.csv``, ``duplicates.csv``, ``outliers.csv``, and the sorted table on
+             ``suspect_labels.csv``, ``duplicates.csv``, ``outliers.csv``, ``learning_curve.csv`` and
+             ``.png``, and the sorted table on
              standard output
     predict  new images + a fitted model -> ``predictions.csv`` and a short table
 
@@ -124,16 +125,19 @@ def _fit_inputs(config: Config) -> dict[str, str]:
 
 
 def _report_inputs(config: Config) -> dict[str, str]:
-    """``results.json`` and the codes of the best row, which the report's review of the best
-    model reads (its model file is an output of fit already)."""
+    """``results.json`` and the codes that the report's review of the best model and its
+    learning curves read: each table of the best row and of ``classifiers.curve_rows``
+    (their model files are outputs of fit already)."""
     results = Path(config.run.dir) / "results.json"
     inputs = {"results.json": file_digest(results)}
     if inputs["results.json"] == MISSING:
         return inputs
-    best = classifiers.best_row(json.loads(results.read_text())["rows"])
-    backbone, tap, pooling = best["backbone"], best["tap"], best["pooling"]
-    store = _extracted(config).get(backbone, {}).get("store")
-    inputs[f"codes {backbone} {tap}/{pooling}"] = codes_fingerprint(store, tap, pooling) if store else MISSING
+    rows = json.loads(results.read_text())["rows"]
+    for row in [classifiers.best_row(rows), *classifiers.curve_rows(rows)]:
+        backbone = row["backbone"]
+        store = _extracted(config).get(backbone, {}).get("store")
+        for tap, pooling in classifiers.parts_of(row):
+            inputs[f"codes {backbone} {tap}/{pooling}"] = codes_fingerprint(store, tap, pooling) if store else MISSING
     return inputs
 
 

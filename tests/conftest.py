@@ -68,6 +68,8 @@ def write_config(tmp_path):
 
             [classifiers]
             models = ["logreg", "linsvm"]
+            fuse = []
+            ensemble = 0
 
             [run]
             dir = "runs/test"

@@ -65,7 +65,8 @@ def store(image_folder, tmp_path):
 def test_benchmark_returns_results_and_writes_nothing(store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = _files(tmp_path)
-    results = classifiers.benchmark(store, models=["logreg", "ridge"], cv_folds=3, n_jobs=1, progress=False)
+    results = classifiers.benchmark(store, models=["logreg", "ridge"], cv_folds=3, n_jobs=1, progress=False,
+                                    fuse=[], ensemble=0)  # tests/test_fusion.py has the fused cells and ensembles
     assert _files(tmp_path) == before
     assert len(results.rows) == 4 and results.rows[0]["best"] == "overall"
     best = results.best
@@ -118,7 +119,8 @@ def test_benchmark_gives_the_numbers_of_the_fit_stage(config, cli, run_dir):
     assert code == 0
     stage = json.loads((run_dir / "results.json").read_text())["rows"]
     stores = json.loads((run_dir / "features.json").read_text())
-    results = classifiers.benchmark(stores["resnet50"]["store"], models=["logreg", "linsvm"], progress=False)
+    results = classifiers.benchmark(stores["resnet50"]["store"], models=["logreg", "linsvm"], progress=False,
+                                    fuse=[], ensemble=0)  # as the test config
     cell = lambda row: (row["tap"], row["pooling"], row["classifier"])  # noqa: E731 (ties rank by fit time)
     theirs = {cell(row): row for row in stage}
     assert len(results.rows) == len(stage) == 4

@@ -67,7 +67,7 @@ def test_the_page_shows_the_mistakes_and_the_suspect_labels_in_one_file(noisy_ru
     assert re.findall(r'(?:src|href)="(?!data:)', page) == [] and "<link" not in page  # nothing outside the file
     assert "Random weights for resnet50" in page and "Best model: resnet50" in page
     assert 'table class="sortable" id="results"' in page and "Test accuracy by tap and classifier" in page
-    assert page.count('src="data:image/png;base64,') == 2  # the two plots
+    assert page.count('src="data:image/png;base64,') == 3  # the three plots (depth, confusion, learning curves)
     (mistake,) = [figure for figure in _figures(page) if "test/dog/cat3.png" in figure]
     assert "true: dog<br>predicted: cat<br>confidence 0." in mistake and 'src="data:image/jpeg;base64,' in mistake
     assert "dog taken for cat: 1 test images" in page and "from predict_proba." in page

@@ -144,8 +144,8 @@ def test_clean_removes_a_stage_and_keeps_the_feature_cache_unless_asked(cli, con
     assert (run_dir / "report.md").exists() and (run_dir / "features.json").exists()
     assert (run_dir / "predictions.csv").exists()  # only cleaning everything removes the predictions
     assert _status(cli, config)[1:] == ["fit: missing (never ran)",  # which codes the report reads is in results.json
-                                        "report: stale (codes resnet50 layer1/avg changed, results.json changed, "
-                                        "fit will run)"]
+                                        "report: stale (codes resnet50 layer1/avg changed, codes resnet50 pool/avg "
+                                        "changed, results.json changed, fit will run)"]  # best row, learning curves
 
     assert cli("clean", "-c", config)[0] == 0
     assert store.exists()
