@@ -146,7 +146,7 @@ def test_pipeline_run_brings_the_run_up_to_date_and_returns_its_results(config, 
 
 def test_equal_scores_give_the_same_best_whatever_the_clock(store, monkeypatch):
     """Ties in cv accuracy go to the simpler classifier, then the shallower tap, never to the faster fit."""
-    settings = dict(models=["svm-rbf", "logreg", "ridge"], cv_folds=2, n_jobs=1, progress=False)
+    settings = dict(models=["svm-rbf", "logreg", "ridge"], cv_folds=2, n_jobs=1, progress=False, fuse=[], ensemble=0)
     first = classifiers.benchmark(store, **settings)
     top = [row for row in first.rows if row["cv_accuracy"] == first.rows[0]["cv_accuracy"]]
     assert len(top) >= 3  # these images are easy: several cells reach the same score
