@@ -35,7 +35,7 @@ import numpy as np
 from features import MAP
 
 from .fusion import ENSEMBLE, parts_of
-from .report import _figure, rank_rows
+from .report import _figure, selection_order
 
 __all__ = ["CURVE_NAME", "CURVE_PLOT", "CURVE_COLUMNS", "CURVE_CELLS", "DRAWS", "SHOTS", "HELPS_POINTS",
            "curve_rows", "learning_curve", "run_curves", "write_curve_csv", "plot_learning_curve", "curve_summary"]
@@ -58,7 +58,7 @@ HELPS_POINTS = 1.0
 def curve_rows(rows: list[dict]) -> list[dict]:
     """The rows whose curves the report draws: the best ``CURVE_CELLS`` of the best row's
     backbone that were fitted in memory on pooled codes (no ensembles, no map heads)."""
-    ranked = rank_rows(rows)
+    ranked = sorted(rows, key=selection_order)  # the order alone: no test comparisons, so status loads no scikit-learn
     backbone = ranked[0]["backbone"]
     return [row for row in ranked if row["backbone"] == backbone and row["classifier"] != ENSEMBLE
             and not row.get("out_of_core") and MAP not in row["pooling"].split("+")][:CURVE_CELLS]

@@ -35,7 +35,7 @@ differs from the best (``classifiers.metrics`` has the same; it is not imported 
 it loads scikit-learn, and the command line's answers that need no model must not)."""
 
 __all__ = [
-    "COLUMNS", "PLOT_NAME", "CONFUSION_NAME", "REPORT_FILES", "rank_rows", "best_row", "tie_summary", "weights_banner",
+    "COLUMNS", "PLOT_NAME", "CONFUSION_NAME", "REPORT_FILES", "selection_order", "rank_rows", "best_row", "tie_summary", "weights_banner",
     "format_table", "finetune_summary", "write_csv", "plot_accuracy_by_depth", "plot_confusion_matrix",
     "write_markdown",
 ]
@@ -64,7 +64,7 @@ _SHOWN = (
 _PERCENT = {"cv_accuracy", "test_accuracy", "macro_f1", "top5_accuracy"}
 
 
-def _selection_order(row: dict) -> tuple:
+def selection_order(row: dict) -> tuple:
     """The ranking key: the higher cv accuracy, then the simpler classifier, then the shallower
     tap (the sort is stable: then the rows' own order). cv accuracies equal up to float
     rounding are equal."""
@@ -72,11 +72,11 @@ def _selection_order(row: dict) -> tuple:
 
 
 def rank_rows(rows: list[dict]) -> list[dict]:
-    """Rows best first (``_selection_order``), marked ``best`` = overall / backbone / '', and
+    """Rows best first (``selection_order``), marked ``best`` = overall / backbone / '', and
     compared with the best row on the test images: ``p_vs_best`` (McNemar's exact test)
     and ``tied_with_best`` (p at least 1 - ``CONFIDENCE``; the best row itself is tied),
     None for rows that do not say which test images they got right."""
-    ordered = sorted(rows, key=_selection_order)
+    ordered = sorted(rows, key=selection_order)
     reference = ordered[0] if ordered and ordered[0].get("test_correct") else None
     seen_backbones = set()
     marked = []
@@ -126,7 +126,7 @@ def _name(row: dict) -> str:
 def best_row(rows: list[dict]) -> dict:
     """The overall best row of ``rank_rows`` (without the comparison with the others, which
     loads scikit-learn: ``status`` asks for the best model's file)."""
-    return {**min(rows, key=_selection_order), "best": "overall"}  # min: the first of equals, as the stable sort
+    return {**min(rows, key=selection_order), "best": "overall"}  # min: the first of equals, as the stable sort
 
 
 def weights_banner(rows: list[dict]) -> str:

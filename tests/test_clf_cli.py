@@ -68,7 +68,7 @@ def test_fit_and_report_write_ranked_results_models_and_plots(image_folder, writ
         ("classifiers.n_jobs=0", "classifiers.n_jobs = 0 must be -1 (all cores) or at least 1"),
         ("classifiers.holdout_rows=-1", "classifiers.holdout_rows = -1 must be at least 0 (0: always k-fold"),
         ("classifiers.grid.logreg.c=[1.0]", "classifiers.grid.logreg: logreg has no parameter 'c' (did you mean 'C'?)"),
-        ("classifiers.grid.svm.C=[1.0]", "classifiers.grid = 'svm' is not valid (did you mean 'linsvm'?)"),
+        ("classifiers.grid.svm.C=[1.0]", "classifiers.grid = 'svm' is not valid (did you mean 'linsvm' or 'svm-rbf'?)"),
         ("classifiers.grid.logreg=3", "classifiers.grid.logreg = 3 must be a table of parameter = [values]"),
     ],
 )

@@ -71,7 +71,7 @@ def test_bad_names_in_the_config_list_the_valid_choices(image_folder, write_conf
         ("features.weights=IMAGENET1K_V9", "weights 'IMAGENET1K_V9' are not valid for resnet50; valid: imagenet, "
                                            "random, auto, IMAGENET1K_V1, IMAGENET1K_V2"),
         ("data.on_error=ignore", "data.on_error = 'ignore' is not valid; valid choices: skip, fail"),
-        ("features.dtype=float64", "features.dtype = 'float64' is not valid (did you mean 'float16'?); valid "
+        ("features.dtype=float64", "features.dtype = 'float64' is not valid (did you mean 'float16' or 'float32'?); valid "
                                    "choices: float32, float16"),
         ("data.manifest=list.csv", "[data] needs exactly one of root (an image folder), manifest (a CSV file) and "
                                    "dataset"),

@@ -43,7 +43,8 @@ def test_a_fused_cell_is_one_more_cell_for_every_classifier_named_by_its_parts(s
     assert len(results.cells) == 6 and sorted(cell.classifier for cell in fused) == ["logreg", "ridge"]
     for cell in fused:
         assert (cell.tap, cell.pooling) == ("pool+layer1", "avg+avg")  # in the order named
-        assert cell.row["n_features"] == 2048 + 256 and cell.row["depth"] == 5  # its deepest part's
+        depth = features.get_backbone(cell.backbone).depth
+        assert cell.row["n_features"] == 2048 + 256 and cell.row["depth"] == max(depth("pool"), depth("layer1"))
         assert cell.spec["parts"] == [["pool", "avg"], ["layer1", "avg"]]
         assert cell.row["preprocessing"] == "ssqrt+standard per part"
         X, y = results.codes(cell, split="test")  # what its model takes
