@@ -87,8 +87,8 @@ def head_rows(device: str, rows: int = 20_000, width: int = 2_048) -> list[str]:
         seconds = time.perf_counter() - started
         predictions[where] = model.predict(codes[held_out])
         accuracy = (predictions[where] == labels[held_out]).mean()
-        lines.append(f"| {where} ({torch.get_num_threads()} threads) | {seconds:.1f} | {accuracy:.3f} |"
-                     if where == "cpu" else f"| {where} | {seconds:.1f} | {accuracy:.3f} |")
+        label = f"{where} ({torch.get_num_threads()} threads)" if where == "cpu" else where
+        lines.append(f"| {label} | {seconds:.1f} | {accuracy:.3f} |")
     agreement = (predictions["cpu"] == predictions[device]).mean()
     lines.append(f"\nThe CPU's and {device}'s heads agree on {agreement:.1%} of {held:,} held-out rows.")
     return lines
