@@ -27,5 +27,6 @@ _MODULES = {
     "datasets": ["NAMED_DATASETS", "DatasetUnavailable", "dataset_fingerprint", "open_named_dataset"],
     "store": ["FeatureStore", "StoreError", "read_codes", "verify_store", "consolidate_store", "codes_fingerprint"],
     "lock": ["StoreLocked"],
+    "errors": ["CnnCodesError", "UserError", "SettingError", "FileInputError"],
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_MODULES)
