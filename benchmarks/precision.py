@@ -100,7 +100,7 @@ def bare_rates(backbone: str, size: int, args) -> list[dict]:
 
 def _source(size: int, args):
     if args.data:
-        return open_source(str(args.data), 0.25, 0, 0.0, str(args.cache))
+        return open_source(str(args.data), cache_dir=str(args.cache))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, size, size, 3), dtype=np.uint8)
     return ImageArrays(images, np.arange(args.images) % 2, name=f"random-{size}")

@@ -10,7 +10,7 @@ import lazy_loader
 
 _MODULES = {
     "zoo": ["ZOO", "MAPS", "DEFAULT_MODELS", "SIMPLEST_FIRST", "make_model", "param_grid", "check_grid"],
-    "tuning": ["Tuning"],
+    "tuning": ["Tuning", "check_models"],
     "benchmarking": ["Cell", "Results", "benchmark"],
     "preprocessing": ["PREPROCESSING", "DEFAULT_PREPROCESSING", "check_preprocessing"],
     "heads": ["TorchHead"],

@@ -21,13 +21,13 @@ from features import MAP, FeatureStore, Recipe, forward_seconds, get_backbone, r
 from features.files import write_json
 
 from .cells import benchmark_model, load_fused_codes
-from .fusion import FUSE_ALL, check_fuse, fusion_sets, joined_names, parts_of
+from .fusion import FUSE_ALL, fusion_sets, joined_names, parts_of
 from .parallel import search_backend
 from .metrics import METRICS
 from .outofcore import learns_in_chunks
 from .persistence import load_model, save_model
 from .report import COLUMNS, format_table, plot_accuracy_by_depth, rank_rows
-from .tuning import Tuning
+from .tuning import Tuning, check_models
 from .zoo import DEFAULT_MODELS, MAPS, ZOO
 
 __all__ = ["Cell", "Results", "benchmark"]
@@ -219,7 +219,7 @@ def _jobs(stores: dict[str, FeatureStore], models: list[str], codes, fuse) -> li
 
 
 def benchmark(stores, models: list[str] | None = None, codes=None, backend: str = "loky", scheduler: str = "",
-              progress: bool = True, **tuning) -> Results:
+              progress: bool = True, *, tuning: Tuning | None = None, **settings) -> Results:
     """Tune every classifier in ``models`` on every codes dataset of ``stores`` it takes, refit
     the best setting, and score it once on the test split.
 
@@ -237,10 +237,11 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
         ``dask``, ``ray``; the Dask scheduler's address).
     progress : bool
         A progress bar (tqdm's auto mode: a terminal or a notebook).
-    **tuning
-        The other settings of ``[classifiers]`` by name (``Tuning``): ``preprocessing``,
-        ``grid``, ``cv_folds``, ``tune_rows``, ``head_folds``, ``memory_budget_gb``,
-        ``chunk_epochs``, ``seed``, ``n_jobs``.
+    tuning : Tuning, optional
+        The other settings of ``[classifiers]``; or, instead, ``**settings``:
+    **settings
+        They by name (``Tuning``'s fields): ``preprocessing``, ``grid``, ``cv_folds``,
+        ``tune_rows``, ``head_folds``, ``memory_budget_gb``, ``chunk_epochs``, ``seed``, ``n_jobs``.
 
     Returns
     -------
@@ -248,17 +249,15 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
         Best first. Nothing is written: ``Results.save(run_dir)`` writes the models and the report.
     """
     valid = [field.name for field in dataclasses.fields(Tuning)]
-    unknown = sorted(set(tuning) - set(valid))
-    if unknown:
-        raise TypeError(f"benchmark() got unknown settings {', '.join(unknown)}; valid: {', '.join(valid)}")
-    settings = Tuning(**tuning)
+    unknown = sorted(set(settings) - set(valid))
+    if unknown or tuning is not None and settings:
+        raise TypeError(f"benchmark() got unknown settings {', '.join(unknown)}; valid: {', '.join(valid)}" if unknown
+                        else "benchmark() takes tuning= or its settings by name, not both")
+    settings = tuning or Tuning(**settings)
     models = list(models or DEFAULT_MODELS)
-    for name in models:
-        if name not in ZOO:
-            raise ValueError(f"unknown classifier {name!r}; valid: {', '.join(ZOO)}")
+    check_models(models)
     opened = [_open(store) for store in (stores if isinstance(stores, (list, tuple)) else [stores])]
     by_backbone = _by_backbone(opened)
-    check_fuse(settings.fuse)
     jobs = _jobs(by_backbone, models, codes, settings.fuse)
     cells = []
     bar = tqdm(total=sum(len(takers) for *_, takers in jobs), desc="fit", unit="model",

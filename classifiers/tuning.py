@@ -1,16 +1,57 @@
 """How every classifier is tuned, fitted and scored: one value for the search, the benchmark and ``fit``.
 
+``Tuning`` checks its settings itself (``features.constraints``), and ``check_models`` the
+classifiers' names, so that ``[classifiers]`` and ``classifiers.benchmark`` refuse a bad
+value with the same message.
+
 Importing this module costs no scikit-learn or torch: configurations take their defaults from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from .fusion import DEFAULT_FUSE
-from .preprocessing import DEFAULT_PREPROCESSING
+from features.constraints import Interval, Options, Rule, check_fields, choice_error
+from features.errors import SettingError
 
-__all__ = ["Tuning"]
+from .fusion import DEFAULT_FUSE, check_fuse
+from .preprocessing import DEFAULT_PREPROCESSING, check_preprocessing
+from .zoo import ZOO
+
+__all__ = ["Tuning", "check_models"]
+
+
+def check_models(models) -> None:
+    """Raise ``SettingError`` unless ``models`` names one or more zoo entries (``classifiers.ZOO``)."""
+    if not models:
+        raise SettingError(f"models is empty; name at least one of {', '.join(ZOO)}")
+    for name in models:
+        if name not in ZOO:
+            raise choice_error("models", name, ZOO)
+
+
+def _by(check, shown: bool = True):
+    """A constraint from one of the checks that raise ``ValueError`` with what is wrong
+    (``check_preprocessing``); ``shown``: the message repeats the value (``check_fuse``'s name the wrong item)."""
+
+    def constraint(name: str, value) -> None:
+        try:
+            check(value)
+        except ValueError as error:
+            raise SettingError(f"{name}{f' = {value!r}' if shown else ''}: {error}") from None
+
+    return constraint
+
+
+def _grid(name: str, grid: dict) -> None:
+    """Grids by zoo name, each a table of parameter = [values] (the parameters' names: ``check_grid``)."""
+    for model, table in grid.items():
+        if model not in ZOO:
+            raise choice_error(name, model, ZOO)
+        if not isinstance(table, dict):
+            raise SettingError(f"{name}.{model} = {table!r} must be a table of parameter = [values], "
+                               f"e.g. [classifiers.grid.{model}] followed by C = [0.1, 1.0]")
 
 
 @dataclass(frozen=True)
@@ -71,6 +112,27 @@ class Tuning:
     fuse: list = field(default_factory=lambda: list(DEFAULT_FUSE))
     fuse_width: int | None = None
     ensemble: int = 3
+
+    constraints: ClassVar[dict] = {
+        "preprocessing": Rule(list, tuple, _by(check_preprocessing)),
+        "grid": Rule(dict, _grid),
+        "cv_folds": Interval(int, 2),
+        "tune_rows": Rule(None, Interval(int, 0), hint="0: search on every row"),
+        "holdout_rows": Rule(Interval(int, 0), hint="0: always k-fold cross-validation"),
+        "head_folds": Rule(Interval(int, 1), hint="1: scored like the other classifiers; 2 or more: always k-fold "
+                                                  "cross-validation"),
+        "memory_budget_gb": Rule(Interval(float, 0, open_low=True), hint="gigabytes"),
+        "chunk_epochs": Interval(int, 1),
+        "seed": Interval(int, 0),
+        "n_jobs": Rule(None, Options((-1,), "-1 (all cores)"), Interval(int, 1)),
+        "fuse": _by(check_fuse, shown=False),
+        "fuse_width": Rule(None, Interval(int, 0), hint="0: parts kept whole"),
+        "ensemble": Rule(Interval(int, 0), hint="0 or 1: no ensemble"),
+    }
+    """What each setting accepts (``features.constraints``): the one check, for a config and for Python."""
+
+    def __post_init__(self):
+        check_fields(self)
 
     def grid_of(self, name: str) -> dict | None:
         """The grid overrides of model ``name``, if any."""

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .backbones import check_taps, get_backbone, list_taps
+from .datasets import open_source
 from .files import WriteError
 from .forward import Forward, HostPixels, fold_batchnorm
 from .images import ImageError
@@ -39,12 +40,13 @@ from .pooling import MAP, pool
 from .quantize import CALIBRATION_BATCH, INT8, calibration_sample, int8_model, sample_fingerprint
 from .recipe import Recipe, Runtime
 from .shards import Shard, join_shards
-from .sources import ImageSource, open_source
+from .sources import ImageSource, Split
 from .store import FeatureStore, SampleTable, read_table, rewrite_store
 from .views import AugmentedViews
 from .weights import build_tap_extractor
 
-__all__ = ["Extraction", "extract", "compute_codes", "extract_codes", "forward_seconds", "join_shard_stores"]
+__all__ = ["Extraction", "extract", "extraction_source", "extract_backbone", "compute_codes", "extract_codes",
+           "forward_seconds", "join_shard_stores"]
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,8 @@ def _on_device(batch: _Batch, dataset: _Preprocessed, forward: Forward, transfor
     return (torch.stack([crops[index] for index in done]) if done else None), done, failed
 
 
-def _datasets(recipe: Recipe, taps: list[str], poolings: list[str]) -> list[tuple[str, str]]:
-    """Every (tap, pooling) asked for, after checking, before any CNN work, the names (errors
+def _tables(recipe: Recipe, taps: list[str], poolings: list[str]) -> list[tuple[str, str]]:
+    """The tables of codes asked for, every (tap, pooling), after checking, before any CNN work, the names (errors
     list the valid ones), that each tap has a layout its poolings can read, and that the
     model takes the recipe's image size (``check_taps``)."""
     check_taps(recipe.backbone, taps, poolings, recipe.image_size)
@@ -206,7 +208,7 @@ def _extractor(source: ImageSource, recipe: Recipe, taps: list[str], runtime: Ru
                       runtime.batch_size, None if sample is None else calibration_inputs)
 
 
-def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Runtime, cache_dir=None,
+def _batches(source: ImageSource, indices, recipe: Recipe, tables, runtime: Runtime, cache_dir=None,
              sample: np.ndarray | None = None):
     """Run the CNN over ``source[indices]`` in order, one batch at a time.
 
@@ -217,7 +219,7 @@ def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Ru
     int8's calibration (``_extractor``).
     """
     forward = runtime.forward(recipe)
-    taps = sorted({tap for tap, _ in datasets})
+    taps = sorted({tap for tap, _ in tables})
     layouts = check_taps(recipe.backbone, taps, [], recipe.image_size)
     extractor = _extractor(source, recipe, taps, runtime, forward, cache_dir, sample)
     transform = recipe.transform
@@ -235,7 +237,7 @@ def _batches(source: ImageSource, indices, recipe: Recipe, datasets, runtime: Ru
                                      ) from error
                 codes = {(tap, pooling): _pooled(outputs[tap], pooling, layouts[tap],
                                                  recipe.map_dtype if pooling == MAP else recipe.dtype)
-                         for tap, pooling in datasets}
+                         for tap, pooling in tables}
             yield done, codes, failed
             bar.update(len(done) + len(failed))
 
@@ -280,10 +282,10 @@ def compute_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
     failed : list of (id, message)
         The images that could not be read (left out of ``codes``).
     """
-    datasets = _datasets(recipe, taps, poolings)
-    blocks = {key: [] for key in datasets}
+    tables = _tables(recipe, taps, poolings)
+    blocks = {key: [] for key in tables}
     failed = []
-    for _, codes, bad in _batches(source, np.arange(len(source)), recipe, datasets, runtime, cache_dir):
+    for _, codes, bad in _batches(source, np.arange(len(source)), recipe, tables, runtime, cache_dir):
         for key, rows in codes.items():
             blocks[key].append(rows)
         failed += [(source.ids[index], message) for index, message in bad]
@@ -428,7 +430,7 @@ def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings
     -------
     Extraction
     """
-    wanted = _datasets(recipe, taps, poolings)
+    wanted = _tables(recipe, taps, poolings)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error = {on_error!r} is not valid; valid: {', '.join(ON_ERROR)}")
     recipe, sample = with_calibration_sample(recipe, source)
@@ -475,9 +477,9 @@ def _store_attrs(recipe: Recipe, source: ImageSource) -> dict:
     return {**recipe.store_attrs(source), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def _check_map_sizes(recipe: Recipe, datasets, n_rows: int, budget_gb: float) -> None:
+def _check_map_sizes(recipe: Recipe, tables, n_rows: int, budget_gb: float) -> None:
     """Log the size of each whole map to be written, and refuse one over the budget before any work."""
-    maps = [tap for tap, pooling in datasets if pooling == MAP]
+    maps = [tap for tap, pooling in tables if pooling == MAP]
     if not maps:
         return
     backbone, image_size, map_dtype = recipe.backbone, recipe.image_size, recipe.map_dtype
@@ -540,13 +542,35 @@ def _run(job: _Job, todo, runtime: Runtime, on_error: str, cache_dir, sample) ->
                 )
 
 
+def extraction_source(source, *, split: Split = Split(), views: int = 0, seed: int = 0, cache_dir="cache",
+                      kind: str = "", root=None) -> ImageSource:
+    """The rows an extraction runs over: ``source`` opened (``open_source``: ``kind``, ``split``,
+    ``cache_dir`` and ``root``) and, with ``views``, that many augmented views of each training
+    image (``AugmentedViews``, seeded by ``seed``)."""
+    source = open_source(source, kind=kind, split=split, cache_dir=cache_dir, root=root)
+    return AugmentedViews(source, views=views, seed=seed) if views else source
+
+
+def extract_backbone(source: ImageSource, backbone: str, *, taps: list[str] | None = None, poolings=("avg",),
+                     weights: str = "imagenet", seed: int = 0, cache_dir="cache", runtime: Runtime = Runtime(),
+                     on_error: str = "skip", **recipe) -> Extraction:
+    """``backbone``'s codes of ``source`` (``extraction_source``) at ``taps`` (by default the
+    backbone's own) x ``poolings``: the ``Recipe`` of ``weights`` (seeded by ``seed``) and of
+    the other ``recipe`` settings, run by ``runtime`` through ``extract_codes``. What both
+    ``features.extract`` and the ``extract`` stage run."""
+    recipe = Recipe.resolve(backbone, weights, seed, **recipe)
+    return extract_codes(source, recipe, list(taps or get_backbone(backbone).default_taps), list(poolings),
+                         cache_dir, runtime, on_error)
+
+
 _RECIPE_OPTIONS = tuple(field.name for field in fields(Recipe)
                         if field.name not in ("weights", "image_size", "calibration_sample"))
 _RUNTIME_OPTIONS = tuple(field.name for field in fields(Runtime))
-_SOURCE_OPTIONS = {"seed": 0, "views": 0, "test_size": 0.25, "val_size": 0.0, "on_error": "skip"}
+_SPLIT_OPTIONS = tuple(field.name for field in fields(Split))
+_SOURCE_OPTIONS = ("seed", "views", "on_error", *_SPLIT_OPTIONS)
 
 
-def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pooling=("avg",),
+def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pooling=("avg",), *,
             weights: str = "imagenet", image_size: int = 224, cache_dir="cache", **options) -> FeatureStore:
     """The codes of ``source``'s images at every tap and pooling, computed once and cached:
     the ``extract`` stage for a notebook, writing the same store files.
@@ -571,11 +595,12 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
         Folder of the store files (the config's ``features.cache_dir``).
     **options
         The other settings of ``[features]`` and ``[data]``, with the config file's names,
-        defaults and meanings: ``fast_decode``, ``dtype``, ``map_dtype``, ``precision``,
+        defaults, meanings and checks: ``fast_decode``, ``dtype``, ``map_dtype``, ``precision``,
         ``decode_on_device``, ``calibration_images``, ``calibration_seed`` (the ``Recipe``); ``device`` (``auto``: the GPU when there is
         one), ``batch_size``, ``num_workers``, ``channels_last``, ``compile``,
-        ``map_budget_gb``, ``progress`` (the ``Runtime``); ``seed`` (of random weights,
-        augmented views and the split), ``views``, ``test_size``, ``val_size``, ``on_error``.
+        ``map_budget_gb``, ``progress`` (the ``Runtime``); ``test_size``, ``val_size``
+        (the ``Split``, with ``seed``); ``seed`` (of random weights, augmented views and the
+        split), ``views``, ``on_error``.
 
     Returns
     -------
@@ -585,14 +610,14 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
     unknown = set(options) - {*_RECIPE_OPTIONS, *_RUNTIME_OPTIONS, *_SOURCE_OPTIONS}
     if unknown:
         raise TypeError(f"extract() got unknown settings {', '.join(sorted(unknown))}; valid: "
-                        f"{', '.join([*_RECIPE_OPTIONS, *_RUNTIME_OPTIONS, *_SOURCE_OPTIONS])}")
-    setting = {**_SOURCE_OPTIONS, **{key: options[key] for key in _SOURCE_OPTIONS if key in options}}
-    source = open_source(source, setting["test_size"], setting["seed"], setting["val_size"], cache_dir)
-    if setting["views"]:
-        source = AugmentedViews(source, setting["views"], setting["seed"])
-    recipe = Recipe.resolve(backbone, weights, setting["seed"], image_size=image_size,
-                            **{key: options[key] for key in _RECIPE_OPTIONS if key in options})
-    runtime = Runtime(**{key: options[key] for key in _RUNTIME_OPTIONS if key in options})
-    taps = list(taps or get_backbone(backbone).default_taps)
-    done = extract_codes(source, recipe, taps, list(pooling), cache_dir, runtime, setting["on_error"])
+                        f"{', '.join(dict.fromkeys([*_RECIPE_OPTIONS, *_RUNTIME_OPTIONS, *_SOURCE_OPTIONS]))}")
+    def of(names) -> dict:
+        return {key: options[key] for key in names if key in options}
+
+    seed = options.get("seed", 0)
+    source = extraction_source(source, split=Split(**of(_SPLIT_OPTIONS)), views=options.get("views", 0), seed=seed,
+                               cache_dir=cache_dir)
+    done = extract_backbone(source, backbone, taps=taps, poolings=pooling, weights=weights, seed=seed,
+                            cache_dir=cache_dir, runtime=Runtime(**of(_RUNTIME_OPTIONS)),
+                            on_error=options.get("on_error", "skip"), image_size=image_size, **of(_RECIPE_OPTIONS))
     return FeatureStore(done.path, source=source)

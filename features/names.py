@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-__all__ = ["choices_hint", "did_you_mean", "DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "WEIGHTS_FILE_SUFFIXES", "is_weights_file"]
+__all__ = ["codes_names", "choices_hint", "did_you_mean", "DTYPES", "ON_ERROR", "PRECISIONS", "WEIGHTS_CHOICES", "WEIGHTS_FILE_SUFFIXES", "is_weights_file"]
 
 DTYPES = ("float32", "float16")
 """Storage types of the codes (``features.dtype``, and ``features.map_dtype`` for whole maps);
@@ -57,3 +57,9 @@ def choices_hint(valid, where: str = "") -> str:
     if len(valid) <= SHOWN_CHOICES:
         return shown
     return f"{shown}, ... ({len(valid)} in all{'; ' + where if where else ''})"
+
+
+def codes_names(taps, poolings) -> list[str]:
+    """``"tap/pooling"`` of every tap and pooling, taps outer: the tables of codes a config asks
+    for, as ``features.json``, ``classifiers.benchmark(codes=...)`` and the runner's stamps name them."""
+    return [f"{tap}/{pooling}" for tap in taps for pooling in poolings]

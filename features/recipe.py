@@ -18,8 +18,9 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from .constraints import Interval, Options, Pattern, Rule, check_fields
 from .names import DTYPES, PRECISIONS
 from .pooling import MAP
 
@@ -36,11 +37,6 @@ SPEC_KEYS = ("backbone", "weights", "weights_sha256", "preprocessing", "precisio
 SPEC_DEFAULTS = {"precision": "float32", "decode_on_device": False, "map_dtype": "float16"}
 """Spec values that stores and models leave out at their defaults, so that those made before
 a setting existed keep their names and stay valid; a missing value counts as its default."""
-
-
-def _check_choice(name: str, value, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"{name} = {value!r} is not valid; valid: {', '.join(valid)}")
 
 
 @dataclass(frozen=True)
@@ -83,14 +79,22 @@ class Recipe:
     calibration_seed: int = 0
     calibration_sample: str = ""
 
+    constraints: ClassVar[dict] = {
+        # the backbone may need more (a multiple of a ViT's patch): check_taps says so before any work
+        "image_size": Rule(Interval(int, 1), hint="e.g. 224"),
+        "fast_decode": bool,
+        "dtype": Options(DTYPES),
+        "map_dtype": Options(DTYPES),
+        "precision": Options(PRECISIONS),
+        "decode_on_device": bool,
+        "calibration_images": Rule(Interval(int, 1), hint="e.g. 256"),
+        "calibration_seed": Interval(int, 0),
+        "calibration_sample": str,
+    }
+    """What each setting accepts (``features.constraints``): the one check, for a config and for Python."""
+
     def __post_init__(self):
-        for name, valid in (("dtype", DTYPES), ("map_dtype", DTYPES), ("precision", PRECISIONS)):
-            _check_choice(name, getattr(self, name), valid)
-        if not isinstance(self.image_size, int) or self.image_size < 1:
-            raise ValueError(f"image_size = {self.image_size!r} must be a positive whole number (e.g. 224)")
-        if not isinstance(self.calibration_images, int) or self.calibration_images < 1:
-            raise ValueError(f"calibration_images = {self.calibration_images!r} must be a positive whole number "
-                             f"(e.g. 256)")
+        check_fields(self, "weights")
 
     @classmethod
     def resolve(cls, backbone: str, weights: str = "imagenet", seed: int = 0, **settings) -> Recipe:
@@ -271,6 +275,20 @@ class Runtime:
     compile: bool = False
     map_budget_gb: float = 8.0
     progress: bool = True
+
+    constraints: ClassVar[dict] = {
+        "device": Pattern(r"auto|cpu|cuda(:\d+)?|mps", "auto, cpu, cuda, cuda:N or mps"),
+        "batch_size": Interval(int, 1),
+        "num_workers": Rule(Interval(int, 0), Options(("auto",))),
+        "channels_last": bool,
+        "compile": bool,
+        "map_budget_gb": Rule(Interval(float, 0, open_low=True), hint="gigabytes"),
+        "progress": bool,
+    }
+    """What each setting accepts (``features.constraints``)."""
+
+    def __post_init__(self):
+        check_fields(self)
 
     def forward(self, recipe: Recipe) -> Forward:
         """The forward pass that makes ``recipe``'s codes on this runtime's device."""

@@ -16,10 +16,13 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
+from .constraints import Interval, Rule, check_fields
+from .errors import SettingError
 from .files import file_stat
 from .images import load_image, readable_name, upright
 
@@ -28,13 +31,12 @@ __all__ = [
     "SPLITS",
     "SPLIT_FOLDERS",
     "ImageSource",
-    "open_source",
     "LabelledFiles",
     "ImageFolder",
     "ImageManifest",
     "ImageFiles",
     "ImageArrays",
-    "StratifiedSplit",
+    "Split",
     "stratified_splits",
     "class_name",
 ]
@@ -118,7 +120,7 @@ class ImageSource:
     @property
     def split_rule(self) -> str:
         """What decides the splits, for ``fingerprint``: the splits themselves, unless a
-        source makes them by a rule (``StratifiedSplit``)."""
+        source makes them by a rule (``Split``)."""
         return "\0".join(self.splits)
 
     @cached_property
@@ -136,7 +138,7 @@ class ImageSource:
         return digest.hexdigest()
 
 
-def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size: float = 0.0,
+def stratified_splits(labels: np.ndarray, *, test_size: float, val_size: float = 0.0, seed: int = 0,
                       classes=None) -> np.ndarray:
     """A seeded stratified train/val/test assignment, for sources without splits of their own.
 
@@ -169,32 +171,69 @@ def stratified_splits(labels: np.ndarray, test_size: float, seed: int, val_size:
 
 
 @dataclass(frozen=True)
-class StratifiedSplit:
-    """The seeded stratified split of a source without splits of its own (``stratified_splits``),
-    made from the labels when the splits are first read."""
+class Split:
+    """How a source without splits of its own is split (``[data]``): a seeded stratified
+    split, ``test_size`` and ``val_size`` of each class (``stratified_splits``), made from the
+    labels when the splits are first read. What travels from a config or the Python API
+    to every source.
 
-    test_size: float
-    seed: int
+    Parameters
+    ----------
+    test_size : float
+        Fraction of each class in the test split, between 0 and 1.
+    val_size : float
+        Fraction of each class in the val split; at least 0 and less than ``1 - test_size``.
+    seed : int
+        Of the split.
+
+    Named datasets with splits of their own keep them (``val_size`` is carved out of their
+    train split); augmented views are rows added after the split, grouped with their image
+    (``ImageSource.groups``), so the split has no group setting.
+    """
+
+    test_size: float = 0.25
     val_size: float = 0.0
+    seed: int = 0
+
+    constraints: ClassVar[dict] = {
+        "test_size": Rule(Interval(float, 0, 1, open_low=True, open_high=True), hint="e.g. 0.25"),
+        "val_size": Rule(Interval(float, 0, 1, open_high=True), hint="e.g. 0.1"),
+        "seed": Interval(int, 0),
+    }
+    """What each setting accepts (``features.constraints``)."""
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.val_size >= 1 - self.test_size:
+            raise SettingError(f"val_size = {self.val_size!r} must be less than 1 - test_size ({self.test_size!r}), "
+                               f"to leave training images (e.g. 0.1)")
 
     def __call__(self, labels, classes=None) -> np.ndarray:
-        return stratified_splits(labels, self.test_size, self.seed, self.val_size, classes)
+        """The splits of samples with ``labels``, ``(n_samples,)`` str."""
+        return stratified_splits(labels, test_size=self.test_size, val_size=self.val_size, seed=self.seed,
+                                 classes=classes)
+
+    @property
+    def rule(self) -> str:
+        """What the source's fingerprint hashes for the split: as written before ``Split`` had
+        its name, so that existing stores keep their fingerprint and stamps stay fresh."""
+        return f"StratifiedSplit(test_size={self.test_size!r}, seed={self.seed!r}, val_size={self.val_size!r})"
 
 
 class _RuleSplits:
-    """Splits given, or made by a ``StratifiedSplit`` from the labels when first read."""
+    """Splits given, or made by a ``Split`` from the labels when first read."""
 
-    _splits: StratifiedSplit | np.ndarray
+    _splits: Split | np.ndarray
     labels: np.ndarray
 
     @cached_property
     def splits(self) -> np.ndarray:
         rule = self._splits
-        return np.asarray(rule(self.labels, self.classes) if isinstance(rule, StratifiedSplit) else rule).astype(str)
+        return np.asarray(rule(self.labels, self.classes) if isinstance(rule, Split) else rule).astype(str)
 
     @property
     def split_rule(self) -> str:
-        return repr(self._splits) if isinstance(self._splits, StratifiedSplit) else super().split_rule
+        return self._splits.rule if isinstance(self._splits, Split) else super().split_rule
 
 
 class LabelledFiles(_RuleSplits, ImageSource):
@@ -207,14 +246,14 @@ class LabelledFiles(_RuleSplits, ImageSource):
     files : list of Path, (n_samples,)
     labels, classes
         As in ``ImageSource``.
-    splits : array-like of str, or StratifiedSplit
+    splits : array-like of str, or Split
         The splits, or the rule that makes them.
     name, identity : str
     ids : list of str, optional
         Default: the files' paths relative to ``root``.
     """
 
-    def __init__(self, root: Path, files: list[Path], labels, splits, classes, name: str, identity: str,
+    def __init__(self, root: Path, files: list[Path], labels, splits, classes, *, name: str, identity: str,
                  ids: list[str] | None = None):
         self.root = Path(root)
         self.files = list(files)
@@ -241,26 +280,6 @@ class LabelledFiles(_RuleSplits, ImageSource):
     @cached_property
     def row_fingerprints(self) -> list[str]:
         return [file_stat(file) for file in self.files]
-
-
-def open_source(source, test_size: float = 0.25, seed: int = 0, val_size: float = 0.0,
-                cache_dir="cache") -> ImageSource:
-    """An ``ImageSource`` as it is; a folder (``ImageFolder``), a manifest file (``ImageManifest``)
-    or a named dataset (``NAMED_DATASETS``, downloaded into ``<cache_dir>/datasets``) opened,
-    with the seeded stratified split of ``[data]`` where they have no splits of their own."""
-    if isinstance(source, ImageSource):
-        return source
-    from .datasets import NAMED_DATASETS, open_named_dataset
-
-    path, splits = Path(source), {"test_size": test_size, "seed": seed, "val_size": val_size}
-    if path.is_dir():
-        return ImageFolder(path, **splits)
-    if path.is_file():
-        return ImageManifest(path, **splits)
-    if str(source) in NAMED_DATASETS:
-        return open_named_dataset(str(source), root=Path(cache_dir) / "datasets", **splits)
-    raise FileNotFoundError(f"image source {source} is neither a folder (<class>/<image>), a manifest file, an "
-                            f"ImageSource nor a named dataset ({', '.join(NAMED_DATASETS)})")
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -299,12 +318,12 @@ class ImageFolder(LabelledFiles):
     """Images on disk as ``root/<class>/*`` or ``root/<split>/<class>/*``.
 
     With split folders (``train``, ``val`` or ``validation``, ``test``) the splits are taken from them;
-    otherwise a seeded stratified split puts ``test_size`` (and ``val_size``) of each class
-    in ``test`` (and ``val``). Classes are the sorted folder names, so label indices do not
+    otherwise ``split`` (a seeded stratified split) puts ``test_size`` (and ``val_size``) of
+    each class in ``test`` (and ``val``). Classes are the sorted folder names, so label indices do not
     depend on listing order; a class folder without images is ignored with a warning.
     """
 
-    def __init__(self, root: str | Path, test_size: float = 0.25, seed: int = 0, val_size: float = 0.0):
+    def __init__(self, root: str | Path, *, split: Split = Split()):
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(
@@ -344,7 +363,7 @@ class ImageFolder(LabelledFiles):
             )
         files, ids, labels, splits = zip(*rows)
         if not has_splits:
-            splits = StratifiedSplit(test_size, seed, val_size)
+            splits = split
         super().__init__(root, files, labels, splits, classes, name=root.resolve().name,
                          identity=f"folder:{root.resolve()}", ids=list(ids))
 
@@ -353,11 +372,11 @@ class ImageManifest(LabelledFiles):
     """Images listed in a CSV file with a header ``path,label[,split]``.
 
     Paths are relative to the manifest's folder and must stay inside it. Labels are class
-    names. Without a split column (or with it empty everywhere) a seeded stratified split
-    is made, as for an image folder.
+    names. Without a split column (or with it empty everywhere) ``split`` is made, as for an
+    image folder.
     """
 
-    def __init__(self, manifest: str | Path, test_size: float = 0.25, seed: int = 0, val_size: float = 0.0):
+    def __init__(self, manifest: str | Path, *, split: Split = Split()):
         manifest = Path(manifest)
         try:
             with open(manifest, newline="", encoding="utf-8") as file:
@@ -398,7 +417,7 @@ class ImageManifest(LabelledFiles):
         classes = sorted({class_name(record["label"]) for record in records})
         labels = [classes.index(class_name(record["label"])) for record in records]
         splits = ([record["split"] for record in records] if records[0].get("split")
-                  else StratifiedSplit(test_size, seed, val_size))
+                  else split)
         super().__init__(folder, files, labels, splits, classes, name=manifest.stem,
                          identity=f"manifest:{manifest.resolve()}")
 
@@ -436,15 +455,15 @@ class ImageArrays(_RuleSplits, ImageSource):
     classes : list of str, optional
         Class names; by default ``"0"``, ``"1"``, ... up to the largest label.
     splits : array-like of str, optional
-        ``train``, ``val`` or ``test`` per image; by default a seeded stratified split
-        (``test_size``, ``val_size``, ``seed``, as ``[data]`` in a config).
+        ``train``, ``val`` or ``test`` per image; by default ``split`` makes them.
     name : str, optional
         Names the store of these images' codes; by default ``arrays-`` and a hash of the
         images and labels, so that other arrays never share their store.
+    split : Split
+        The seeded stratified split of images without ``splits`` (as ``[data]`` in a config).
     """
 
-    def __init__(self, images, labels, classes=None, splits=None, name: str | None = None,
-                 test_size: float = 0.25, seed: int = 0, val_size: float = 0.0):
+    def __init__(self, images, labels, *, classes=None, splits=None, name: str | None = None, split: Split = Split()):
         self.images = np.asarray(images, dtype=np.uint8)
         self.labels = np.asarray(labels, dtype=np.int64)
         if self.images.ndim not in (3, 4) or len(self.images) != len(self.labels):
@@ -454,7 +473,7 @@ class ImageArrays(_RuleSplits, ImageSource):
         if not all(self.classes) or len(set(self.classes)) < len(self.classes):
             raise ValueError(f"classes {classes!r} has an empty name, or two names that differ only by surrounding "
                              f"spaces; give every class its own non-empty name")
-        self._splits = StratifiedSplit(test_size, seed, val_size) if splits is None else np.asarray(splits)
+        self._splits = split if splits is None else np.asarray(splits)
         self.ids = [str(index) for index in range(len(self.images))]
         if name is None:  # from the rows' fingerprints, which extraction needs anyway
             rows = "\0".join(f"{fingerprint}:{label}" for fingerprint, label in zip(self.row_fingerprints, self.labels))

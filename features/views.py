@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image, ImageOps
 
+from .constraints import Interval, check_settings
 from .sources import ImageSource
 
 __all__ = ["AugmentedViews", "CROP_SCALE", "CROP_RATIO"]
@@ -68,7 +69,11 @@ class AugmentedViews(ImageSource):
     that adds the view and the seed to the image's (so a changed seed recomputes views).
     """
 
-    def __init__(self, source: ImageSource, views: int, seed: int = 0):
+    constraints = {"views": Interval(int, 0), "seed": Interval(int, 0)}
+    """What each setting accepts (``features.constraints``)."""
+
+    def __init__(self, source: ImageSource, *, views: int, seed: int = 0):
+        check_settings(AugmentedViews, {"views": views, "seed": seed})
         self.source = source
         self.views = views
         self.seed = seed

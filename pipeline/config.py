@@ -1,10 +1,12 @@
-"""Configuration: one dataclass per TOML section, validated where it enters.
+"""Configuration: one dataclass per TOML section, parsed, its paths resolved and its values built.
 
-Unknown keys, wrong types and bad values are refused with the key, the value and the
-valid choices (and the nearest valid name for a typo), so that a mistake in a config
-costs one short message and not a traceback from deep inside torch. ``--set a.b=v``
-overrides are parsed as TOML values. Relative paths resolve against the config file's
-folder, so a config works from any working directory.
+Unknown keys and wrong types are refused here, with the key and the nearest valid name for
+a typo; a bad value is refused by the value that owns the setting (``features.Recipe``,
+``features.Runtime``, ``features.Split``, ``classifiers.Tuning``, ...), which this module
+builds from the section and whose message it prefixes with the section, so that a config
+and the Python API refuse a value with the same words. ``--set a.b=v`` overrides are parsed
+as TOML values. Relative paths resolve against the config file's folder, so a config works
+from any working directory.
 
 Loading a config imports neither torch, torchvision nor scikit-learn (``status`` answers
 in a fraction of a second). The few names that only they know (a torchvision model
@@ -20,41 +22,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import tomllib
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args, get_origin, get_type_hints
 
 import classifiers
 import features
-from classifiers import (
-    BACKENDS,
-    DEFAULT_MODELS,
-    DEFAULT_PREPROCESSING,
-    MAPS,
-    ZOO,
-    Tuning,
-    check_backend,
-    check_preprocessing,
-)
+from classifiers import BACKENDS, DEFAULT_MODELS, DEFAULT_PREPROCESSING, MAPS, ZOO, Tuning, check_backend, check_models
 from features import (
     BACKBONES,
-    Recipe,
-    Runtime,
-    DTYPES,
     MAP,
     NAMED_DATASETS,
     ON_ERROR,
     POOLING_CHOICES,
-    PRECISIONS,
     WEIGHTS_CHOICES,
+    AugmentedViews,
+    Recipe,
+    Runtime,
+    SettingError,
+    Split,
     check_pooling,
-    choices_hint,
+    codes_names,
     did_you_mean,
     is_weights_file,
 )
+from features.constraints import check_settings, choice_error
 
 __all__ = ["ConfigError", "Config", "load_config", "check_names", "results_of", "dump_config"]
 
@@ -75,6 +70,15 @@ RUNTIME = {"runtime": True}
 """Field metadata: how the work runs, not what it computes (see ``results_of``)."""
 
 
+@contextmanager
+def _section(name: str):
+    """A value's own refusal (``SettingError``, which names the setting) as a ``ConfigError`` naming the section too."""
+    try:
+        yield
+    except SettingError as error:
+        raise ConfigError(f"{name}.{error}") from None
+
+
 @dataclass
 class DataSection:
     """``[data]``: the labelled images. Exactly one of ``root``, ``manifest`` and ``dataset``;
@@ -83,9 +87,9 @@ class DataSection:
     root: str = field(default="", metadata=PATH)
     dataset: str = field(default="", metadata=_choices(("", *NAMED_DATASETS)))
     manifest: str = field(default="", metadata=PATH)
-    test_size: float = 0.25
-    val_size: float = 0.0
-    seed: int = 0
+    test_size: float = Split.test_size
+    val_size: float = Split.val_size
+    seed: int = Split.seed
     on_error: str = field(default="skip", metadata=_choices(ON_ERROR))
 
     def check(self) -> None:
@@ -96,11 +100,12 @@ class DataSection:
                 f"({', '.join(NAMED_DATASETS)}; with a dataset, root is the folder it downloads into); "
                 f"got {', '.join(f'{key} = {getattr(self, key)!r}' for key in sources) or 'none'}"
             )
-        if not 0 < self.test_size < 1:
-            raise ConfigError(f"data.test_size = {self.test_size} must be between 0 and 1 (e.g. 0.25)")
-        if not 0 <= self.val_size < 1 - self.test_size:
-            raise ConfigError(f"data.val_size = {self.val_size} must be at least 0 and less than "
-                              f"1 - data.test_size (e.g. 0.1)")
+        self.split()
+
+    def split(self) -> Split:
+        """How a source without splits of its own is split."""
+        with _section("data"):
+            return Split(**_values(self, Split))
 
 
 def _values(section, kind, *besides: str) -> dict:
@@ -126,12 +131,12 @@ class FeaturesSection:
     num_workers: int | str = field(default=Runtime.num_workers, metadata=RUNTIME)
     device: str = field(default=Runtime.device, metadata=RUNTIME)
     seed: int = 0
-    dtype: str = field(default=Recipe.dtype, metadata=_choices(DTYPES))
-    map_dtype: str = field(default=Recipe.map_dtype, metadata=_choices(DTYPES))
+    dtype: str = Recipe.dtype
+    map_dtype: str = Recipe.map_dtype
     map_budget_gb: float = field(default=Runtime.map_budget_gb, metadata=RUNTIME)
     views: int = 0
     fast_decode: bool = Recipe.fast_decode
-    precision: str = field(default=Recipe.precision, metadata=_choices(PRECISIONS))
+    precision: str = Recipe.precision
     channels_last: bool = field(default=Runtime.channels_last, metadata=RUNTIME)
     compile: bool = field(default=Runtime.compile, metadata=RUNTIME)
     decode_on_device: bool = Recipe.decode_on_device
@@ -139,15 +144,14 @@ class FeaturesSection:
     calibration_seed: int = Recipe.calibration_seed
     cache_dir: str = field(default="cache", metadata=PATH)
 
-    def recipe(self, backbone: str) -> Recipe:
-        """What decides ``backbone``'s codes in this configuration (resolves the weights:
-        downloads torchvision's when needed)."""
-        return Recipe.resolve(backbone, self.weights, self.seed,
-                              **_values(self, Recipe, "weights", "calibration_sample"))
+    def recipe(self) -> dict:
+        """The ``Recipe`` settings of this section but the weights (``features.extract_backbone``'s keywords)."""
+        return _values(self, Recipe, "weights", "calibration_sample")
 
     def runtime(self, progress: bool = True) -> Runtime:
         """How the network runs in this configuration."""
-        return Runtime(**_values(self, Runtime, "progress"), progress=progress)
+        with _section("features"):
+            return Runtime(**_values(self, Runtime, "progress"), progress=progress)
 
     def check(self) -> None:
         """What can be checked without torch (taps are module and graph node names too: ``check_names``)."""
@@ -155,22 +159,20 @@ class FeaturesSection:
             try:
                 check_pooling(pooling)
             except ValueError:
-                raise ConfigError(_bad_choice("features.pooling", pooling, POOLING_CHOICES)) from None
-        if self.num_workers != "auto" and not isinstance(self.num_workers, int):
-            raise ConfigError(f"features.num_workers = {self.num_workers!r} must be a whole number or \"auto\"")
-        for key, minimum in (("image_size", 32), ("batch_size", 1), ("num_workers", 0), ("views", 0),
-                             ("calibration_images", 1)):
-            if getattr(self, key) != "auto" and getattr(self, key) < minimum:
-                raise ConfigError(f"features.{key} = {getattr(self, key)} must be at least {minimum}")
-        if self.map_budget_gb <= 0:
-            raise ConfigError(f"features.map_budget_gb = {self.map_budget_gb} must be more than 0 (gigabytes)")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
-            raise ConfigError(f"features.device = {self.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
+                raise ConfigError(str(choice_error("features.pooling", pooling, POOLING_CHOICES))) from None
+        with _section("features"):
+            check_settings(Recipe, self.recipe())  # the weights resolve (torchvision) when extract runs
+            check_settings(AugmentedViews, {"views": self.views, "seed": self.seed})
+        self.runtime()
 
     def taps_of(self, backbone: str) -> list[str]:
         """The configured taps of ``backbone``, or its defaults (registry, or the node before the classifier)."""
         entry = BACKBONES.get(backbone) or features.get_backbone(backbone)
         return self.taps.get(backbone) or list(entry.default_taps)
+
+    def codes_of(self, backbone: str) -> list[str]:
+        """The ``"tap/pooling"`` names of ``backbone``'s codes in this configuration."""
+        return codes_names(self.taps_of(backbone), self.pooling)
 
     def check_names(self) -> None:
         """What only torchvision (or timm) knows: models' names, their taps and the layout of
@@ -181,8 +183,7 @@ class FeaturesSection:
             except ValueError as error:
                 if backbone.startswith("timm/"):
                     raise ConfigError(f"features.backbones: {error}") from None
-                raise ConfigError(_bad_choice("features.backbones", backbone, features.BACKBONE_CHOICES)) from None
-            _check_taps(backbone, self.taps.get(backbone, []), entry)
+                raise ConfigError(str(choice_error("features.backbones", backbone, features.BACKBONE_CHOICES))) from None
             try:
                 features.list_taps(backbone, self.image_size, [])  # a size the model cannot take
             except ValueError as error:
@@ -201,15 +202,6 @@ class FeaturesSection:
                 raise ConfigError(f"features.weights: {error}") from None
 
 
-def _check_taps(backbone: str, taps: list[str], entry) -> None:
-    for tap in taps:
-        if tap not in entry.taps:
-            # suggest among every name that works, list the useful ones
-            raise ConfigError(f"features.taps.{backbone} = {tap!r} is not valid{did_you_mean(tap, entry.taps)}; "
-                              f"useful taps: {choices_hint(entry.curated, f'python -m pipeline taps {backbone}')}; "
-                              f"or any module or graph node name (python -m pipeline taps {backbone} --all)")
-
-
 @dataclass
 class ClassifiersSection:
     """``[classifiers]``: which zoo entries to tune and fit on every (backbone, tap, pooling).
@@ -218,7 +210,7 @@ class ClassifiersSection:
     The defaults are ``classifiers.Tuning``'s: a notebook's ``classifiers.benchmark`` has the same.
     """
 
-    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS), metadata=_choices(ZOO))
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
     preprocessing: list[str] = field(default_factory=lambda: list(DEFAULT_PREPROCESSING))
     cv_folds: int = Tuning.cv_folds
     n_jobs: int = field(default=Tuning.n_jobs, metadata=RUNTIME)
@@ -235,51 +227,19 @@ class ClassifiersSection:
     fuse_width: int = 0
     ensemble: int = Tuning.ensemble
 
-    def tuning(self) -> dict:
-        """The settings of ``classifiers.Tuning`` in this section, by name (``benchmark``'s keywords)."""
-        return _values(self, Tuning)
+    def tuning(self) -> Tuning:
+        """The settings of ``classifiers.Tuning`` in this section (``benchmark``'s ``tuning``)."""
+        with _section("classifiers"):
+            return Tuning(**_values(self, Tuning))
 
     def check(self) -> None:
-        if not self.models:
-            raise ConfigError(f"classifiers.models is empty; name at least one of {', '.join(ZOO)}")
-        try:
-            check_preprocessing(self.preprocessing)
-        except ValueError as error:
-            raise ConfigError(f"classifiers.preprocessing = {self.preprocessing}: {error}") from None
-        if self.cv_folds < 2:
-            raise ConfigError(f"classifiers.cv_folds = {self.cv_folds} must be at least 2")
-        if self.memory_budget_gb <= 0:
-            raise ConfigError(f"classifiers.memory_budget_gb = {self.memory_budget_gb} must be more than 0 (gigabytes)")
-        if self.chunk_epochs < 1:
-            raise ConfigError(f"classifiers.chunk_epochs = {self.chunk_epochs} must be at least 1")
-        if self.tune_rows < 0:
-            raise ConfigError(f"classifiers.tune_rows = {self.tune_rows} must be at least 0 (0: search on every row)")
-        if self.holdout_rows < 0:
-            raise ConfigError(f"classifiers.holdout_rows = {self.holdout_rows} must be at least 0 (0: always k-fold "
-                              f"cross-validation)")
-        if self.head_folds < 1:
-            raise ConfigError(f"classifiers.head_folds = {self.head_folds} must be at least 1 (1: scored like the other "
-                              f"classifiers; 2 or more: always k-fold cross-validation)")
-        try:
-            classifiers.check_fuse(self.fuse)
-        except ValueError as error:
-            raise ConfigError(f"classifiers.fuse: {error}") from None
-        for key in ("fuse_width", "ensemble"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"classifiers.{key} = {getattr(self, key)} must be at least 0 (0: "
-                                  f"{'parts kept whole' if key == 'fuse_width' else 'no ensemble'})")
-        if self.n_jobs == 0 or self.n_jobs < -1:
-            raise ConfigError(f"classifiers.n_jobs = {self.n_jobs} must be -1 (all cores) or at least 1")
+        with _section("classifiers"):
+            check_models(self.models)
+        self.tuning()
         try:
             check_backend(self.backend, self.scheduler)
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        for model, table in self.grid.items():
-            if model not in ZOO:
-                raise ConfigError(_bad_choice("classifiers.grid", model, ZOO))
-            if not isinstance(table, dict):
-                raise ConfigError(f"classifiers.grid.{model} = {table!r} must be a table of parameter = [values], "
-                                  f"e.g. [classifiers.grid.{model}] followed by C = [0.1, 1.0]")
 
     def check_names(self) -> None:
         """What only the estimators know: the parameter names of the grids."""
@@ -306,6 +266,14 @@ class Config:
     classifiers: ClassifiersSection = field(default_factory=ClassifiersSection)
     run: RunSection = field(default_factory=RunSection)
 
+    def source(self) -> dict:
+        """``[data]``'s images as the keywords of ``features.open_source`` (and ``extraction_source``):
+        a named dataset downloads into ``data.root``, by default ``<features.cache_dir>/datasets``."""
+        data = self.data
+        kind = "dataset" if data.dataset else "manifest" if data.manifest else "root"
+        return {"source": getattr(data, kind), "kind": kind, "split": data.split(),
+                "cache_dir": self.features.cache_dir, "root": data.root}
+
 
 def check_names(config: Config) -> None:
     """Check what ``load_config`` leaves to the libraries (see the module's docstring).
@@ -320,11 +288,6 @@ def check_names(config: Config) -> None:
 def results_of(section) -> dict:
     """A config section's settings that change results (all but those marked ``RUNTIME``)."""
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if not f.metadata.get("runtime")}
-
-
-def _bad_choice(key: str, value, valid, where: str = "") -> str:
-    valid = [choice for choice in valid if choice]
-    return f"{key} = {value!r} is not valid{did_you_mean(value, valid)}; valid choices: {choices_hint(valid, where)}"
 
 
 def _type_name(hint) -> str:
@@ -376,7 +339,7 @@ def _build_section(name: str, cls, table: dict, base: Path):
         choices = fields[key].metadata.get("choices")
         for item in value if isinstance(value, list) else [value]:
             if choices is not None and item not in choices:
-                raise ConfigError(_bad_choice(f"{name}.{key}", item, choices))
+                raise ConfigError(str(choice_error(f"{name}.{key}", item, choices)))
         values[key] = value
     section = cls(**values)
     for key, f in fields.items():  # paths, given or default, resolve against the config's folder

@@ -11,18 +11,18 @@ import os
 import torch
 
 from features import (
-    AugmentedViews,
     FeatureStore,
     Shard,
     distributed_rank,
-    extract_codes,
+    extract_backbone,
+    extraction_source,
     imagenet_checkpoint,
     join_shard_stores,
     resolve_device,
 )
 
 from .config import Config, ConfigError
-from .stages import open_source, run_folder, write_json
+from .stages import run_folder, write_json
 
 __all__ = ["extract"]
 
@@ -37,10 +37,10 @@ def extract(config: Config, progress: bool = True) -> None:
     """
     run_dir = run_folder(config)
     features = config.features
-    source = open_source(config)
-    log.info("extract: %s, %d images, %d classes", source.name, len(source), len(source.classes))
+    source = extraction_source(**config.source(), views=features.views, seed=features.seed)
+    images = source.source if features.views else source
+    log.info("extract: %s, %d images, %d classes", source.name, len(images), len(source.classes))
     if features.views:
-        source = AugmentedViews(source, features.views, features.seed)
         log.info("extract: %d augmented views of each training image: %d rows", features.views, len(source))
     rank, world = distributed_rank()
     runtime = features.runtime(progress)
@@ -53,10 +53,11 @@ def extract(config: Config, progress: bool = True) -> None:
                  runtime.device)
     stores = {}
     for backbone in features.backbones:
-        recipe = features.recipe(backbone)
-        weights = recipe.weights
-        done = extract_codes(Shard(source, rank, world) if world > 1 else source, recipe, features.taps_of(backbone),
-                             features.pooling, features.cache_dir, runtime, config.data.on_error)
+        done = extract_backbone(Shard(source, rank, world) if world > 1 else source, backbone,
+                                taps=features.taps_of(backbone), poolings=features.pooling, weights=features.weights,
+                                seed=features.seed, cache_dir=features.cache_dir, runtime=runtime,
+                                on_error=config.data.on_error, **features.recipe())
+        weights = done.recipe.weights
         codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
         speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"
                  if done.images else "")
@@ -67,7 +68,7 @@ def extract(config: Config, progress: bool = True) -> None:
             torch.distributed.barrier()  # every rank's shard of this backbone is written
             if rank:
                 continue
-            done.path = join_shard_stores(source, recipe, features.cache_dir, world)
+            done.path = join_shard_stores(source, done.recipe, features.cache_dir, world)
             with FeatureStore(done.path) as store:
                 skipped = store.skipped
             log.info("extract: %s: %d shards joined -> %s", backbone, world, done.path)
@@ -76,7 +77,7 @@ def extract(config: Config, progress: bool = True) -> None:
             "weights": weights.identity,
             "pretrained": weights.is_pretrained,
             "fell_back": weights.fell_back,
-            "codes": [f"{tap}/{pooling}" for tap in features.taps_of(backbone) for pooling in features.pooling],
+            "codes": features.codes_of(backbone),
             "skipped": [{"id": sample_id, "reason": reason} for sample_id, reason in skipped],
         }
         if weights.fell_back:  # the file that `auto` waits for: once it is there, extract is stale

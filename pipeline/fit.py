@@ -24,13 +24,12 @@ def fit(config: Config, progress: bool = True) -> None:
     for backbone in config.features.backbones:
         if backbone not in stores:
             raise StageInputMissing(f"no features for backbone {backbone!r} in {run_dir / 'features.json'}; run extract")
-    codes = {backbone: [f"{tap}/{pooling}" for tap in config.features.taps_of(backbone)
-                        for pooling in config.features.pooling] for backbone in config.features.backbones}
+    codes = {backbone: config.features.codes_of(backbone) for backbone in config.features.backbones}
     settings = config.classifiers
     opened = [FeatureStore(stores[backbone]["store"]) for backbone in config.features.backbones]
     try:
         results = benchmark(opened, settings.models, codes, settings.backend, settings.scheduler, progress,
-                            **settings.tuning())
+                            tuning=settings.tuning())
         results.save(run_dir, report=False)
     finally:
         for store in opened:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 
 from classifiers import best_row, finetune_summary, format_table, weights_banner, write_report
+from features import open_source
 
 from .config import Config
-from .stages import open_source, read_json, run_folder
+from .stages import read_json, run_folder
 
 __all__ = ["report"]
 
@@ -21,7 +22,7 @@ def _source(config: Config):
     """The run's images, for the report's thumbnails; None (a page without pictures) when
     they cannot be opened any more."""
     try:
-        return open_source(config)
+        return open_source(**config.source())
     except (OSError, ValueError) as error:  # a moved folder, a dataset no longer downloadable
         log.warning("report: the images cannot be opened (%s); report.html names them without thumbnails", error)
         return None

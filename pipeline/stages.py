@@ -28,13 +28,13 @@ from importlib import import_module
 from pathlib import Path
 
 import classifiers
-from features import ImageFiles, ImageFolder, ImageManifest, codes_fingerprint, dataset_fingerprint, open_named_dataset
+from features import ImageFiles, codes_fingerprint, dataset_fingerprint, dataset_root, open_source
 from features.files import MISSING, file_digest, file_stat, write_atomic, write_json
 
 from .config import Config
 from .runner import Stage, output_fingerprint
 
-__all__ = ["STAGES", "PREDICTIONS_NAME", "StageInputMissing", "open_source", "predict_stage", "read_json",
+__all__ = ["STAGES", "PREDICTIONS_NAME", "StageInputMissing", "predict_stage", "read_json",
            "run_folder", "write_atomic", "write_json"]
 
 PREDICTIONS_NAME = "predictions.csv"
@@ -57,22 +57,6 @@ def run_folder(config: Config) -> Path:
     return run_dir
 
 
-def _dataset_root(config: Config) -> Path:
-    return Path(config.data.root or Path(config.features.cache_dir) / "datasets")
-
-
-def open_source(config: Config):
-    """The image source that ``[data]`` describes (a named dataset downloads into ``root``,
-    by default ``<features.cache_dir>/datasets``)."""
-    data = config.data
-    splits = {"test_size": data.test_size, "val_size": data.val_size, "seed": data.seed}
-    if data.dataset:
-        return open_named_dataset(data.dataset, root=_dataset_root(config), **splits)
-    if data.manifest:
-        return ImageManifest(data.manifest, **splits)
-    return ImageFolder(data.root, **splits)
-
-
 def _extracted(config: Config) -> dict:
     """What the last extract wrote, by backbone (``features.json``; empty before it ran)."""
     path = Path(config.run.dir) / "features.json"
@@ -86,11 +70,9 @@ def _stores(config: Config) -> list[Path]:
 def _codes(config: Config, extracted: dict | None = None) -> dict[tuple[str, str, str], Path]:
     """The store of every (backbone, tap, pooling) that extract wrote (``extracted``, by
     default read from ``features.json``) and fit reads."""
-    features = config.features
     return {(backbone, *codes.split("/", 1)): Path(entry["store"])
             for backbone, entry in (_extracted(config) if extracted is None else extracted).items()
-            for codes in entry.get("codes") or [f"{tap}/{pooling}" for tap in features.taps_of(backbone)
-                                                for pooling in features.pooling]}
+            for codes in entry.get("codes") or config.features.codes_of(backbone)}
 
 
 def _extract_shared(config: Config) -> dict[Path, str]:
@@ -108,9 +90,9 @@ def _extract_inputs(config: Config) -> dict[str, str]:
     """The images (a cheap fingerprint: paths, labels, split rule, sizes, times) and a weights file."""
     data = config.data
     if data.dataset:
-        images = dataset_fingerprint(data.dataset, _dataset_root(config))
+        images = dataset_fingerprint(data.dataset, dataset_root(config.features.cache_dir, data.root))
     else:
-        images = open_source(config).fingerprint
+        images = open_source(**config.source()).fingerprint
     inputs = {"images": images}
     if Path(config.features.weights).is_file():  # weights may name a state-dict file
         inputs[f"weights file {Path(config.features.weights).name}"] = file_stat(config.features.weights)

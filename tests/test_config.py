@@ -82,7 +82,7 @@ def test_set_values_are_toml_and_bare_words_are_strings():
         ('[data]\nroot = "photos"\n', ["data.root"], r"must look like section.key=value"),
         ('[data]\nroot = "photos"\n[run]\ndri = "x"\n', [], r"unknown key 'dri' in \[run\] \(did you mean 'dir'\?\)"),
         ('[data]\nroot = 3\n', [], r"data.root = 3 has the wrong type; expected string"),
-        ('[data]\nroot = "p"\n', ["features.num_workers=many"], r"num_workers = 'many' must be a whole number or \"auto\""),
+        ('[data]\nroot = "p"\n', ["features.num_workers=many"], r"num_workers = 'many' must be a whole number at least 0 or \"auto\""),
         ('[data]\nroot = "p"\n', ["features.num_workers=-1"], r"features.num_workers = -1 must be at least 0"),
         ('[data]\nroot = "p"\n', ["features.num_workers=1.5"], r"expected integer or string"),
         ('[data]\nroot = "p"\n', ["features.fast_decode=yes"], r"features.fast_decode = 'yes' has the wrong type; expected boolean"),

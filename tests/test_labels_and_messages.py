@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import features
-from features import ImageArrays, ImageFolder, ImageManifest
+from features import ImageArrays, ImageFolder, ImageManifest, Split
 
 
 def _manifest(image_folder, labels):
@@ -59,7 +59,7 @@ def test_images_in_the_root_without_class_folders_are_told_where_to_go(tmp_path,
 def test_a_class_too_small_to_split_is_named(tmp_path, image_folder):
     for image in list((image_folder / "dog").iterdir())[1:]:
         image.unlink()
-    source = ImageFolder(image_folder, test_size=0.25)
+    source = ImageFolder(image_folder, split=Split(test_size=0.25))
     with pytest.raises(ValueError, match=r"class 'dog' has 1 image"):
         source.splits
 

@@ -9,8 +9,8 @@ from torchvision.models import get_model_weights
 from features import ImageArrays, Recipe, ResolvedWeights, Runtime, resolve_weights, spec_differences, spec_of_store
 from pipeline.config import FeaturesSection
 
-PINNED = ImageArrays(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 0, 1], ["a", "b"], ["train", "train", "test", "test"],
-                     name="pinned")
+PINNED = ImageArrays(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 0, 1], classes=["a", "b"],
+                     splits=["train", "train", "test", "test"], name="pinned")
 
 
 def _imagenet(backbone):
@@ -76,7 +76,7 @@ def test_specs_are_compared_both_ways_with_defaults():
 
 def test_bad_recipe_values_are_refused_by_name():
     weights = resolve_weights("resnet50", "random")
-    with pytest.raises(ValueError, match="dtype = 'int8' is not valid; valid: float32, float16"):
+    with pytest.raises(ValueError, match="dtype = 'int8' is not valid; valid choices: float32, float16"):
         Recipe(weights, dtype="int8")
-    with pytest.raises(ValueError, match="image_size = 0 must be a positive whole number"):
+    with pytest.raises(ValueError, match=r"image_size = 0 must be at least 1 \(e.g. 224\)"):
         Recipe(weights, image_size=0)

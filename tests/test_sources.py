@@ -8,27 +8,27 @@ import pytest
 import torchvision.datasets
 from PIL import Image
 
-from features import (DatasetUnavailable, ImageError, ImageFiles, ImageFolder, ImageManifest, load_image,
+from features import (DatasetUnavailable, ImageError, ImageFiles, ImageFolder, ImageManifest, Split, load_image,
                       open_named_dataset, resolve_weights)
 from features.weights import preprocessing
 
 
 def test_digits_are_real_images_with_a_stratified_seeded_split():
-    source = open_named_dataset("digits", test_size=0.25, seed=0)
+    source = open_named_dataset("digits", split=Split(test_size=0.25, seed=0))
     assert len(source) == 1797 and source.classes == [str(d) for d in range(10)]
     assert source.load(0).mode == "RGB" and source.load(0).size == (8, 8)
     assert source.images.max() == 255
     test_share = [(source.splits[source.labels == c] == "test").mean() for c in range(10)]
     assert np.allclose(test_share, 0.25, atol=0.02)
-    again = open_named_dataset("digits", test_size=0.25, seed=0)
+    again = open_named_dataset("digits", split=Split(test_size=0.25, seed=0))
     assert again.fingerprint == source.fingerprint
-    assert open_named_dataset("digits", test_size=0.25, seed=1).fingerprint != source.fingerprint
-    with_val = open_named_dataset("digits", test_size=0.2, val_size=0.1, seed=0)
+    assert open_named_dataset("digits", split=Split(test_size=0.25, seed=1)).fingerprint != source.fingerprint
+    with_val = open_named_dataset("digits", split=Split(test_size=0.2, val_size=0.1, seed=0))
     assert dict(zip(*np.unique(with_val.splits, return_counts=True))) == {"test": 360, "train": 1257, "val": 180}
 
 
 def test_image_folder_classes_ids_and_rgb(image_folder):
-    source = ImageFolder(image_folder, test_size=0.25, seed=0)
+    source = ImageFolder(image_folder, split=Split(test_size=0.25, seed=0))
     assert source.classes == ["cat", "dog"]
     assert source.ids[:2] == ["cat/cat0.png", "cat/cat1.png"]
     assert {source.load(i).mode for i in range(len(source))} == {"RGB"}  # from L, RGBA, P
@@ -100,7 +100,7 @@ def test_manifest_with_splits(image_folder):
 
 def test_manifest_without_splits_is_split_stratified(image_folder):
     rows = "".join(f"{c}/{c}{i}.png,{c}\n" for c in ("cat", "dog") for i in range(8))
-    source = ImageManifest(_manifest(image_folder, "path,label\n" + rows), test_size=0.25)
+    source = ImageManifest(_manifest(image_folder, "path,label\n" + rows), split=Split(test_size=0.25))
     assert [(source.splits[source.labels == c] == "test").sum() for c in (0, 1)] == [2, 2]
 
 
@@ -253,12 +253,12 @@ def test_a_named_dataset_is_fingerprinted_without_opening_it(tmp_path):
 
 
 def test_a_stratified_split_is_made_when_first_read_and_fingerprinted_by_its_rule(image_folder):
-    source = ImageFolder(image_folder, test_size=0.25, seed=0)
+    source = ImageFolder(image_folder, split=Split(test_size=0.25, seed=0))
     fingerprint = source.fingerprint
     assert "splits" not in vars(source)  # the fingerprint did not make the split (scikit-learn)
     assert sorted(set(source.splits)) == ["test", "train"]
-    assert ImageFolder(image_folder, test_size=0.25, seed=1).fingerprint != fingerprint
-    assert ImageFolder(image_folder, test_size=0.25, seed=0).fingerprint == fingerprint
+    assert ImageFolder(image_folder, split=Split(test_size=0.25, seed=1)).fingerprint != fingerprint
+    assert ImageFolder(image_folder, split=Split(test_size=0.25, seed=0)).fingerprint == fingerprint
 
 
 def test_class_folders_are_searched_in_path_order_without_hidden_or_other_files(tmp_path):
