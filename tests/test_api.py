@@ -83,7 +83,7 @@ def test_benchmark_returns_results_and_writes_nothing(store, tmp_path, monkeypat
 
 
 def test_benchmark_refuses_unknown_models_and_settings(store):
-    with pytest.raises(ValueError, match="unknown classifier 'logistic'; valid: logreg"):
+    with pytest.raises(ValueError, match="models = 'logistic' is not valid; valid choices: logreg"):
         classifiers.benchmark(store, models=["logistic"])
     with pytest.raises(TypeError, match="unknown settings folds; valid: preprocessing, grid, cv_folds"):
         classifiers.benchmark(store, folds=3)

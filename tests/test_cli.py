@@ -101,7 +101,8 @@ def test_fit_before_extract_extracts_first_like_a_make_target(image_folder, writ
         ("features.pooling=mean", "features.pooling = 'mean' is not valid; valid choices: avg, max"),
         ("features.batchsize=8", "unknown key 'batchsize' in [features] (did you mean 'batch_size'?)"),
         ("features.image_size=big", "features.image_size = 'big' has the wrong type; expected integer"),
-        ('features.taps.resnet50=["layer9"]', "features.taps.resnet50 = 'layer9' is not valid"),
+        ('features.taps.resnet50=["layer9"]', "features.taps.resnet50 (or its default taps) with features.pooling: unknown tap "
+                                           "'layer9' for backbone 'resnet50' (did you mean 'layer4'"),
         ("classifiers.models=svm", "classifiers.models = 'svm' is not valid"),
         ("data.test_size=1.5", "data.test_size = 1.5 must be between 0 and 1"),
         ("features", "--set 'features' must look like section.key=value"),

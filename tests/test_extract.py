@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from features import FeatureStore, ImageFiles, ImageFolder, Recipe, Runtime, compute_codes, extract_codes, resolve_weights
+from features import (FeatureStore, ImageFiles, ImageFolder, Recipe, Runtime, Split, compute_codes, extract_codes,
+                      resolve_weights)
 from features.extraction import auto_workers
 
 WEIGHTS = resolve_weights("resnet50", "random")
@@ -16,7 +17,7 @@ RUNTIME = Runtime(batch_size=5, progress=False)
 
 
 def _extract(root, cache, taps=("layer1",), poolings=("avg",), **options):
-    source = root if not isinstance(root, os.PathLike) else ImageFolder(root, **options.pop("split", {}))
+    source = root if not isinstance(root, os.PathLike) else ImageFolder(root, split=Split(**options.pop("split", {})))
     return extract_codes(source, Recipe(WEIGHTS, image_size=32, **options), list(taps), list(poolings), cache, RUNTIME)
 
 
@@ -141,7 +142,7 @@ def test_in_memory_codes_match_the_store(image_folder, tmp_path):
 
 
 @pytest.mark.parametrize("taps, poolings, message", [
-    (["layer9"], ["avg"], "unknown tap 'layer9' for backbone 'resnet50'; valid taps: stem, layer1"),
+    (["layer9"], ["avg"], r"unknown tap 'layer9' for backbone 'resnet50' \(did you mean 'layer4'.*\); valid taps: stem, layer1"),
     (["layer1"], ["mean"], "unknown pooling 'mean'; valid: avg, max, avgmax, grid<k>"),
 ])
 def test_unknown_taps_and_poolings_list_the_valid_ones(image_folder, tmp_path, taps, poolings, message):

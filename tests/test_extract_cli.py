@@ -67,7 +67,9 @@ def test_bad_names_in_the_config_list_the_valid_choices(image_folder, write_conf
     for override, message in [
         ("features.pooling=grid0", "features.pooling = 'grid0' is not valid (did you mean 'grid<k>'?); valid choices: "
                                    "avg, max, avgmax, grid<k>"),
-        ('features.taps.squeezenet1_1=["features.99"]', "features.taps.squeezenet1_1 = 'features.99' is not valid"),
+        ('features.taps.squeezenet1_1=["features.99"]', "features.taps.squeezenet1_1 (or its default taps) with "
+                                                        "features.pooling: unknown tap 'features.99' for backbone "
+                                                        "'squeezenet1_1' (did you mean"),
         ("features.weights=IMAGENET1K_V9", "weights 'IMAGENET1K_V9' are not valid for resnet50; valid: imagenet, "
                                            "random, auto, IMAGENET1K_V1, IMAGENET1K_V2"),
         ("data.on_error=ignore", "data.on_error = 'ignore' is not valid; valid choices: skip, fail"),

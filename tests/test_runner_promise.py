@@ -139,7 +139,8 @@ def test_answers_that_need_no_network_import_no_torch(cli, config, image_folder,
 def test_names_only_the_libraries_know_are_checked_before_any_work(cli, config, tmp_path):
     cases = [("classifiers.grid.logreg.c=[1.0]", "classifiers.grid.logreg: logreg has no parameter 'c' (did you mean 'C'?)"),
              ('features.backbones=["resnet5"]', "features.backbones = 'resnet5' is not valid (did you mean 'resnet50' or"),
-             ('features.taps.resnet18=["layer9"]', "features.taps.resnet18 = 'layer9' is not valid"),
+             ('features.taps.resnet18=["layer9"]', "features.taps.resnet18 (or its default taps) with features.pooling: "
+                                                 "unknown tap 'layer9' for backbone 'resnet18' (did you mean"),
              ("features.weights=IMAGENET1K_V3", "weights 'IMAGENET1K_V3' are not valid for resnet50")]
     for override, message in cases:
         code, _, err = cli("run", "-c", config, "--set", override)
