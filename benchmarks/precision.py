@@ -121,7 +121,7 @@ def stage_rates(backbone: str, size: int, args) -> tuple[list[dict], dict]:
             shutil.rmtree(cache, ignore_errors=True)
             recipe = Recipe.resolve(backbone, weights, image_size=size, precision=precision)
             started = time.perf_counter()
-            done = extract_codes(source, recipe, taps, ["avg"], cache, runtime)
+            done = extract_codes(source, recipe, taps=taps, poolings=["avg"], cache_dir=cache, runtime=runtime)
             rates[precision] = done.images / (time.perf_counter() - started)
             stores[precision] = done.path
         rounds.append(rates)

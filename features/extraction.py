@@ -242,7 +242,7 @@ def _batches(source: ImageSource, indices, recipe: Recipe, tables, runtime: Runt
             bar.update(len(done) + len(failed))
 
 
-def forward_seconds(recipe: Recipe, taps: list[str], runtime: Runtime = Runtime(), repeats: int = 3) -> float:
+def forward_seconds(recipe: Recipe, taps: list[str], *, runtime: Runtime = Runtime(), repeats: int = 3) -> float:
     """Seconds per image of the backbone's forward pass up to ``taps``, timed on random input
     (a batch of ``runtime.batch_size``).
 
@@ -266,8 +266,8 @@ def forward_seconds(recipe: Recipe, taps: list[str], runtime: Runtime = Runtime(
     return (time.perf_counter() - started) / (repeats * runtime.batch_size)
 
 
-def compute_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings: list[str],
-                  runtime: Runtime = Runtime(), cache_dir=None):
+def compute_codes(source: ImageSource, recipe: Recipe, *, taps: list[str], poolings: list[str], cache_dir=None,
+                  runtime: Runtime = Runtime()):
     """The codes of ``source``'s images in memory, without any store (for prediction).
 
     An ``int8`` recipe reads its calibration from ``cache_dir`` (kept there by the
@@ -401,7 +401,7 @@ def _same_rows(old: SampleTable | None, new: SampleTable) -> bool:
     )
 
 
-def extract_codes(source: ImageSource, recipe: Recipe, taps: list[str], poolings: list[str], cache_dir,
+def extract_codes(source: ImageSource, recipe: Recipe, *, taps: list[str], poolings: list[str], cache_dir,
                   runtime: Runtime = Runtime(), on_error: str = "skip") -> Extraction:
     """Compute the codes of ``taps`` x ``poolings`` that the store does not have yet.
 
@@ -498,7 +498,7 @@ def _check_map_sizes(recipe: Recipe, tables, n_rows: int, budget_gb: float) -> N
             )
 
 
-def join_shard_stores(source: ImageSource, recipe: Recipe, cache_dir, world: int) -> Path:
+def join_shard_stores(source: ImageSource, recipe: Recipe, *, cache_dir, world: int) -> Path:
     """The source's store, joined from the stores of ``Shard(source, rank, world)`` for every
     rank (each extracted by ``extract_codes``), as virtual datasets: no codes are copied.
 
@@ -559,8 +559,9 @@ def extract_backbone(source: ImageSource, backbone: str, *, taps: list[str] | No
     the other ``recipe`` settings, run by ``runtime`` through ``extract_codes``. What both
     ``features.extract`` and the ``extract`` stage run."""
     recipe = Recipe.resolve(backbone, weights, seed, **recipe)
-    return extract_codes(source, recipe, list(taps or get_backbone(backbone).default_taps), list(poolings),
-                         cache_dir, runtime, on_error)
+    return extract_codes(source, recipe, taps=list(taps or get_backbone(backbone).default_taps),
+                         poolings=list(poolings),
+                         cache_dir=cache_dir, runtime=runtime, on_error=on_error)
 
 
 _RECIPE_OPTIONS = tuple(field.name for field in fields(Recipe)

@@ -68,7 +68,7 @@ def extract(config: Config, progress: bool = True) -> None:
             torch.distributed.barrier()  # every rank's shard of this backbone is written
             if rank:
                 continue
-            done.path = join_shard_stores(source, done.recipe, features.cache_dir, world)
+            done.path = join_shard_stores(source, done.recipe, cache_dir=features.cache_dir, world=world)
             with FeatureStore(done.path) as store:
                 skipped = store.skipped
             log.info("extract: %s: %d shards joined -> %s", backbone, world, done.path)

@@ -50,9 +50,9 @@ def predict(config: Config, images: list[str], model: str | None = None, out: st
     estimator, _ = load_model(model_path, {**recipe.spec(tap, pooling), **fused})
     log.info("predict: %d images with %s (%s %s/%s, %s)", len(source), model_path, spec["backbone"], tap, pooling,
              weights.identity)
-    codes, failed = compute_codes(source, recipe, list(dict.fromkeys(part[0] for part in parts)),
-                                  list(dict.fromkeys(part[1] for part in parts)), config.features.runtime(progress),
-                                  config.features.cache_dir)
+    codes, failed = compute_codes(source, recipe, taps=list(dict.fromkeys(part[0] for part in parts)),
+                                  poolings=list(dict.fromkeys(part[1] for part in parts)),
+                                  cache_dir=config.features.cache_dir, runtime=config.features.runtime(progress))
     errors = dict(failed)
     X = codes[parts[0]] if len(parts) == 1 else np.hstack([codes[part] for part in parts])
     predicted = iter(predict_table(estimator, X, sidecar["classes"], top_k) if len(errors) < len(source) else [])

@@ -12,7 +12,8 @@ RECIPE = Recipe(resolve_weights("resnet50", "random"), image_size=32)
 
 
 def _extract(root, cache, **options):
-    return extract_codes(ImageFolder(root), RECIPE, ["layer1"], ["avg"], cache, Runtime(batch_size=5, progress=False),
+    return extract_codes(ImageFolder(root), RECIPE, taps=["layer1"], poolings=["avg"], cache_dir=cache,
+                         runtime=Runtime(batch_size=5, progress=False),
                          **options)
 
 

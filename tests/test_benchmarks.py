@@ -30,7 +30,8 @@ def test_the_precision_benchmark_compares_stores(image_folder, tmp_path, capsys)
 
     weights = resolve_weights("resnet50", "random")
     full, half = [extract_codes(ImageFolder(image_folder), Recipe(weights, image_size=32, precision=name),
-                                ["layer1", "pool"], ["avg"], tmp_path, Runtime(batch_size=8, progress=False)).path
+                                taps=["layer1", "pool"], poolings=["avg"], cache_dir=tmp_path,
+                                runtime=Runtime(batch_size=8, progress=False)).path
                   for name in ("float32", "bfloat16")]
     assert precision.main(["codes", str(full), str(half)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {half.name} |")]

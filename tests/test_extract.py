@@ -18,7 +18,8 @@ RUNTIME = Runtime(batch_size=5, progress=False)
 
 def _extract(root, cache, taps=("layer1",), poolings=("avg",), **options):
     source = root if not isinstance(root, os.PathLike) else ImageFolder(root, split=Split(**options.pop("split", {})))
-    return extract_codes(source, Recipe(WEIGHTS, image_size=32, **options), list(taps), list(poolings), cache, RUNTIME)
+    return extract_codes(source, Recipe(WEIGHTS, image_size=32, **options), taps=list(taps), poolings=list(poolings),
+                         cache_dir=cache, runtime=RUNTIME)
 
 
 def _codes(path, tap="layer1", pooling="avg"):
@@ -135,8 +136,9 @@ def test_large_jpegs_are_decoded_at_reduced_scale_by_extraction(tmp_path):
 def test_in_memory_codes_match_the_store(image_folder, tmp_path):
     stored = _codes(_extract(image_folder, tmp_path / "cache", taps=["pool"]).path, tap="pool")
     (image_folder / "dog" / "dog9.png").write_bytes(b"not a png")
-    codes, failed = compute_codes(ImageFiles([image_folder]), Recipe(WEIGHTS, image_size=32), ["pool"], ["avg"],
-                                  RUNTIME)
+    codes, failed = compute_codes(ImageFiles([image_folder]), Recipe(WEIGHTS, image_size=32), taps=["pool"],
+                                  poolings=["avg"],
+                                  runtime=RUNTIME)
     assert len(failed) == 1 and failed[0][0].endswith("dog/dog9.png") and "cannot identify" in failed[0][1]
     np.testing.assert_allclose(codes[("pool", "avg")], np.stack(list(stored.values())), rtol=1e-5, atol=1e-6)
 

@@ -53,7 +53,8 @@ def _check_family(name, kind, size, prefix=1):
     recipe = Recipe.resolve(name, "random", seed=3, image_size=size)
     taps = list(get_backbone(name).default_taps)
     poolings = ["avg", "none", *(["cls"] if kind == "tokens" else [])]
-    codes, failed = compute_codes(ImageArrays(IMAGES, np.arange(4) % 2), recipe, taps, poolings, RUNTIME)
+    codes, failed = compute_codes(ImageArrays(IMAGES, np.arange(4) % 2), recipe, taps=taps, poolings=poolings,
+                                  runtime=RUNTIME)
     assert not failed
 
     model = build_model(recipe.weights, image_size=size)

@@ -18,7 +18,8 @@ RECIPE = Recipe(WEIGHTS, image_size=32)
 
 def _codes(image_folder, runtime=Runtime(), num_workers=0, taps=("layer1", "layer2")):
     runtime = dataclasses.replace(runtime, batch_size=5, num_workers=num_workers, progress=False)
-    codes, failed = compute_codes(ImageFiles([image_folder]), RECIPE, list(taps), ["avg"], runtime)
+    codes, failed = compute_codes(ImageFiles([image_folder]), RECIPE, taps=list(taps), poolings=["avg"],
+                                  runtime=runtime)
     assert failed == []
     return codes
 
@@ -54,7 +55,8 @@ def test_batchnorms_fold_into_convolutions_without_changing_the_codes():
 def test_bfloat16_codes_are_a_store_of_their_own_within_one_percent(image_folder, tmp_path):
     def extract(precision):
         return extract_codes(ImageFolder(image_folder), Recipe(WEIGHTS, image_size=32, precision=precision),
-                             ["layer1", "layer2"], ["avg", "none"], tmp_path, Runtime(batch_size=5, progress=False))
+                             taps=["layer1", "layer2"], poolings=["avg", "none"], cache_dir=tmp_path,
+                             runtime=Runtime(batch_size=5, progress=False))
 
     full, half = extract("float32"), extract("bfloat16")
     assert half.path != full.path and half.images == full.images == 16
@@ -111,8 +113,8 @@ def test_jpegs_decoded_on_the_device_match_the_host_and_keep_their_order(tmp_pat
 
     def extract(decode_on_device, num_workers):  # the device decodes at full scale: compare with the host's
         recipe = Recipe(WEIGHTS, image_size=32, fast_decode=False, decode_on_device=decode_on_device)
-        done = extract_codes(ImageFolder(photos), recipe, ["layer2"], ["avg"], tmp_path,
-                             Runtime(batch_size=4, num_workers=num_workers, progress=False))
+        done = extract_codes(ImageFolder(photos), recipe, taps=["layer2"], poolings=["avg"], cache_dir=tmp_path,
+                             runtime=Runtime(batch_size=4, num_workers=num_workers, progress=False))
         with FeatureStore(done.path) as store:
             return done, dict(zip(store.ids, store.codes("layer2", "avg")[0])), dict(store.attrs)
 

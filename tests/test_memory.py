@@ -26,9 +26,10 @@ MEASURE = textwrap.dedent("""\
     recipe = Recipe(resolve_weights("resnet50", "random"), image_size=128)
     runtime = Runtime(batch_size=10, num_workers=0, progress=False)
     if api == "extract_codes":
-        extract_codes(ImageFolder(folder), recipe, ["layer1"], ["grid32"], cache, runtime)
+        extract_codes(ImageFolder(folder), recipe, taps=["layer1"], poolings=["grid32"], cache_dir=cache,
+                      runtime=runtime)
     else:
-        compute_codes(ImageFolder(folder), recipe, ["layer1"], ["grid32"], runtime)
+        compute_codes(ImageFolder(folder), recipe, taps=["layer1"], poolings=["grid32"], runtime=runtime)
     with open("/proc/self/status") as status:
         print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 """)

@@ -45,8 +45,9 @@ def int8_run(tmp_path_factory):
     _make_images(root / "images" / "test", per_class=3, seed=2)
     source = ImageFolder(root / "images")
     recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
-    int8 = extract_codes(source, recipe, TAPS, ["avg"], root / "cache", RUNTIME)
-    float32 = extract_codes(source, Recipe(WEIGHTS, image_size=32), TAPS, ["avg"], root / "cache", RUNTIME)
+    int8 = extract_codes(source, recipe, taps=TAPS, poolings=["avg"], cache_dir=root / "cache", runtime=RUNTIME)
+    float32 = extract_codes(source, Recipe(WEIGHTS, image_size=32), taps=TAPS, poolings=["avg"],
+                            cache_dir=root / "cache", runtime=RUNTIME)
     return root, source, int8, float32
 
 
@@ -73,8 +74,8 @@ def test_prediction_reads_the_calibration_and_gets_the_fit_time_codes(int8_run):
     recipe = Recipe.from_spec(spec, WEIGHTS)
     assert recipe.spec("layer1", "avg") == spec  # what predict checks before any image is read
     files = sorted((root / "images" / "test").rglob("*.png"))[:3]  # a batch of its own, padded
-    codes, failed = compute_codes(ImageFiles([str(path) for path in files]), recipe, ["layer1"], ["avg"],
-                                  RUNTIME, root / "cache")
+    codes, failed = compute_codes(ImageFiles([str(path) for path in files]), recipe, taps=["layer1"], poolings=["avg"],
+                                  runtime=RUNTIME, cache_dir=root / "cache")
     assert not failed
     expected = np.stack([stored[f"test/{path.parent.name}/{path.name}"] for path in files])
     np.testing.assert_allclose(codes[("layer1", "avg")], expected, rtol=1e-4, atol=1e-5)
@@ -86,7 +87,8 @@ def test_prediction_without_the_calibration_says_to_extract_again(int8_run, tmp_
         recipe = Recipe.from_spec(spec_of_store(store.attrs, "layer1", "avg"), WEIGHTS)
     image = next((root / "images" / "test").rglob("*.png"))
     with pytest.raises(ValueError, match="no int8 calibration .* run the extract stage"):
-        compute_codes(ImageFiles([str(image)]), recipe, ["layer1"], ["avg"], RUNTIME, tmp_path)
+        compute_codes(ImageFiles([str(image)]), recipe, taps=["layer1"], poolings=["avg"], runtime=RUNTIME,
+                      cache_dir=tmp_path)
 
 
 def test_calibration_sample_is_stratified_and_seeded():
@@ -103,7 +105,8 @@ def test_calibration_sample_is_stratified_and_seeded():
 def test_the_same_seed_calibrates_the_same_codes_and_another_seed_another_store(int8_run, tmp_path):
     _, source, int8, _ = int8_run
     recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
-    again = extract_codes(source, recipe, TAPS, ["avg"], tmp_path, RUNTIME)  # calibrated anew: a fresh cache
+    again = extract_codes(source, recipe, taps=TAPS, poolings=["avg"], cache_dir=tmp_path,
+                          runtime=RUNTIME)  # calibrated anew: a fresh cache
     assert again.path.name == int8.path.name
     with FeatureStore(int8.path) as first, FeatureStore(again.path) as second:
         np.testing.assert_array_equal(first.codes("layer1", "avg")[0], second.codes("layer1", "avg")[0])
@@ -114,7 +117,8 @@ def test_the_same_seed_calibrates_the_same_codes_and_another_seed_another_store(
 def test_int8_without_training_images_is_refused_by_name(image_folder, tmp_path):
     source = ImageFiles([str(path) for path in sorted(image_folder.rglob("*.png"))[:2]])  # no splits: all "test"
     with pytest.raises(ValueError, match="int8.*calibrates on training images"):
-        extract_codes(source, Recipe(WEIGHTS, image_size=32, precision="int8"), ["layer1"], ["avg"], tmp_path, RUNTIME)
+        extract_codes(source, Recipe(WEIGHTS, image_size=32, precision="int8"), taps=["layer1"], poolings=["avg"],
+                      cache_dir=tmp_path, runtime=RUNTIME)
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
@@ -131,7 +135,7 @@ def test_a_cpu_without_vnni_runs_int8_in_seven_bits_and_says_so(int8_run, tmp_pa
     monkeypatch.setattr(quantize, "cpu_instructions", lambda: dict.fromkeys(quantize.INSTRUCTIONS, False))
     recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
     assert recipe.calibration["reduce_range"] is True  # part of the codes: another store, another spec
-    done = extract_codes(source, recipe, ["layer1"], ["avg"], tmp_path, RUNTIME)
+    done = extract_codes(source, recipe, taps=["layer1"], poolings=["avg"], cache_dir=tmp_path, runtime=RUNTIME)
     assert done.path.name != int8.path.name
     assert "this CPU has no VNNI" in caplog.text
     with FeatureStore(done.path) as slow, FeatureStore(float32.path) as plain:
@@ -144,5 +148,5 @@ def test_int8_without_torchao_says_what_to_install(split_image_folder, tmp_path,
 
     monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e.quantize_pt2e", None)  # as if not installed
     with pytest.raises(ValueError, match=r'needs torchao: pip install "cnn-codes\[int8\]"'):
-        extract_codes(ImageFolder(split_image_folder), Recipe(WEIGHTS, image_size=32, precision="int8"), TAPS,
-                      ["avg"], tmp_path, RUNTIME)
+        extract_codes(ImageFolder(split_image_folder), Recipe(WEIGHTS, image_size=32, precision="int8"), taps=TAPS,
+                      poolings=["avg"], cache_dir=tmp_path, runtime=RUNTIME)

@@ -50,11 +50,13 @@ def _assert_same_store(joined, single, rtol=0.0):
 
 def test_shards_joined_by_virtual_datasets_equal_one_extraction(image_folder, tmp_path, monkeypatch):
     source = ImageFolder(image_folder)
-    single = extract_codes(source, RECIPE, ["layer1", "pool"], ["avg"], tmp_path / "single", RUNTIME)
-    shards = [extract_codes(Shard(source, rank, 3), RECIPE, ["layer1", "pool"], ["avg"], tmp_path / "c", RUNTIME) for rank in range(3)]
+    single = extract_codes(source, RECIPE, taps=["layer1", "pool"], poolings=["avg"], cache_dir=tmp_path / "single",
+                           runtime=RUNTIME)
+    shards = [extract_codes(Shard(source, rank, 3), RECIPE, taps=["layer1", "pool"], poolings=["avg"],
+                            cache_dir=tmp_path / "c", runtime=RUNTIME) for rank in range(3)]
     assert sorted(sum((Shard(source, rank, 3).ids for rank in range(3)), [])) == sorted(source.ids)
     assert len({shard.path for shard in shards}) == 3
-    joined = join_shard_stores(source, RECIPE, tmp_path / "c", world=3)
+    joined = join_shard_stores(source, RECIPE, cache_dir=tmp_path / "c", world=3)
     assert joined.name == single.path.name  # the source's own store, by the same key
     with h5py.File(joined) as file:
         dataset = file["features/layer1/avg"]
@@ -70,13 +72,15 @@ def test_shards_joined_by_virtual_datasets_equal_one_extraction(image_folder, tm
 def test_a_joined_store_takes_later_work_and_refuses_missing_shards(image_folder, tmp_path, forward_calls):
     source = ImageFolder(image_folder)
     for rank in range(2):
-        extract_codes(Shard(source, rank, 2), RECIPE, ["layer1"], ["avg"], tmp_path / "c", RUNTIME)
-    joined = join_shard_stores(source, RECIPE, tmp_path / "c", world=2)
+        extract_codes(Shard(source, rank, 2), RECIPE, taps=["layer1"], poolings=["avg"], cache_dir=tmp_path / "c",
+                      runtime=RUNTIME)
+    joined = join_shard_stores(source, RECIPE, cache_dir=tmp_path / "c", world=2)
     before = _by_id(joined)
     forward_calls.clear()
-    again = extract_codes(source, RECIPE, ["layer1"], ["avg"], tmp_path / "c", RUNTIME)
+    again = extract_codes(source, RECIPE, taps=["layer1"], poolings=["avg"], cache_dir=tmp_path / "c", runtime=RUNTIME)
     assert again.path == joined and forward_calls == [] and again.computed == []  # all there already
-    more = extract_codes(source, RECIPE, ["layer1"], ["avg", "max"], tmp_path / "c", RUNTIME)
+    more = extract_codes(source, RECIPE, taps=["layer1"], poolings=["avg", "max"], cache_dir=tmp_path / "c",
+                         runtime=RUNTIME)
     assert more.computed == [("layer1", "max")]
     with h5py.File(joined) as file:  # changed in one process: the virtual datasets became ordinary ones
         assert not file["features/layer1/avg"].is_virtual
@@ -84,8 +88,9 @@ def test_a_joined_store_takes_later_work_and_refuses_missing_shards(image_folder
     assert all(np.array_equal(after[key][0], before[key][0]) for key in before)
 
     for rank in range(2):  # a new joined store, then a shard goes missing
-        extract_codes(Shard(source, rank, 2), RECIPE, ["layer1"], ["avg"], tmp_path / "d", RUNTIME)
-    joined = join_shard_stores(source, RECIPE, tmp_path / "d", world=2)
+        extract_codes(Shard(source, rank, 2), RECIPE, taps=["layer1"], poolings=["avg"], cache_dir=tmp_path / "d",
+                      runtime=RUNTIME)
+    joined = join_shard_stores(source, RECIPE, cache_dir=tmp_path / "d", world=2)
     shard = next((tmp_path / "d").glob("*rank1of2*.h5"))
     shard.rename(tmp_path / shard.name)
     with pytest.raises(StoreError, match=f"joined from shards that are missing beside it: {shard.name}"):
@@ -113,8 +118,8 @@ def test_torchrun_with_two_gloo_processes_equals_one_process(image_folder, write
     assert "rank 1 of 2, 8 images on cpu" in done.stderr and "2 shards joined" in done.stderr
     features = json.loads((tmp_path / "runs" / "test" / "features.json").read_text())
     joined = Path(features["resnet50"]["store"])
-    single = extract_codes(ImageFolder(image_folder), RECIPE, ["layer1", "pool"], ["avg"],
-                           tmp_path / "single", RUNTIME)
+    single = extract_codes(ImageFolder(image_folder), RECIPE, taps=["layer1", "pool"], poolings=["avg"],
+                           cache_dir=tmp_path / "single", runtime=RUNTIME)
     # one thread per process there, two here: float sums in another order, last bits differ
     # (channels-last convolutions split their sums by thread: up to 2e-5 on codes of ~1e-2)
     _assert_same_store(joined, single.path, rtol=1e-3)
@@ -132,13 +137,13 @@ def test_a_shard_that_stopped_resumes_on_its_own(image_folder, tmp_path, forward
     good = broken.read_bytes()
     broken.write_bytes(b"not an image")  # the rank stops there, as a crash would
     with pytest.raises(OSError, match="stopped"):
-        extract_codes(Shard(ImageFolder(image_folder), 0, 2), RECIPE, ["layer1"], ["avg"],
-                      tmp_path / "c", RUNTIME, on_error="fail")
+        extract_codes(Shard(ImageFolder(image_folder), 0, 2), RECIPE, taps=["layer1"], poolings=["avg"],
+                      cache_dir=tmp_path / "c", runtime=RUNTIME, on_error="fail")
     assert sum(forward_calls) == 7  # its batches up to the bad image were computed and are kept
     broken.write_bytes(good)
     forward_calls.clear()
-    resumed = extract_codes(Shard(ImageFolder(image_folder), 0, 2), RECIPE, ["layer1"], ["avg"],
-                            tmp_path / "c", RUNTIME)
+    resumed = extract_codes(Shard(ImageFolder(image_folder), 0, 2), RECIPE, taps=["layer1"], poolings=["avg"],
+                            cache_dir=tmp_path / "c", runtime=RUNTIME)
     assert sum(forward_calls) == 1 and resumed.images == 1  # the rest only; the other shard is untouched
     assert not list((tmp_path / "c").glob("*rank1of2*"))
 

@@ -15,8 +15,9 @@ WEIGHTS = resolve_weights("resnet50", "random")
 
 def _extract(source, cache, taps=("layer1",), poolings=("avg", "none"), **options):
     budget = {"map_budget_gb": options.pop("map_budget_gb")} if "map_budget_gb" in options else {}
-    return extract_codes(source, Recipe(WEIGHTS, image_size=32, **options), list(taps), list(poolings), cache,
-                         Runtime(batch_size=5, num_workers=0, progress=False, **budget))
+    return extract_codes(source, Recipe(WEIGHTS, image_size=32, **options), taps=list(taps), poolings=list(poolings),
+                         cache_dir=cache,
+                         runtime=Runtime(batch_size=5, num_workers=0, progress=False, **budget))
 
 
 def test_maps_are_stored_whole_in_float16_chunked_by_rows(image_folder, tmp_path, caplog):
