@@ -3,9 +3,9 @@
 As scikit-learn's ``_parameter_constraints``: a class (``Recipe``, ``Runtime``, ``Split``,
 ``classifiers.Tuning``, ``AugmentedViews``) maps each setting to the values it accepts, and
 ``check_settings`` refuses any other with one message shape, whether the value came from a
-config file, ``--set`` or a keyword of the Python API: ``image_size = 0 must be a whole
-number at least 1 (e.g. 224)``. The config prefixes its section (``features.image_size =
-0 ...``), nothing more.
+config file, ``--set`` or a keyword of the Python API: ``image_size = 0 must be at least 1
+(e.g. 224)``, ``image_size = 'big' must be a whole number at least 1 (e.g. 224)``. The
+config prefixes its section (``features.image_size = 0 ...``), nothing more.
 
 A constraint is an ``Interval``, ``Options``, ``Pattern``, a type (``bool``), ``None`` (the
 value None), or a function ``check(name, value)`` that raises ``SettingError`` itself (a
@@ -29,38 +29,31 @@ __all__ = ["Interval", "Options", "Pattern", "Rule", "check_settings", "check_fi
 
 @dataclass(frozen=True)
 class Interval:
-    """A whole number (``int``) or a number (``float``: ints count) from ``low`` to ``high``;
-    ``open_low``/``open_high`` leave the bound out."""
+    """A whole number (``int``) or a number (``float``: ints count) at least ``low`` (more than,
+    with ``open_low``) and, given ``high``, below it (at most, with ``closed_high``)."""
 
     kind: type
-    low: float | None = None
+    low: float
     high: float | None = None
     open_low: bool = False
-    open_high: bool = False
+    closed_high: bool = False
+
+    def _is_kind(self, value) -> bool:
+        return isinstance(value, (int, float) if self.kind is float else int) and not isinstance(value, bool)
 
     def accepts(self, value) -> bool:
-        kinds = (int, float) if self.kind is float else (int,)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return False
-        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
-        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
-        return above and below
+        above = self._is_kind(value) and (value > self.low if self.open_low else value >= self.low)
+        return above and (self.high is None or (value <= self.high if self.closed_high else value < self.high))
 
     def describe(self, value) -> str:
         """The interval in words; with the kind of number (``a whole number ...``) when ``value`` is not one."""
-        kinds = (int, float) if self.kind is float else (int,)
-        kind = "" if isinstance(value, kinds) and not isinstance(value, bool) else (
-            "a whole number " if self.kind is int else "a number ")
-        if self.low is not None and self.high is not None:
-            ends = "" if self.open_low and self.open_high else (
-                f" ({'more than' if self.open_low else 'at least'} {self.low:g}, "
-                f"{'less than' if self.open_high else 'at most'} {self.high:g})")
-            return f"{kind}between {self.low:g} and {self.high:g}{ends}"
-        if self.low is not None:
-            return f"{kind}{'more than' if self.open_low else 'at least'} {self.low:g}"
-        if self.high is not None:
-            return f"{kind}{'less than' if self.open_high else 'at most'} {self.high:g}"
-        return kind.strip() or "a number"
+        kind = "" if self._is_kind(value) else "a whole number " if self.kind is int else "a number "
+        low = f"{'more than' if self.open_low else 'at least'} {self.low:g}"
+        if self.high is None:
+            return kind + low
+        ends = "" if self.open_low and not self.closed_high else (
+            f" ({low}, {'at most' if self.closed_high else 'less than'} {self.high:g})")
+        return f"{kind}between {self.low:g} and {self.high:g}{ends}"
 
 
 @dataclass(frozen=True)
@@ -102,7 +95,7 @@ class Rule:
 
 
 def _shown(value) -> str:
-    return "None" if value is None else f'"{value}"' if isinstance(value, str) else str(value)
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def _accepts(constraint, value) -> bool:

@@ -560,8 +560,7 @@ def extract_backbone(source: ImageSource, backbone: str, *, taps: list[str] | No
     ``features.extract`` and the ``extract`` stage run."""
     recipe = Recipe.resolve(backbone, weights, seed, **recipe)
     return extract_codes(source, recipe, taps=list(taps or get_backbone(backbone).default_taps),
-                         poolings=list(poolings),
-                         cache_dir=cache_dir, runtime=runtime, on_error=on_error)
+                         poolings=list(poolings), cache_dir=cache_dir, runtime=runtime, on_error=on_error)
 
 
 _RECIPE_OPTIONS = tuple(field.name for field in fields(Recipe)
@@ -615,10 +614,10 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
     def of(names) -> dict:
         return {key: options[key] for key in names if key in options}
 
-    seed = options.get("seed", 0)
+    seed, runtime = options.get("seed", 0), Runtime(**of(_RUNTIME_OPTIONS))
     source = extraction_source(source, split=Split(**of(_SPLIT_OPTIONS)), views=options.get("views", 0), seed=seed,
                                cache_dir=cache_dir)
     done = extract_backbone(source, backbone, taps=taps, poolings=pooling, weights=weights, seed=seed,
-                            cache_dir=cache_dir, runtime=Runtime(**of(_RUNTIME_OPTIONS)),
-                            on_error=options.get("on_error", "skip"), image_size=image_size, **of(_RECIPE_OPTIONS))
+                            cache_dir=cache_dir, runtime=runtime, on_error=options.get("on_error", "skip"),
+                            image_size=image_size, **of(_RECIPE_OPTIONS))
     return FeatureStore(done.path, source=source)

@@ -196,8 +196,8 @@ class Split:
     seed: int = 0
 
     constraints: ClassVar[dict] = {
-        "test_size": Rule(Interval(float, 0, 1, open_low=True, open_high=True), hint="e.g. 0.25"),
-        "val_size": Rule(Interval(float, 0, 1, open_high=True), hint="e.g. 0.1"),
+        "test_size": Rule(Interval(float, 0, 1, open_low=True), hint="e.g. 0.25"),
+        "val_size": Rule(Interval(float, 0, 1), hint="e.g. 0.1"),
         "seed": Interval(int, 0),
     }
     """What each setting accepts (``features.constraints``)."""

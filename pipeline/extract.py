@@ -58,7 +58,7 @@ def extract(config: Config, progress: bool = True) -> None:
                                 seed=features.seed, cache_dir=features.cache_dir, runtime=runtime,
                                 on_error=config.data.on_error, **features.recipe())
         weights = done.recipe.weights
-        codes = ", ".join(f"{tap}/{pooling}" for tap, pooling in done.computed) or "nothing new"
+        codes = ", ".join(map("/".join, done.computed)) or "nothing new"
         speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"
                  if done.images else "")
         log.info("extract: %s [%s] computed %s%s, %d cached -> %s",

@@ -1,14 +1,17 @@
-"""Each setting has one owner that checks it: a config file, ``--set`` and the Python API refuse
-a bad value with the same message (the config adds its section), before any work."""
+"""Each setting has one owner that checks it: a config file, ``--set``, ``pipeline.run(set=...)``
+and the Python API refuse a bad value with the same message (the config adds its section), before any work."""
 
+import re
 import subprocess
 import sys
+import tomllib
 
 import numpy as np
 import pytest
 
 import classifiers
 import features
+import pipeline
 from features import AugmentedViews, ImageArrays, Recipe, Runtime, SettingError, Split, UserError
 from classifiers import Tuning
 from pipeline.config import ConfigError, load_config
@@ -69,8 +72,11 @@ def test_a_bad_value_is_refused_with_the_same_message_by_a_config_file_set_and_p
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == f"{section}.{from_python}"
-    code, _, err = cli("extract", "-c", write_config(f'root = "{image_folder}"'), "--set", f"{section}.{key}={value}")
+    config = write_config(f'root = "{image_folder}"')
+    code, _, err = cli("extract", "-c", config, "--set", f"{section}.{key}={value}")
     assert code == 2 and f"{section}.{from_python}" in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match=re.escape(f"{section}.{from_python}")):
+        pipeline.run(config, set={f"{section}.{key}": tomllib.loads(f"v = {value}")["v"]})
     assert not (tmp_path / "cache").exists()  # refused before any work
 
 
