@@ -552,13 +552,12 @@ def extraction_source(source, *, split: Split = Split(), views: int = 0, seed: i
 
 
 def extract_backbone(source: ImageSource, backbone: str, *, taps: list[str] | None = None, poolings=("avg",),
-                     weights: str = "imagenet", seed: int = 0, cache_dir="cache", runtime: Runtime = Runtime(),
-                     on_error: str = "skip", **recipe) -> Extraction:
+                     cache_dir="cache", runtime: Runtime = Runtime(), on_error: str = "skip", **recipe) -> Extraction:
     """``backbone``'s codes of ``source`` (``extraction_source``) at ``taps`` (by default the
-    backbone's own) x ``poolings``: the ``Recipe`` of ``weights`` (seeded by ``seed``) and of
-    the other ``recipe`` settings, run by ``runtime`` through ``extract_codes``. What both
-    ``features.extract`` and the ``extract`` stage run."""
-    recipe = Recipe.resolve(backbone, weights, seed, **recipe)
+    backbone's own) x ``poolings``: the ``Recipe`` of the ``recipe`` settings (``weights`` and
+    its ``seed`` too: ``Recipe.resolve``), run by ``runtime`` through ``extract_codes``. What
+    both ``features.extract`` and the ``extract`` stage run."""
+    recipe = Recipe.resolve(backbone, **recipe)
     return extract_codes(source, recipe, taps=list(taps or get_backbone(backbone).default_taps),
                          poolings=list(poolings), cache_dir=cache_dir, runtime=runtime, on_error=on_error)
 
@@ -617,7 +616,7 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
     seed, runtime = options.get("seed", 0), Runtime(**of(_RUNTIME_OPTIONS))
     source = extraction_source(source, split=Split(**of(_SPLIT_OPTIONS)), views=options.get("views", 0), seed=seed,
                                cache_dir=cache_dir)
-    done = extract_backbone(source, backbone, taps=taps, poolings=pooling, weights=weights, seed=seed,
-                            cache_dir=cache_dir, runtime=runtime, on_error=options.get("on_error", "skip"),
-                            image_size=image_size, **of(_RECIPE_OPTIONS))
+    done = extract_backbone(source, backbone, taps=taps, poolings=pooling, cache_dir=cache_dir, runtime=runtime,
+                            on_error=options.get("on_error", "skip"), weights=weights, seed=seed, image_size=image_size,
+                            **of(_RECIPE_OPTIONS))
     return FeatureStore(done.path, source=source)

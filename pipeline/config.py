@@ -145,8 +145,9 @@ class FeaturesSection:
     cache_dir: str = field(default="cache", metadata=PATH)
 
     def recipe(self) -> dict:
-        """The ``Recipe`` settings of this section but the weights (``features.extract_backbone``'s keywords)."""
-        return _values(self, Recipe, "weights", "calibration_sample")
+        """The ``Recipe`` settings of this section, the weights by name and their seed
+        (``Recipe.resolve``'s and ``features.extract_backbone``'s keywords)."""
+        return {"weights": self.weights, "seed": self.seed, **_values(self, Recipe, "weights", "calibration_sample")}
 
     def runtime(self, progress: bool = True) -> Runtime:
         """How the network runs in this configuration."""

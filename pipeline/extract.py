@@ -54,9 +54,8 @@ def extract(config: Config, progress: bool = True) -> None:
     stores = {}
     for backbone in features.backbones:
         done = extract_backbone(Shard(source, rank, world) if world > 1 else source, backbone,
-                                taps=features.taps_of(backbone), poolings=features.pooling, weights=features.weights,
-                                seed=features.seed, cache_dir=features.cache_dir, runtime=runtime,
-                                on_error=config.data.on_error, **features.recipe())
+                                taps=features.taps_of(backbone), poolings=features.pooling, cache_dir=features.cache_dir,
+                                runtime=runtime, on_error=config.data.on_error, **features.recipe())
         weights = done.recipe.weights
         codes = ", ".join(map("/".join, done.computed)) or "nothing new"
         speed = (f" for {done.images} images in {done.seconds:.1f} s ({done.images / done.seconds:.0f} images/s)"

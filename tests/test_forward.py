@@ -73,7 +73,7 @@ def test_bfloat16_codes_are_a_store_of_their_own_within_one_percent(image_folder
 
 
 def test_unknown_precision_is_refused_by_name():
-    with pytest.raises(ValueError, match="precision = 'float16' is not valid; valid: float32, bfloat16"):
+    with pytest.raises(ValueError, match=r"precision = 'float16' is not valid \(did you mean .*\); valid choices: float32, bfloat16"):
         Recipe(WEIGHTS, precision="float16")
 
 
