@@ -31,9 +31,7 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND into $OUT/NAME.log, note i
 
 STEPS=${STEPS:-pytest gpu_check forward extraction families precision}
 wanted() { [[ " $STEPS " == *" $1 "* ]]; }
-pinned() {  # two cores and two threads, for the pipeline's own subprocesses too
-    OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 taskset -c 0,1 "$@"
-}
+PINNED=(env OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 taskset -c 0,1)  # for the pipeline's own subprocesses too
 
 wanted pytest && step pytest "${PYTEST_SECONDS:-240}" python3 -m pytest -v --tb=short --timeout 120 -p no:cacheprovider \
     -n "${PYTEST_WORKERS:-14}" tests
@@ -43,8 +41,8 @@ wanted forward && step forward "${FORWARD_SECONDS:-90}" python3 benchmarks/forwa
 wanted extraction && step extraction "${EXTRACTION_SECONDS:-150}" python3 benchmarks/extraction.py --device cuda \
     --precision bfloat16 --decode fast device --backbones resnet50 --sizes 224 --batch-sizes 256 --n 1000 --seconds 5 \
     --repeats 1 --models --answer-repeats 0 --out "$OUT/extraction.md"
-wanted families && step families "${FAMILIES_SECONDS:-170}" pinned python3 benchmarks/extraction.py --device cpu \
+wanted families && step families "${FAMILIES_SECONDS:-170}" "${PINNED[@]}" python3 benchmarks/extraction.py --device cpu \
     --backbones vit_b_16 swin_t convnext_tiny --sizes 64 224 --batch-sizes 16 --seconds 3 --repeats 1 --models \
     --answer-repeats 0 --out "$OUT/families.md"
-wanted precision && step precision "${PRECISION_SECONDS:-170}" pinned python3 benchmarks/precision.py \
+wanted precision && step precision "${PRECISION_SECONDS:-170}" "${PINNED[@]}" python3 benchmarks/precision.py \
     --out "$OUT/precision.md" speed --backbones resnet50 --sizes 224 --images 128 --bare-seconds 3 --rounds 1
