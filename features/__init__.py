@@ -26,7 +26,7 @@ _MODULES = {
     "images": ["ImageError", "load_image"],
     "datasets": ["NAMED_DATASETS", "DatasetUnavailable", "dataset_fingerprint", "open_named_dataset"],
     "store": ["FeatureStore", "StoreError", "read_codes", "verify_store", "consolidate_store", "codes_fingerprint"],
-    "lock": ["StoreLocked"],
-    "errors": ["CnnCodesError", "UserError", "SettingError", "FileInputError"],
+    "locks": ["LockHeld", "StoreLocked"],
+    "errors": ["CnnCodesError", "UserError", "SettingError", "DataError", "FileInputError", "MissingFileError"],
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_MODULES)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import FileInputError
 from .files import file_stat
 from .sources import ImageArrays, ImageSource, LabelledFiles, stratified_splits
 
 __all__ = ["NAMED_DATASETS", "DatasetUnavailable", "dataset_fingerprint", "open_named_dataset"]
 
 
-class DatasetUnavailable(OSError):
+class DatasetUnavailable(FileInputError):
     """A named dataset is neither in ``data.root`` nor downloadable (no internet)."""
 
 

@@ -55,11 +55,12 @@ from features import (
     did_you_mean,
     is_weights_file,
 )
+from features.errors import SettingError
 
 __all__ = ["ConfigError", "Config", "load_config", "check_names", "results_of", "dump_config"]
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingError):
     """The configuration cannot be used; the message says which key and what to write."""
 
 
