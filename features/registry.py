@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import SettingError
+
 __all__ = ["Backbone", "BACKBONES", "FAMILIES", "Family", "family_of"]
 
 _SHOWN = 12  # tap names listed in an error message before "..."
@@ -61,7 +63,7 @@ class Backbone:
             more = (f", ... ({len(self.taps)} in all, module and graph node names included; "
                     f"`python -m pipeline taps {self.name}` lists them with their shapes)"
                     ) if len(self.taps) > len(self.curated[:_SHOWN]) else ""
-            raise ValueError(f"unknown tap {tap!r} for backbone {self.name!r}; valid taps: {shown}{more}")
+            raise SettingError(f"unknown tap {tap!r} for backbone {self.name!r}; valid taps: {shown}{more}")
         return self.taps[tap]
 
     def depth(self, tap: str) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .errors import DataError, MissingFileError
 from .files import file_stat
 from .images import load_image, readable_name, upright
 
@@ -58,12 +59,12 @@ def class_name(label) -> str:
     return str(label).strip()
 
 
-def _blank_labels(where: str, lines: list, what: str) -> ValueError:
+def _blank_labels(where: str, lines: list, what: str) -> DataError:
     """The error for labels that are empty once stripped, naming the first few ``lines``."""
     shown = ", ".join(map(str, lines[:_LINES_SHOWN]))
     more = f" ({len(lines)} in all)" if len(lines) > _LINES_SHOWN else ""
-    return ValueError(f"{where}: {what} {shown}{more} have an empty label; give every image a class name, "
-                      f"or remove those images")
+    return DataError(f"{where}: {what} {shown}{more} have an empty label; give every image a class name, "
+                     f"or remove those images")
 
 
 class ImageSource:
@@ -307,7 +308,7 @@ class ImageFolder(LabelledFiles):
     def __init__(self, root: str | Path, test_size: float = 0.25, seed: int = 0, val_size: float = 0.0):
         root = Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"image folder {root} does not exist; set data.root to a folder laid "
                 f"out as <root>/<class>/<image> or <root>/<split>/<class>/<image>"
             )
@@ -418,7 +419,7 @@ class ImageFiles(LabelledFiles):
             elif path.is_file():
                 files.append(path)
             else:
-                raise FileNotFoundError(f"{readable_name(path)} is neither an image file nor a folder")
+                raise MissingFileError(f"{readable_name(path)} is neither an image file nor a folder")
         if not files:
             raise FileNotFoundError(f"no images found in {', '.join(map(readable_name, paths))}")
         super().__init__(Path.cwd(), files, np.full(len(files), -1), np.full(len(files), ""), [],
