@@ -20,9 +20,11 @@ from features import (
     join_shard_stores,
     resolve_device,
 )
+from features.files import write_json
 
 from .config import Config, ConfigError
-from .stages import open_source, run_folder, write_json
+from .runfolder import run_folder
+from .stages import open_source
 
 __all__ = ["extract"]
 

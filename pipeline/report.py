@@ -10,7 +10,8 @@ import logging
 from classifiers import best_row, finetune_summary, format_table, weights_banner, write_report
 
 from .config import Config
-from .stages import open_source, read_json, run_folder
+from .runfolder import read_json, run_folder
+from .stages import open_source
 
 __all__ = ["report"]
 
