@@ -31,7 +31,7 @@ from pathlib import Path
 
 import classifiers
 from features import ImageFiles, ImageFolder, ImageManifest, codes_fingerprint, dataset_fingerprint, open_named_dataset
-from features.errors import FileInputError
+from features.errors import MissingFileError
 from features.files import MISSING, file_digest, file_stat
 
 from .config import Config
@@ -160,7 +160,7 @@ def predict_stage(images: list[str], model: str | None = None, out: str | None =
     def inputs(config: Config) -> dict[str, str]:
         found = {"images": ImageFiles(images).fingerprint, "options": f"top_k={top_k}, out={out}"}
         if model and not Path(model).is_file():
-            raise FileInputError(f"model file {model} does not exist; name a .joblib file under models/ of a run")
+            raise MissingFileError(f"model file {model} does not exist; name a .joblib file under models/ of a run")
         if not model:  # the best model is known once fit ran; results.json changes whenever it does
             found["results.json"] = file_digest(Path(config.run.dir) / "results.json")
             if found["results.json"] == "missing":
