@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from features import MAP, FeatureStore, Recipe, forward_seconds, get_backbone, resolve_weights, spec_of_store
+from features.errors import SettingError
 from features.files import write_json
 
 from .cells import benchmark_model, load_fused_codes
@@ -212,9 +213,9 @@ def _jobs(stores: dict[str, FeatureStore], models: list[str], codes, fuse) -> li
             raise ValueError(f"classifiers.fuse names {list(item)}, but no store has complete codes for all of them "
                              f"(they have {', '.join(have) or 'none'}); extract them first, or fuse others")
     if not jobs:
-        raise ValueError(f"no classifier of {', '.join(models)} takes the codes given: a map head needs pooling "
-                         f"\"{MAP}\" and a tap with layers after it (vgg16: pool4 or shallower; resnet50: layer3 or "
-                         f"shallower)")
+        raise SettingError(f"no classifier of {', '.join(models)} takes the codes given: a map head needs pooling "
+                           f"\"{MAP}\" and a tap with layers after it (vgg16: pool4 or shallower; resnet50: layer3 or "
+                           f"shallower)")
     return jobs
 
 
@@ -287,8 +288,8 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
                 cells.append(Cell(row, model, codes_of.spec))
                 bar.update()
     if not cells:
-        raise ValueError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
-                         "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
+        raise SettingError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
+                           "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
     cells = _ranked(cells)
     if settings.ensemble > 1:
         from .ensemble import stack_cells

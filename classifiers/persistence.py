@@ -22,6 +22,7 @@ import joblib
 import numpy as np
 
 from features import spec_differences
+from features.errors import FileInputError
 from features.files import file_sha256, write_atomic
 
 __all__ = ["ModelFileError", "save_model", "load_model", "sidecar_path"]
@@ -29,7 +30,7 @@ __all__ = ["ModelFileError", "save_model", "load_model", "sidecar_path"]
 FORMAT_VERSION = 1
 
 
-class ModelFileError(OSError):
+class ModelFileError(FileInputError):
     """A model file is missing, altered, or made for other features."""
 
 

@@ -29,7 +29,7 @@ _MODULES = {
     "datasets": ["NAMED_DATASETS", "SOURCE_KINDS", "DatasetUnavailable", "dataset_fingerprint", "dataset_root",
                  "open_named_dataset", "open_source"],
     "store": ["FeatureStore", "StoreError", "read_codes", "verify_store", "consolidate_store", "codes_fingerprint"],
-    "lock": ["StoreLocked"],
-    "errors": ["CnnCodesError", "UserError", "SettingError", "FileInputError"],
+    "locks": ["LockHeld", "StoreLocked"],
+    "errors": ["CnnCodesError", "UserError", "SettingError", "DataError", "FileInputError", "MissingFileError"],
 }
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs=_MODULES)

@@ -6,7 +6,7 @@ A tap is a registry name (``pool3``), a module's name (``layer3``, ``features.5`
 (``features.registry.FAMILIES``) says which taps are worth using (``Backbone.curated``)
 and which are its defaults, a spread of depths. Every tap has a layout
 (``features.layouts``), read from a shape probe on the ``meta`` device: no weights, no
-compute. Where models come from (torchvision, timm) is a ``Library``.
+compute. Where models come from (torchvision, timm) is a ``features.library.Library``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from torchvision.models.vision_transformer import interpolate_embeddings
 
 from .errors import SettingError
 from .layouts import PROBE_SIZES, Layout, infer_layout, inherit_layout
+from .library import TIMM_PREFIX, Library
 from .names import did_you_mean
 from .pooling import check_pooling, pool, pooling_refusal
 from .registry import BACKBONES, Backbone, Family, family_of
@@ -34,7 +35,6 @@ __all__ = [
     "Backbone",
     "BACKBONES",
     "BACKBONE_CHOICES",
-    "Library",
     "TapInfo",
     "check_taps",
     "get_backbone",
@@ -51,29 +51,6 @@ BACKBONE_CHOICES = (*BACKBONES, *sorted(set(list_models(module=torchvision.model
 """Every usable torchvision backbone name: the registry's first, then torchvision's classification
 models (and, with the ``timm`` extra, any ``timm/<name>``)."""
 
-TIMM_PREFIX = "timm/"
-
-
-@dataclass(frozen=True)
-class Library:
-    """Where models come from, and how they are traced.
-
-    ``build(name, **kwargs)`` makes a randomly initialised model (the caller seeds and
-    places it); ``size_argument`` is the builder's keyword for the input size of a sized
-    family; ``resize(model, name, size)`` returns a built model for another input size,
-    its position embeddings interpolated; ``feature_info(model)`` names the stage modules
-    a library declares (timm's ``feature_info``); ``classifier(model)`` the classifier
-    module where the library says (timm's pretrained config), else None.
-    """
-
-    build: Callable[..., nn.Module]
-    graph_node_names: Callable
-    feature_extractor: Callable
-    size_argument: str
-    resize: Callable[[nn.Module, str, int], nn.Module]
-    feature_info: Callable[[nn.Module], list[str]] = lambda model: []
-    classifier: Callable[[nn.Module], str | None] = lambda model: None
-
 
 def _resize_vit(model: nn.Module, name: str, image_size: int) -> nn.Module:
     """A torchvision ViT for ``image_size`` inputs, its position embeddings interpolated (bicubic)."""
@@ -89,9 +66,9 @@ def _resize_vit(model: nn.Module, name: str, image_size: int) -> nn.Module:
 
 def _check_patches(name: str, image_size: int, patch_size: int) -> None:
     if image_size % patch_size:
-        raise ValueError(f"{name} takes images whose side is a multiple of its patch size {patch_size} (e.g. "
-                         f"{4 * patch_size}, {6 * patch_size} or {224 // patch_size * patch_size}); "
-                         f"features.image_size = {image_size} is not")
+        raise SettingError(f"{name} takes images whose side is a multiple of its patch size {patch_size} (e.g. "
+                           f"{4 * patch_size}, {6 * patch_size} or {224 // patch_size * patch_size}); "
+                           f"features.image_size = {image_size} is not")
 
 
 TORCHVISION = Library(
@@ -136,7 +113,7 @@ def _check_name(name: str) -> None:
 
         check_timm_name(name)
     elif name not in BACKBONE_CHOICES:
-        raise ValueError(
+        raise SettingError(
             f"unknown backbone {name!r}{did_you_mean(name, BACKBONE_CHOICES)}; registered: {', '.join(BACKBONES)}; "
             f"or any torchvision classification model ({len(BACKBONE_CHOICES) - len(BACKBONES)}: "
             f"torchvision.models.list_models() lists them); or timm/<name> (pip install \"cnn-codes[timm]\")"
@@ -264,7 +241,7 @@ def _shapes(name: str, size: int) -> dict[str, tuple[int, ...]]:
             outputs = extractor(torch.zeros(1, 3, size, size, device="meta"))
     except (RuntimeError, AssertionError, ValueError, IndexError) as error:  # too small for its pooling, ...
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{name} cannot run on {size} x {size} inputs: {message}") from error
+        raise SettingError(f"{name} cannot run on {size} x {size} inputs: {message}") from error
     return {node: tuple(output.shape[1:]) for node, output in outputs.items() if isinstance(output, torch.Tensor)}
 
 
@@ -364,16 +341,16 @@ def check_taps(backbone: str, taps: list[str], poolings: list[str], image_size: 
     layouts = {}
     for tap in taps:
         if tap not in infos:
-            raise ValueError(f"tap {tap!r} of {backbone} outputs no tensor; usable taps nearby: "
-                             f"{', '.join(_nearby(entry, tap))}")
+            raise SettingError(f"tap {tap!r} of {backbone} outputs no tensor; usable taps nearby: "
+                               f"{', '.join(_nearby(entry, tap))}")
         layout = infos[tap].layout
         if not isinstance(layout, Layout):
-            raise ValueError(f"tap {tap!r} of {backbone} has no layout that pooling can read ({layout}); "
-                             f"usable taps nearby: {', '.join(_nearby(entry, tap))}")
+            raise SettingError(f"tap {tap!r} of {backbone} has no layout that pooling can read ({layout}); "
+                               f"usable taps nearby: {', '.join(_nearby(entry, tap))}")
         for pooling in poolings:
             refusal = pooling_refusal(layout, pooling)
             if refusal:
-                raise ValueError(f"tap {tap!r} of {backbone}: {refusal}")
+                raise SettingError(f"tap {tap!r} of {backbone}: {refusal}")
         layouts[tap] = layout
     return layouts
 
@@ -427,13 +404,13 @@ def top_block(model: nn.Module, backbone: str, tap: str) -> nn.Module:
     entry.node(tap)  # an unknown tap fails here, with the valid names
     if entry.depth(tap) >= entry.depth(entry.top):
         earlier = [name for name in entry.curated if entry.depth(name) < entry.depth(entry.top)] or list(entry.taps)
-        raise ValueError(f"nothing to fine-tune after tap {tap!r} of {backbone}: its top block ends at "
-                         f"{entry.top!r}; pick an earlier tap such as {earlier[-1]!r}")
+        raise SettingError(f"nothing to fine-tune after tap {tap!r} of {backbone}: its top block ends at "
+                           f"{entry.top!r}; pick an earlier tap such as {earlier[-1]!r}")
     layout = tap_layouts(backbone)[entry.node(tap)]
     if not isinstance(layout, Layout) or layout.kind not in ("chw", "tokens"):
-        raise ValueError(f"fine-tuning after tap {tap!r} of {backbone} is not supported: the block reads the "
-                         f"tap's whole output as the network lays it out, and that tap is a {layout}, not a "
-                         f"(C, H, W) map or (T, D) tokens; pick a channels-first map or token tap")
+        raise SettingError(f"fine-tuning after tap {tap!r} of {backbone} is not supported: the block reads the "
+                           f"tap's whole output as the network lays it out, and that tap is a {layout}, not a "
+                           f"(C, H, W) map or (T, D) tokens; pick a channels-first map or token tap")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = library_of(backbone).feature_extractor(model, {entry.node(tap): "tap",
@@ -447,9 +424,9 @@ def top_block(model: nn.Module, backbone: str, tap: str) -> nn.Module:
         if node in needed or node is start:
             continue
         if node.op == "placeholder":
-            raise ValueError(f"top {entry.top!r} of {backbone} depends on the image other than through tap "
-                             f"{tap!r} (a connection that skips it), so it cannot be computed from that tap's "
-                             f"activations; pick a tap that every path to {entry.top!r} passes through")
+            raise SettingError(f"top {entry.top!r} of {backbone} depends on the image other than through tap "
+                               f"{tap!r} (a connection that skips it), so it cannot be computed from that tap's "
+                               f"activations; pick a tap that every path to {entry.top!r} passes through")
         needed.add(node)
         pending.extend(node.all_input_nodes)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import FileInputError
 from .files import file_stat
 from .sources import ImageArrays, ImageFolder, ImageManifest, ImageSource, LabelledFiles, Split, stratified_splits
 
@@ -24,7 +25,7 @@ __all__ = ["NAMED_DATASETS", "SOURCE_KINDS", "DatasetUnavailable", "dataset_fing
            "open_named_dataset", "open_source"]
 
 
-class DatasetUnavailable(OSError):
+class DatasetUnavailable(FileInputError):
     """A named dataset is neither in ``data.root`` nor downloadable (no internet)."""
 
 

@@ -13,7 +13,7 @@ This module imports nothing of the project: every package and module may raise t
 
 from __future__ import annotations
 
-__all__ = ["CnnCodesError", "UserError", "SettingError", "FileInputError"]
+__all__ = ["CnnCodesError", "UserError", "SettingError", "DataError", "FileInputError", "MissingFileError"]
 
 
 class CnnCodesError(Exception):
@@ -29,5 +29,14 @@ class SettingError(UserError, ValueError):
     a config key, a keyword of the Python API): the message names the setting and the valid values."""
 
 
+class DataError(UserError, ValueError):
+    """The images, labels or a manifest's lines cannot be used as given (an empty label, a
+    path listed twice): the message names where, and what to change."""
+
+
 class FileInputError(UserError, OSError):
     """A file or folder the user named is missing, unreadable or not what it should be."""
+
+
+class MissingFileError(FileInputError, FileNotFoundError):
+    """A file or folder the user named (or an earlier stage should have written) does not exist."""

@@ -34,7 +34,7 @@ from .forward import Forward, HostPixels, fold_batchnorm
 from .images import ImageError
 from .journal import Journal, Part
 from .lifetime import end_with_parent
-from .lock import WriterLock
+from .locks import WriterLock
 from .names import ON_ERROR
 from .pooling import MAP, pool
 from .quantize import CALIBRATION_BATCH, INT8, calibration_sample, int8_model, sample_fingerprint

@@ -3,6 +3,9 @@
 A file that a killed process leaves half-written must never look finished, so every output
 (feature stores, models and their sidecars, results, plots, stamps) is written under a
 temporary name, flushed to disk and renamed over the target in one step.
+
+Infrastructure: it imports no domain module (only ``features.errors``), so that every
+package writes its files through it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from .errors import UserError
+
 __all__ = ["MISSING", "WriteError", "disk_space", "file_digest", "file_sha256", "file_stat", "write_atomic",
            "write_error", "write_json"]
 
@@ -21,7 +26,7 @@ MISSING = "missing"
 """The fingerprint of a file that does not exist."""
 
 
-class WriteError(OSError):
+class WriteError(UserError, OSError):
     """A file could not be written; the message names it and the free space where it goes."""
 
 

@@ -29,6 +29,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import functional
 
+from .errors import SettingError
 from .names import PRECISIONS
 from .quantize import check_int8_device
 
@@ -109,7 +110,7 @@ class Forward:
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision = {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
+            raise SettingError(f"precision = {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
         if self.precision == "int8":  # the int8 network itself is features.quantize's
             check_int8_device(self.device)
 

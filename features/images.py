@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .errors import FileInputError
+
 __all__ = ["ImageError", "load_image", "to_rgb", "readable_name", "upright"]
 
 _WHITE = (255, 255, 255, 255)
@@ -24,7 +26,7 @@ ORIENTATION = 0x0112
 """The EXIF tag that says how a camera held the picture (1: as stored)."""
 
 
-class ImageError(OSError):
+class ImageError(FileInputError):
     """An image file cannot be used; the message names the file and why."""
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from .errors import SettingError
 from .layouts import Layout
 
 __all__ = ["MAP", "POOLINGS", "POOLING_CHOICES", "CLASS_TOKEN_POOLINGS", "check_pooling", "pooling_refusal", "pool"]
@@ -52,7 +53,7 @@ POOLING_CHOICES = (*POOLINGS, "grid<k>", *CLASS_TOKEN_POOLINGS, MAP)
 def check_pooling(name: str) -> str:
     """``name`` if it is a valid pooling, else a ValueError listing the choices."""
     if name not in POOLINGS and name not in CLASS_TOKEN_POOLINGS and name != MAP and not _GRID.fullmatch(name):
-        raise ValueError(f"unknown pooling {name!r}; valid: {', '.join(POOLING_CHOICES)} (e.g. grid2)")
+        raise SettingError(f"unknown pooling {name!r}; valid: {', '.join(POOLING_CHOICES)} (e.g. grid2)")
     return name
 
 
@@ -95,7 +96,7 @@ def pool(activation, pooling: str, layout: Layout):
     """
     refusal = pooling_refusal(layout, check_pooling(pooling))
     if refusal:
-        raise ValueError(refusal)
+        raise SettingError(refusal)
     if layout.kind == "vector":
         return activation
     if layout.kind == "hwc":

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import SettingError
 from .files import write_atomic
 
 __all__ = ["INT8", "cpu_instructions", "calibration_sample", "sample_fingerprint", "quantization_settings",
@@ -80,9 +81,9 @@ def quantization_settings() -> dict:
 def check_int8_device(device: str) -> None:
     """Refuse ``int8`` on anything but the CPU, by name (``bfloat16`` is the GPU's fast precision)."""
     if torch.device(device).type != "cpu":
-        raise ValueError(f"features.precision = \"int8\" runs on the CPU only (its kernels are oneDNN's x86 "
-                         f"ones), not on {device!r}: on a GPU use precision = \"bfloat16\", or set "
-                         f"features.device = \"cpu\"")
+        raise SettingError(f"features.precision = \"int8\" runs on the CPU only (its kernels are oneDNN's x86 "
+                           f"ones), not on {device!r}: on a GPU use precision = \"bfloat16\", or set "
+                           f"features.device = \"cpu\"")
 
 
 def calibration_sample(labels: np.ndarray, splits: np.ndarray, images: int, seed: int) -> np.ndarray:
@@ -127,8 +128,8 @@ def _pt2e():
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
     except ImportError as error:
-        raise ValueError("features.precision = \"int8\" needs torchao: pip install \"cnn-codes[int8]\" "
-                         "(or pip install torchao)") from error
+        raise SettingError("features.precision = \"int8\" needs torchao: pip install \"cnn-codes[int8]\" "
+                           "(or pip install torchao)") from error
     config = x86.get_default_x86_inductor_quantization_config(reduce_range=quantization_settings()["reduce_range"])
     return prepare_pt2e, convert_pt2e, x86.X86InductorQuantizer().set_global(config)
 
@@ -216,8 +217,8 @@ def int8_model(network: nn.Module, path: Path, image_size: int, batch_size: int,
         for name, observer in observers.items():
             observer.load_state_dict(saved[name])
     elif calibration_inputs is None:
-        raise ValueError(f"no int8 calibration for these taps in {path}: run the extract stage of the model's "
-                         f"config again (it calibrates on the training images and keeps the ranges there)")
+        raise SettingError(f"no int8 calibration for these taps in {path}: run the extract stage of the model's "
+                           f"config again (it calibrates on the training images and keeps the ranges there)")
     else:
         started, count = time.perf_counter(), 0
         with torch.no_grad():

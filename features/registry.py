@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import SettingError
 from .names import did_you_mean
 
 __all__ = ["Backbone", "BACKBONES", "FAMILIES", "Family", "family_of"]
@@ -63,8 +64,8 @@ class Backbone:
             more = (f", ... ({len(self.taps)} in all, module and graph node names included; "
                     f"`python -m pipeline taps {self.name}` lists them with their shapes)"
                     ) if len(self.taps) > len(self.curated[:_SHOWN]) else ""
-            raise ValueError(f"unknown tap {tap!r} for backbone {self.name!r}{did_you_mean(tap, self.taps)}; valid taps: "
-                             f"{shown}{more}")
+            raise SettingError(f"unknown tap {tap!r} for backbone {self.name!r}{did_you_mean(tap, self.taps)}; "
+                               f"valid taps: {shown}{more}")
         return self.taps[tap]
 
     def depth(self, tap: str) -> int:

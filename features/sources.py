@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .constraints import Interval, Rule, check_fields
-from .errors import SettingError
+from .errors import DataError, MissingFileError, SettingError
 from .files import file_stat
 from .images import load_image, readable_name, upright
 
@@ -60,12 +60,12 @@ def class_name(label) -> str:
     return str(label).strip()
 
 
-def _blank_labels(where: str, lines: list, what: str) -> ValueError:
+def _blank_labels(where: str, lines: list, what: str) -> DataError:
     """The error for labels that are empty once stripped, naming the first few ``lines``."""
     shown = ", ".join(map(str, lines[:_LINES_SHOWN]))
     more = f" ({len(lines)} in all)" if len(lines) > _LINES_SHOWN else ""
-    return ValueError(f"{where}: {what} {shown}{more} have an empty label; give every image a class name, "
-                      f"or remove those images")
+    return DataError(f"{where}: {what} {shown}{more} have an empty label; give every image a class name, "
+                     f"or remove those images")
 
 
 class ImageSource:
@@ -326,7 +326,7 @@ class ImageFolder(LabelledFiles):
     def __init__(self, root: str | Path, *, split: Split = Split()):
         root = Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"image folder {root} does not exist; set data.root to a folder laid "
                 f"out as <root>/<class>/<image> or <root>/<split>/<class>/<image>"
             )
@@ -437,7 +437,7 @@ class ImageFiles(LabelledFiles):
             elif path.is_file():
                 files.append(path)
             else:
-                raise FileNotFoundError(f"{readable_name(path)} is neither an image file nor a folder")
+                raise MissingFileError(f"{readable_name(path)} is neither an image file nor a folder")
         if not files:
             raise FileNotFoundError(f"no images found in {', '.join(map(readable_name, paths))}")
         super().__init__(Path.cwd(), files, np.full(len(files), -1), np.full(len(files), ""), [],

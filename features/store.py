@@ -45,6 +45,7 @@ import h5py
 import numpy as np
 
 from . import checksums
+from .errors import CnnCodesError, FileInputError
 from .files import MISSING, write_atomic
 from .pooling import MAP
 
@@ -69,7 +70,7 @@ _SAMPLE_TEXT = ("id", "fingerprint", "split", "skipped", "group")
 log = logging.getLogger(__name__)
 
 
-class StoreError(OSError):
+class StoreError(FileInputError):
     """A feature store file is missing, unreadable or lacks the codes asked for."""
 
 
@@ -459,7 +460,7 @@ class FeatureStore:
         return X
 
 
-class _Damaged(Exception):
+class _Damaged(CnnCodesError):
     """A block of rows read fails its checksum."""
 
     def __init__(self, first: int, last: int):

@@ -22,7 +22,8 @@ from torch.hub import get_dir as torch_hub_dir
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms._presets import ImageClassification
 
-from .backbones import TIMM_PREFIX, Library
+from .errors import SettingError
+from .library import TIMM_PREFIX, Library
 
 try:
     import timm
@@ -41,23 +42,23 @@ def _architecture(name: str) -> str:
 def check_timm_name(name: str) -> None:
     """A ValueError saying what to do when ``name`` names no timm model (or timm is missing)."""
     if timm is None:
-        raise ValueError(f"backbone {name!r} needs timm: pip install \"cnn-codes[timm]\"")
+        raise SettingError(f"backbone {name!r} needs timm: pip install \"cnn-codes[timm]\"")
     architecture = _architecture(name)
     base, _, tag = architecture.partition(".")
     if not timm.is_model(base):
         close = difflib.get_close_matches(base, timm.list_models(), n=3)
-        raise ValueError(f"unknown timm model {base!r} in backbone {name!r}"
-                         f"{'; did you mean ' + ', '.join(close) if close else ''}; any name of "
-                         f"timm.list_models() works, e.g. timm/convnext_tiny.fb_in1k")
+        raise SettingError(f"unknown timm model {base!r} in backbone {name!r}"
+                           f"{'; did you mean ' + ', '.join(close) if close else ''}; any name of "
+                           f"timm.list_models() works, e.g. timm/convnext_tiny.fb_in1k")
     if tag and architecture not in timm.list_pretrained(f"{base}.*"):
-        raise ValueError(f"timm model {base!r} has no pretrained tag {tag!r}; its tags: "
-                         f"{', '.join(timm.list_pretrained(f'{base}.*')) or 'none'}")
+        raise SettingError(f"timm model {base!r} has no pretrained tag {tag!r}; its tags: "
+                           f"{', '.join(timm.list_pretrained(f'{base}.*')) or 'none'}")
 
 
 def _resize(model: nn.Module, name: str, image_size: int) -> nn.Module:
     """A timm ViT for ``image_size`` inputs: timm resamples its position embeddings in place."""
     if not hasattr(model, "set_input_size"):
-        raise ValueError(f"{name} is built for one input size and timm cannot change it; use its own size")
+        raise SettingError(f"{name} is built for one input size and timm cannot change it; use its own size")
     if tuple(model.patch_embed.img_size) != (image_size, image_size):
         model.set_input_size(img_size=image_size)
     return model

@@ -22,8 +22,10 @@ from torch.hub import get_dir as torch_hub_dir
 from torch.hub import load_state_dict_from_url
 from torchvision.models import get_model, get_model_weights, get_weight
 
-from .backbones import TIMM_PREFIX, get_backbone, library_of, meta_model, resize_inputs, tap_extractor
+from .backbones import get_backbone, library_of, meta_model, resize_inputs, tap_extractor
+from .errors import FileInputError, SettingError
 from .files import file_sha256
+from .library import TIMM_PREFIX
 from .names import WEIGHTS_CHOICES, WEIGHTS_FILE_SUFFIXES, is_weights_file
 
 __all__ = [
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 _SHOWN = 6  # parameter names listed in an error message before "..."
 
 
-class WeightsUnavailable(OSError):
+class WeightsUnavailable(FileInputError):
     """The weights asked for cannot be had: not downloadable, or a file that does not fit."""
 
 
@@ -90,7 +92,7 @@ def check_weights_name(backbone: str, value: str) -> None:
     get_backbone(backbone)
     names = [_TIMM_PRETRAINED] if _is_timm(backbone) else list(get_model_weights(backbone).__members__)
     if value not in WEIGHTS_CHOICES and value not in names and not is_weights_file(value):
-        raise ValueError(
+        raise SettingError(
             f"weights {value!r} are not valid for {backbone}; valid: {', '.join(WEIGHTS_CHOICES)}, "
             f"{', '.join(names)}, or a state-dict file ending in {' or '.join(WEIGHTS_FILE_SUFFIXES)}"
         )

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .config import Config, check_names, load_config
 from .runner import Stage, execute, plan, run_lock, run_log
-from .stages import STAGES, read_json
+from .runfolder import read_json
+from .stages import STAGES
 
 __all__ = ["run", "bring_up_to_date"]
 

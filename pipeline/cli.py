@@ -1,12 +1,14 @@
 """The command line: ``python -m pipeline COMMAND -c CONFIG`` (or the ``cnncodes`` script).
 
 Every command is one entry of ``COMMANDS``: its help line, its own arguments and a
-function of the parsed arguments and the loaded config. Exit codes: 0 success, 1 failure,
-2 usage or configuration error, or a run folder or feature store in use with ``--no-wait``,
-130 and 143 interrupted (SIGINT, SIGTERM: finished work is kept); ``status``
-exits 0 when everything is up to date and 1 when something would run, like ``make -q``.
-Failures caused by the user's input end with one line that says what to fix; ``--debug``
-shows the traceback, and so does the run's log file.
+function of the parsed arguments and the loaded config. Exit codes: 0 success, 1 failure
+caused by the user's input, files, network or disk (``features.errors.UserError``), 2 usage
+or configuration error (``ConfigError``), or a run folder or feature store in use with
+``--no-wait`` (``LockHeld``), 3 internal error (any other exception: a bug), 130 and 143
+interrupted (SIGINT, SIGTERM: finished work is kept); ``status`` exits 0 when everything is
+up to date and 1 when something would run, like ``make -q``. A user error ends with one
+line that says what to fix; an internal error says it is one, names the exception and
+points to the traceback: ``--debug`` shows it, and so does the run's log file.
 
 Only what a command needs is imported: ``--help``, ``status``, ``--dry-run``, ``clean``
 and a run with nothing to do never load torch, torchvision or scikit-learn.
@@ -23,13 +25,16 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import features
+from features.errors import UserError
+from features.locks import LockHeld
 
 from .api import bring_up_to_date
 from .config import Config, ConfigError, load_config
-from .runner import RunLocked, Stage, clean, plan, run_lock, run_log
+from .runner import LOG_NAME, Stage, clean, plan, run_lock, run_log
 from .stages import STAGES, predict_stage
 
 __all__ = ["COMMANDS", "Command", "main", "build_parser"]
@@ -46,23 +51,21 @@ EXAMPLES = """examples:
   python -m pipeline verify cache/*.h5
 """
 
-USER_ERRORS = (ValueError, OSError)
-"""Failures that come from the user's files, settings or network (missing files, damaged
-feature stores, weights that cannot be had: all OSErrors): one line, exit 1."""
-
-
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its help line, what it does, and its own arguments.
 
     ``run(args, config)`` returns an exit code or None (0); ``config`` is the loaded
-    ``-c`` file, or None for a command declared with ``config=False``.
+    ``-c`` file, or None for a command declared with ``config=False``. ``logged``: the
+    command appends to the run's log file (unless ``--dry-run``), a failure's traceback
+    included.
     """
 
     help: str
     run: Callable[[argparse.Namespace, Config | None], int | None]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     config: bool = True
+    logged: bool = False
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -209,19 +212,19 @@ def _verify(args: argparse.Namespace, config: None) -> int:
 
 COMMANDS: dict[str, Command] = {
     "extract": Command("compute CNN codes into the HDF5 cache (cached codes are reused)",
-                       _run_stages, _stage_arguments),
+                       _run_stages, _stage_arguments, logged=True),
     "fit": Command("fit every classifier on every backbone x tap x pooling and score it on test "
-                   "(extracts first if that is stale)", _run_stages, _stage_arguments),
+                   "(extracts first if that is stale)", _run_stages, _stage_arguments, logged=True),
     "report": Command("write results.csv, report.md and the plots; print the results table "
-                      "(runs stale stages before it first)", _run_stages, _stage_arguments),
-    "run": Command("every stale stage in order: extract, fit, report", _run_stages, _stage_arguments),
+                      "(runs stale stages before it first)", _run_stages, _stage_arguments, logged=True),
+    "run": Command("every stale stage in order: extract, fit, report", _run_stages, _stage_arguments, logged=True),
     "status": Command("show each stage as up to date, stale (and why) or missing; exit 0 when all are up to "
                       "date, 1 when something would run", _status, _status_arguments),
     "clean": Command("remove a stage's outputs and stamp, or every stage's and predictions.csv (the feature cache "
                      "only with --cache)",
-                     _clean, _clean_arguments),
+                     _clean, _clean_arguments, logged=True),
     "predict": Command("classify new images with the run's best model (or --model): a CSV and a table "
-                       "(fits first if that is stale)", _predict, _predict_arguments),
+                       "(fits first if that is stale)", _predict, _predict_arguments, logged=True),
     "taps": Command("list a backbone's useful taps (--all: every graph node) with their layouts, output "
                     "shapes and pooled widths (no weights needed)",
                     _taps, _taps_arguments, config=False),
@@ -270,6 +273,9 @@ def _terminated(signum, frame) -> None:
     raise Terminated()
 
 
+INTERNAL_ERROR = 3
+"""The exit code of a failure that no ``UserError`` explains: a bug."""
+
 INTERRUPTED = {KeyboardInterrupt: ("SIGINT", 130), Terminated: ("SIGTERM", 143)}
 """What stopped the command, and its exit code: 128 + the signal's number, as shells expect."""
 
@@ -294,16 +300,17 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: under torchrun only `extract` runs on several processes; run `{args.command}` as one "
               f"process (python -m pipeline {args.command} ...)", file=sys.stderr)
         return 2
+    config = None
     try:
         config = load_config(args.config, args.set) if command.config else None
         return command.run(args, config) or 0
-    except (ConfigError, RunLocked, features.StoreLocked) as error:
+    except (ConfigError, LockHeld) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except USER_ERRORS as error:
+    except UserError as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
@@ -312,3 +319,16 @@ def _main(argv: list[str] | None) -> int:
         name, code = INTERRUPTED[type(error)]
         print(f"interrupted ({name}); cached codes and finished outputs are kept", file=sys.stderr)
         return code
+    except Exception as error:  # noqa: BLE001 - not the user's doing: a bug, said as such
+        if args.debug:
+            raise
+        logged = command.logged and config is not None and not getattr(args, "dry_run", False)
+        print(_internal_error(error, Path(config.run.dir) / LOG_NAME if logged else None), file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _internal_error(error: Exception, log: Path | None) -> str:
+    """What a failure that is not the user's doing says: that it is a bug, what was raised,
+    and where its traceback is (``--debug``, and ``log`` when the run's log recorded it)."""
+    return (f"internal error (a bug in cnn-codes, not in your input): {type(error).__name__}: {error}\n"
+            f"  rerun with --debug for the traceback{f' (also in {log})' if log else ''}, and please report it")

@@ -50,11 +50,12 @@ from features import (
     is_weights_file,
 )
 from features.constraints import check_settings, choice_error
+from features.errors import SettingError
 
 __all__ = ["ConfigError", "Config", "load_config", "check_names", "results_of", "dump_config"]
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingError):
     """The configuration cannot be used; the message says which key and what to write."""
 
 

@@ -20,9 +20,10 @@ from features import (
     join_shard_stores,
     resolve_device,
 )
+from features.files import write_json
 
 from .config import Config, ConfigError
-from .stages import run_folder, write_json
+from .runfolder import run_folder
 
 __all__ = ["extract"]
 

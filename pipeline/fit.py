@@ -9,7 +9,7 @@ from classifiers import benchmark
 from features import FeatureStore
 
 from .config import Config
-from .stages import StageInputMissing, read_json, run_folder
+from .runfolder import StageInputMissing, read_json, run_folder
 
 __all__ = ["fit"]
 

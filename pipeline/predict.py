@@ -16,9 +16,10 @@ import numpy as np
 
 from classifiers import load_model, parts_of, predict_table, read_sidecar
 from features import ImageFiles, Recipe, compute_codes, resolve_weights
+from features.files import write_atomic
 
 from .config import Config
-from .stages import chosen_model, predictions_path, write_atomic
+from .runfolder import chosen_model, predictions_path
 
 __all__ = ["predict"]
 

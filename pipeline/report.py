@@ -11,7 +11,7 @@ from classifiers import best_row, finetune_summary, format_table, weights_banner
 from features import open_source
 
 from .config import Config
-from .stages import read_json, run_folder
+from .runfolder import read_json, run_folder
 
 __all__ = ["report"]
 

@@ -36,11 +36,11 @@ from typing import Callable, Mapping
 
 from features import distributed_rank
 from features.files import MISSING, file_digest, file_stat, write_error, write_json
-from features.lock import FileLock, waiting
+from features.locks import FileLock, LockHeld, waiting
 
-from . import __version__
 from .config import Config, results_of
 from .staging import commit, remove_staging, staged, write_config
+from .version import __version__
 
 __all__ = [
     "Stage",
@@ -65,7 +65,7 @@ SMALL_FILE = 1 << 20
 _SHOWN = 3  # changed outputs named in a reason before "and N more"
 
 
-class RunLocked(OSError):
+class RunLocked(LockHeld):
     """Another process is running stages in the same run folder."""
 
 

@@ -18,7 +18,9 @@ are stale, and the stage functions know nothing of stamps.
 
 This module is what ``status`` and a run with nothing to do load: it imports neither
 torch nor scikit-learn. The work itself (``pipeline.extract``, ``pipeline.fit``,
-``pipeline.report``, ``pipeline.predict``) is imported when a stage runs.
+``pipeline.report``, ``pipeline.predict``) is imported when a stage runs; what those
+modules share (the run folder, reading an earlier stage's output) is ``pipeline.runfolder``'s,
+so that none of them imports this module.
 """
 
 from __future__ import annotations
@@ -29,32 +31,14 @@ from pathlib import Path
 
 import classifiers
 from features import ImageFiles, codes_fingerprint, dataset_fingerprint, dataset_root, open_source
-from features.files import MISSING, file_digest, file_stat, write_atomic, write_json
+from features.errors import MissingFileError
+from features.files import MISSING, file_digest, file_stat
 
 from .config import Config
+from .runfolder import chosen_model, predictions_path
 from .runner import Stage, output_fingerprint
 
-__all__ = ["STAGES", "PREDICTIONS_NAME", "StageInputMissing", "predict_stage", "read_json",
-           "run_folder", "write_atomic", "write_json"]
-
-PREDICTIONS_NAME = "predictions.csv"
-
-
-class StageInputMissing(FileNotFoundError):
-    """A stage needs the outputs of an earlier stage that has not run."""
-
-
-def read_json(path: Path, stage: str):
-    if not path.is_file():
-        raise StageInputMissing(f"{path} is missing; run the {stage} stage first (or `run` for all stages)")
-    return json.loads(path.read_text())
-
-
-def run_folder(config: Config) -> Path:
-    """The run folder, made if needed (the runner writes the resolved config beside the outputs)."""
-    run_dir = Path(config.run.dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+__all__ = ["STAGES", "predict_stage"]
 
 
 def _extracted(config: Config) -> dict:
@@ -128,10 +112,10 @@ def _in_run_dir(*names: str):
 
 
 def _work(module: str):
-    """The stage function of the same name in ``pipeline.<module>``, imported when it runs."""
+    """The stage function named like ``module`` (``pipeline.fit``: ``fit``), imported when it runs."""
 
     def run(config: Config, progress: bool) -> None:
-        getattr(import_module(f"pipeline.{module}"), module)(config, progress)
+        getattr(import_module(module), module.rpartition(".")[2])(config, progress)
 
     return run
 
@@ -139,29 +123,15 @@ def _work(module: str):
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("extract", _work("extract"), sections=("data", "features"), inputs=_extract_inputs,
+        Stage("extract", _work("pipeline.extract"), sections=("data", "features"), inputs=_extract_inputs,
               outputs=_in_run_dir("features.json"), cache=_stores, shared=_extract_shared),
-        Stage("fit", _work("fit"), sections=("features", "classifiers"), inputs=_fit_inputs,
+        Stage("fit", _work("pipeline.fit"), sections=("features", "classifiers"), inputs=_fit_inputs,
               outputs=_in_run_dir("results.json", "models"), upstream=("extract",)),
-        Stage("report", _work("report"), inputs=_report_inputs,
+        Stage("report", _work("pipeline.report"), inputs=_report_inputs,
               outputs=_in_run_dir(*classifiers.REPORT_FILES), upstream=("fit",)),
     )
 }
 """The stages in the order ``run`` executes them, with what each reads and writes."""
-
-
-def chosen_model(config: Config, model: str | None) -> Path:
-    """``model``, or the run's best model (from ``results.json``)."""
-    if model:
-        return Path(model)
-    results = Path(config.run.dir) / "results.json"
-    if not results.is_file():
-        raise FileNotFoundError(f"{results} is missing; run fit first, or name a model with --model")
-    return Path(config.run.dir) / json.loads(results.read_text())["best_model"]
-
-
-def predictions_path(config: Config, out: str | None) -> Path:
-    return Path(out) if out else Path(config.run.dir) / PREDICTIONS_NAME
 
 
 def predict_stage(images: list[str], model: str | None = None, out: str | None = None, top_k: int = 5) -> Stage:
@@ -172,7 +142,7 @@ def predict_stage(images: list[str], model: str | None = None, out: str | None =
     def inputs(config: Config) -> dict[str, str]:
         found = {"images": ImageFiles(images).fingerprint, "options": f"top_k={top_k}, out={out}"}
         if model and not Path(model).is_file():
-            raise FileNotFoundError(f"model file {model} does not exist; name a .joblib file under models/ of a run")
+            raise MissingFileError(f"model file {model} does not exist; name a .joblib file under models/ of a run")
         if not model:  # the best model is known once fit ran; results.json changes whenever it does
             found["results.json"] = file_digest(Path(config.run.dir) / "results.json")
             if found["results.json"] == "missing":

@@ -17,6 +17,7 @@ import pytest
 import classifiers.benchmarking
 import features.journal
 import features.store
+from features.files import WriteError
 
 QUICK = ("--set", 'classifiers.models=["logreg"]', "--set", "classifiers.cv_folds=2", "--set", "classifiers.n_jobs=1")
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def test_a_failing_stage_changes_no_output_and_a_succeeding_one_replaces_the_who
 
     def save_then_fail(*args, **kwargs):
         if saved:
-            raise ValueError("the second model cannot be saved")
+            raise WriteError("the second model cannot be saved")  # as a full disk would
         saved.append(args[1])
         return save_model(*args, **kwargs)
 

@@ -82,7 +82,7 @@ def test_a_failed_first_extract_leaves_no_store_and_verify_calls_an_empty_store_
     import features.extraction
 
     def broken(*args, **kwargs):
-        raise ValueError("resnet50 failed on a batch")
+        raise features.UserError("resnet50 failed on a batch")  # a user error: see test_cli for a bug
         yield
 
     monkeypatch.setattr(features.extraction, "_batches", broken)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import features.lock
+import features.locks
 from features.store import read_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ def _hold(lock: Path, pid: int) -> None:
 
 def test_a_store_being_written_is_waited_for_and_a_dead_writers_lock_taken_over(
         cli, config, tmp_path, write_config, image_folder, monkeypatch):
-    monkeypatch.setattr(features.lock, "POLL_SECONDS", 0.1)
+    monkeypatch.setattr(features.locks, "POLL_SECONDS", 0.1)
     assert cli("extract", "-c", config)[0] == 0
     store = next((tmp_path / "cache").glob("*.h5"))
     other = write_config(f'root = "{image_folder}"', name="other.toml")  # another run on the same cache

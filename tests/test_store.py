@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from features import FeatureStore, StoreError, StoreLocked, read_codes, verify_store
-from features.lock import WriterLock, waiting
+from features.locks import WriterLock, waiting
 from features.store import SampleTable, rewrite_store
 
 CODES = np.arange(15, dtype=np.float32).reshape(5, 3)

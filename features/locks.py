@@ -10,6 +10,9 @@ is only ever replaced whole, see ``features.store``); the runner holds a ``FileL
 each run folder while it runs stages. Both wait for a live holder (``FileLock.hold``),
 saying once who it is and since when, unless told not to (``--no-wait``: ``waiting(False)``
 for the store locks taken inside).
+
+Infrastructure, like ``features.errors`` and ``features.files``: it imports no domain
+module, so that every package may lock.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from .errors import UserError
 from .files import write_error
-from .store import StoreError
 
-__all__ = ["FileLock", "StoreLocked", "WriterLock", "waiting"]
+__all__ = ["FileLock", "LockHeld", "StoreLocked", "WriterLock", "waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,11 @@ def waiting(wait: bool):
         _WAIT.reset(token)
 
 
-class StoreLocked(StoreError):
+class LockHeld(UserError, OSError):
+    """Another live process holds the lock, and this one was told not to wait (``--no-wait``)."""
+
+
+class StoreLocked(LockHeld):
     """Another process is writing the same feature store."""
 
 
@@ -117,7 +124,7 @@ class FileLock:
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def hold(self, busy: Callable[[dict], str], locked: type[Exception], wait: bool = True) -> None:
+    def hold(self, busy: Callable[[dict], str], locked: type[LockHeld], wait: bool = True) -> None:
         """Take the lock, waiting while another live process holds it (a warning says once
         ``busy(holder)``: who, since when); with ``wait=False`` raise ``locked`` instead."""
         holder = self.acquire()
