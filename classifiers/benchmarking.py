@@ -60,7 +60,7 @@ def _jobs(stores: dict[str, FeatureStore], models: list[str], codes, fuse) -> li
         missing = [] if wanted is None else [key for key in wanted if key not in available]
         if missing:
             raise SettingError(f"{store.path} has no complete codes for {', '.join('/'.join(key) for key in missing)}; "
-                             f"it has {', '.join('/'.join(key) for key in available) or 'none'} (extract them first)")
+                               f"it has {', '.join('/'.join(key) for key in available) or 'none'} (extract them first)")
         takers = [name for name in models if ZOO[name].takes != MAPS]
         for parts in fusion_sets(fuse, tables, available) if takers else []:
             jobs.append((backbone, parts, takers))
@@ -69,11 +69,11 @@ def _jobs(stores: dict[str, FeatureStore], models: list[str], codes, fuse) -> li
         if item != FUSE_ALL and [tuple(name.split("/", 1)) for name in dict.fromkeys(item)] not in fused:
             have = sorted({"/".join(key) for store in stores.values() for key in store.available()})
             raise SettingError(f"classifiers.fuse names {list(item)}, but no store has complete codes for all of them "
-                             f"(they have {', '.join(have) or 'none'}); extract them first, or fuse others")
+                               f"(they have {', '.join(have) or 'none'}); extract them first, or fuse others")
     if not jobs:
         raise SettingError(f"no classifier of {', '.join(models)} takes the codes given: a map head needs pooling "
-                         f"\"{MAP}\" and a tap with layers after it (vgg16: pool4 or shallower; resnet50: layer3 or "
-                         f"shallower)")
+                           f"\"{MAP}\" and a tap with layers after it (vgg16: pool4 or shallower; resnet50: layer3 or "
+                           f"shallower)")
     return jobs
 
 
@@ -136,7 +136,8 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
                     bar.update()
                     continue
                 map_head = ZOO[name].takes == MAPS
-                row, model = benchmark_model(codes_of, name, settings, map_head_settings(store, tap) if map_head else None)
+                head = map_head_settings(store, tap) if map_head else None
+                row, model = benchmark_model(codes_of, name, settings, head)
                 if map_head:
                     row.update(recompute_cost(store, tap, row))
                 row = {"backbone": backbone, "weights": store.attrs["weights"], "pretrained": _pretrained(store),
@@ -146,7 +147,7 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
                 bar.update()
     if not cells:
         raise SettingError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
-                         "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
+                           "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
     cells = _ranked(cells)
     if settings.ensemble > 1:
         stacked = stack_cells(cells, by_backbone, settings)

@@ -137,7 +137,8 @@ def load_fused_codes(path: str | Path, parts: list[tuple[str, str]], memory_budg
             store=None if in_memory else Path(path),
             positions_fit=None if in_memory else fit_rows,
             positions_test=None if in_memory else test_rows,
-            part_widths=[("/".join(part), int(np.prod(shape))) for part, shape in zip(parts, shapes)] if fused else None,
+            part_widths=[("/".join(part), int(np.prod(shape))) for part, shape in zip(parts, shapes)] if fused
+            else None,
         )
 
 

@@ -170,7 +170,7 @@ def review_codes(reduced: np.ndarray, splits: np.ndarray, neighbours: int = NEIG
     n = len(reduced)
     if min(n, max_images) < 2:
         raise SettingError(f"a data review compares images with each other: it needs 2 or more (max_images={max_images}, "
-                         f"{n} images)")
+                           f"{n} images)")
     rng = np.random.default_rng(random_state)
     sample = np.arange(n) if n <= max_images else np.sort(rng.choice(n, max_images, replace=False))
     found, cosine = _neighbours(sample, sample, reduced, neighbours)

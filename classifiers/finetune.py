@@ -206,7 +206,7 @@ class FinetuneHead(TorchClassifier):
             raise SettingError(f"warmup_epochs = {self.warmup_epochs} must be at least 0")
         if (self.backbone is None) != (self.tap is None):
             raise SettingError(f"backbone = {self.backbone!r} and tap = {self.tap!r}: give both (the block after "
-                             f"the tap is fine-tuned) or neither (the head alone)")
+                               f"the tap is fine-tuned) or neither (the head alone)")
         if self.backbone is not None:
             get_backbone(self.backbone).node(self.tap)  # unknown names fail here, before any build
 
@@ -243,7 +243,8 @@ class FinetuneHead(TorchClassifier):
             weights = resolve_weights(self.backbone, self.weights, seed=self.weights_seed)
             block = copy.deepcopy(_pretrained_block(weights, self.tap))
             n_features = _tap_shape(self.backbone, get_backbone(self.backbone).top)[0]
-        head = dense_network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator, self.dropout)
+        head = dense_network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator,
+                             self.dropout)
         return _Finetuner(block, head)
 
     def _parameter_groups(self, network):

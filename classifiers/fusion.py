@@ -12,7 +12,7 @@ side by side, in that order. Its feature spec lists the parts (``parts``), so th
 Each part goes through the preprocessing chain on its own (``make_part_preprocessing``),
 optionally reduced by PCA to its share of a width budget, and is then scaled so that every
 part weighs the same (the same total variance after ``standard``) whatever its width: a
-pool4/grid2 block of 2,048 numbers does not drown a pool3/avg block of 256.
+pool4/grid2 part of 2,048 numbers does not drown a pool3/avg part of 256.
 
 ``classifiers.fuse`` says which tables: lists of ``"tap/pooling"`` names, or ``"all"``,
 every pooled table of each backbone that has two or more (the default).
@@ -61,8 +61,8 @@ def fused_spec(attrs: dict, parts: list[tuple[str, str]]) -> dict:
 
 
 def check_fuse(fuse) -> None:
-    """Raise ``ValueError`` unless ``fuse`` is a list of ``"all"`` and lists of two or more
-    ``"tap/pooling"`` names (pooled codes: whole maps do not fuse)."""
+    """Raise ``SettingError`` (a ``ValueError``) unless ``fuse`` is a list of ``"all"`` and lists
+    of two or more ``"tap/pooling"`` names (pooled codes: whole maps do not fuse)."""
     if not isinstance(fuse, (list, tuple)):
         raise SettingError(f"{fuse!r} must be a list, e.g. [[\"pool3/grid2\", \"pool4/grid2\"], \"all\"] (or [] for none)")
     for item in fuse:
@@ -70,7 +70,7 @@ def check_fuse(fuse) -> None:
             continue
         if isinstance(item, str) or not isinstance(item, (list, tuple)):
             raise SettingError(f"{item!r} is neither \"all\" nor a list of \"tap/pooling\" names such as "
-                             f"[\"pool3/grid2\", \"pool4/grid2\"]")
+                               f"[\"pool3/grid2\", \"pool4/grid2\"]")
         if len(set(item)) < 2:
             raise SettingError(f"{list(item)} fuses fewer than two tables; name two or more \"tap/pooling\" names")
         for name in item:

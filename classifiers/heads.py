@@ -290,7 +290,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             self._check_params()
             if isinstance(self.class_weight, str):
                 raise SettingError(f"class_weight = {self.class_weight!r} needs every label at once; give a dict of "
-                                 f"weights, or use fit")
+                                   f"weights, or use fit")
             seed = self._seed()
             generator = torch.Generator().manual_seed(seed)
             if hasattr(self, "classes_"):  # fitted: go on from there

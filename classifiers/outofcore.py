@@ -78,7 +78,7 @@ def select_in_blocks(name: str, reader: BlockReader, positions: np.ndarray, y: n
     """
     if not learns_in_blocks(name):
         raise SettingError(f"{name} cannot learn from row blocks; for codes over classifiers.memory_budget_gb use "
-                         f"sgd, linear-head or mlp-head, or raise the budget")
+                           f"sgd, linear-head or mlp-head, or raise the budget")
     folds, splits, _ = cv_splits(y, tuning.cv_folds, tuning.seed, groups, views)
     classes = np.unique(y)
     started = time.perf_counter()

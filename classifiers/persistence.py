@@ -168,7 +168,8 @@ def save_results(run_dir: str | Path, cells: list[Cell], classes: list[str], see
                    classifier=cell.classifier, params=cell.row["params"],
                    preprocessing=[step for step, _ in cell.model.steps[:-1]], classes=classes)
         cell.row.update(model=path.relative_to(run_dir).as_posix(), model_bytes=path.stat().st_size)
-    results = {"best_model": cells[0].row["model"], "classes": classes, "seed": seed, "rows": [cell.row for cell in cells]}
+    results = {"best_model": cells[0].row["model"], "classes": classes, "seed": seed,
+               "rows": [cell.row for cell in cells]}
     write_json(run_dir / RESULTS_FILE, results)
     return results
 

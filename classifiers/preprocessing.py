@@ -59,11 +59,11 @@ def _step(name: str, random_state: int, incremental: bool):
 
 
 def check_preprocessing(chain: list[str]) -> None:
-    """Raise ``ValueError`` naming the first step of ``chain`` that is not a valid name."""
+    """Raise ``SettingError`` (a ``ValueError``) naming the first step of ``chain`` that is not a valid name."""
     for name in chain:
         if name not in _NAMED and not _PCA.fullmatch(name):
             raise SettingError(f"unknown preprocessing step {name!r}; valid steps: {', '.join(PREPROCESSING)} "
-                             f"(e.g. pca128)")
+                               f"(e.g. pca128)")
     if len(set(chain)) < len(chain):
         raise SettingError(f"preprocessing {chain} names a step twice; each step may appear once")
 

@@ -101,6 +101,6 @@ def open_stores(stores) -> dict[str, FeatureStore]:
         backbone = store.attrs["backbone"]
         if backbone in by_backbone:
             raise SettingError(f"{by_backbone[backbone].path} and {store.path} both hold {backbone} codes; benchmark "
-                             f"them one at a time (results are named by backbone)")
+                               f"them one at a time (results are named by backbone)")
         by_backbone[backbone] = store
     return by_backbone

@@ -237,7 +237,7 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
     scored = [result for result in results if not np.isnan(result.mean)]
     if not scored:
         raise SettingError(f"no setting of {name}'s grid {grid} could be fitted and scored on these data (the warnings "
-                         f"above say why); change classifiers.grid.{name}")
+                           f"above say why); change classifiers.grid.{name}")
     best = max(scored, key=lambda result: result.mean)  # the first of equals
     if on_held_out:
         model, fit_seconds = best.model, best.seconds

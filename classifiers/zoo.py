@@ -231,7 +231,7 @@ def make_model(
 
 
 def check_grid(name: str, grid: dict) -> None:
-    """Raise ``ValueError`` when ``grid`` names a parameter that entry ``name`` lacks."""
+    """Raise ``SettingError`` (a ``ValueError``) when ``grid`` names a parameter that entry ``name`` lacks."""
     valid = _entry(name).build(0).get_params(deep=False)
     for key in grid:
         if key not in valid:

@@ -66,7 +66,7 @@ def test_a_head_learns_block_by_block_with_partial_fit():
         TorchHead().partial_fit(X[:10], np.full(10, 7), classes=[0, 1, 2]).partial_fit(X[:10], np.full(10, 7))
 
 
-def test_the_chunked_search_finds_what_the_search_in_memory_finds(tmp_path):
+def test_the_search_in_blocks_finds_what_the_search_in_memory_finds(tmp_path):
     path = _store(tmp_path / "s.h5")
     in_memory, out_of_core = load_codes(path, "t", "avg"), load_codes(path, "t", "avg", memory_budget_gb=1e-5)
     assert in_memory.in_memory and not out_of_core.in_memory and out_of_core.X_fit is None
