@@ -2,11 +2,15 @@
 # Every CUDA path and the GPU throughput benchmarks in one run, each step under its own time limit:
 # the test suite with a GPU present (device "auto" takes it), codes on the GPU against the CPU's and a
 # head's fit (gpu_check.py), the bare forward's variants (forward.py) and the extract stage against
-# its bare forward with JPEGs decoded by workers or on the device (extraction.py).
+# its bare forward with JPEGs decoded by workers or on the device (extraction.py); then, on the
+# machine's CPU pinned to two cores (a quiet stand-in for a 2-core laptop), the extract stage against
+# its bare forward for the token and channels-last families (ViT, Swin, ConvNeXt) and float32,
+# bfloat16 and int8 side by side (precision.py).
 #
 #   OUT=gpu-results bash benchmarks/gpu_check.sh       # Markdown and logs land in $OUT
+#   STEPS="extraction families precision" OUT=gpu-results bash benchmarks/gpu_check.sh   # some steps only
 #
-# Wheels in .whl/ (cleanlab, termcolor, ... for a machine without them) are installed into /tmp/site first.
+# Wheels in .whl/ (cleanlab, termcolor, torchao ... for a machine without them) are installed into /tmp/site first.
 set -u
 OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
@@ -25,10 +29,20 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND into $OUT/NAME.log, note i
     echo "$name: exit $? after $((SECONDS - started)) s" | tee -a "$OUT/env.txt"
 }
 
-step pytest "${PYTEST_SECONDS:-240}" python3 -m pytest -v --tb=short --timeout 120 -p no:cacheprovider -n "${PYTEST_WORKERS:-14}" tests
-[ -n "${SKIP_GPU_CHECK:-}" ] || step gpu_check 80 python3 benchmarks/gpu_check.py --head-rows 10000 --out "$OUT/gpu_check.md"
-step forward "${FORWARD_SECONDS:-90}" python3 benchmarks/forward.py --device cuda --backbones ${FORWARD_BACKBONES:-vgg16 resnet50} \
-    --sizes ${FORWARD_SIZES:-64 224} --batch-size 256 --seconds 1 --repeats 2
-step extraction "${EXTRACTION_SECONDS:-150}" python3 benchmarks/extraction.py --device cuda --precision bfloat16 \
-    --decode fast device --backbones resnet50 --sizes 224 --batch-sizes 256 --n 2000 --seconds 5 --repeats 1 \
-    --models --answer-repeats 0
+STEPS=${STEPS:-pytest gpu_check forward extraction families precision}
+wanted() { [[ " $STEPS " == *" $1 "* ]]; }
+PINNED=(env OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 taskset -c 0,1)  # for the pipeline's own subprocesses too
+
+wanted pytest && step pytest "${PYTEST_SECONDS:-240}" python3 -m pytest -v --tb=short --timeout 120 -p no:cacheprovider \
+    -n "${PYTEST_WORKERS:-14}" tests
+wanted gpu_check && step gpu_check 80 python3 benchmarks/gpu_check.py --head-rows 10000 --out "$OUT/gpu_check.md"
+wanted forward && step forward "${FORWARD_SECONDS:-90}" python3 benchmarks/forward.py --device cuda \
+    --backbones ${FORWARD_BACKBONES:-vgg16 resnet50} --sizes ${FORWARD_SIZES:-64 224} --batch-size 256 --seconds 1 --repeats 2
+wanted extraction && step extraction "${EXTRACTION_SECONDS:-150}" python3 benchmarks/extraction.py --device cuda \
+    --precision bfloat16 --decode fast device --backbones resnet50 --sizes 224 --batch-sizes 256 --n 1000 --seconds 5 \
+    --repeats 1 --models --answer-repeats 0 --out "$OUT/extraction.md"
+wanted families && step families "${FAMILIES_SECONDS:-170}" "${PINNED[@]}" python3 benchmarks/extraction.py --device cpu \
+    --backbones vit_b_16 swin_t convnext_tiny --sizes 64 224 --batch-sizes 16 --seconds 3 --repeats 1 --models \
+    --answer-repeats 0 --out "$OUT/families.md"
+wanted precision && step precision "${PRECISION_SECONDS:-170}" "${PINNED[@]}" python3 benchmarks/precision.py \
+    --out "$OUT/precision.md" speed --backbones resnet50 --sizes 224 --images 128 --bare-seconds 3 --rounds 1

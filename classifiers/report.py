@@ -38,6 +38,7 @@ from .table import (
     best_row,
     plot_accuracy_by_depth,
     plot_confusion_matrix,
+    selection_order,
     weights_banner,
     write_csv,
     write_markdown,
@@ -111,7 +112,8 @@ def write_report(run_dir: str | Path, results: dict, store: str | Path | None = 
             mistakes = _mistakes(codes, test, predicted, confidence, how, classes, pictures)
             suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures, seed)
             galleries = [mistakes, suspects_gallery]
-            plain = next(row for row in rows if len(parts_of(row)) == 1 and row["classifier"] != ENSEMBLE)
+            plain = min((row for row in rows if row["backbone"] == best["backbone"] and len(parts_of(row)) == 1
+                         and row["classifier"] != ENSEMBLE), key=selection_order)  # the store is the best's backbone's
             log.info("report: reviewing the data by the codes of %s/%s (the best single table): near-duplicates, "
                      "leaks, outliers, a map", plain["tap"], plain["pooling"])
             cell = review_cell(codes, plain["tap"], plain["pooling"], seed, plain["backbone"])

@@ -24,6 +24,7 @@ from torchvision.models import get_model, list_models
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from torchvision.models.vision_transformer import interpolate_embeddings
 
+from .errors import SettingError
 from .layouts import PROBE_SIZES, Layout, infer_layout, inherit_layout
 from .names import did_you_mean
 from .pooling import check_pooling, pool, pooling_refusal
@@ -358,6 +359,7 @@ def check_taps(backbone: str, taps: list[str], poolings: list[str], image_size: 
     entry = get_backbone(backbone)
     for pooling in poolings:
         check_pooling(pooling)
+    _check_one_name_per_node(entry, taps)
     infos = {info.name: info for info in list_taps(backbone, image_size, list(dict.fromkeys(taps)))}
     layouts = {}
     for tap in taps:
@@ -374,6 +376,18 @@ def check_taps(backbone: str, taps: list[str], poolings: list[str], image_size: 
                 raise ValueError(f"tap {tap!r} of {backbone}: {refusal}")
         layouts[tap] = layout
     return layouts
+
+
+def _check_one_name_per_node(entry: Backbone, taps: list[str]) -> None:
+    """A curated name and its node (``layer4`` and ``layer4.2.relu_2``) are one output: asked
+    for both, the extractor would return it once, under one of the names."""
+    named = {}
+    for tap in dict.fromkeys(taps):
+        node = entry.taps.get(tap, tap)
+        if node in named:
+            raise SettingError(f"taps {named[node]!r} and {tap!r} of {entry.name} are the same node ({node}); "
+                               f"keep one of them")
+        named[node] = tap
 
 
 def _nearby(entry: Backbone, tap: str, count: int = 4) -> list[str]:

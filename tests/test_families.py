@@ -133,6 +133,8 @@ def no_cnn(monkeypatch):
     ("vit_b_16", ["encoder.ln"], "cls", 100, "vit_b_16 takes images whose side is a multiple of its patch size 16"),
     ("vgg11", ["features.20"], "avg", 8, "vgg11 cannot run on 8 x 8 inputs"),
     ("swin_t", ["features.9"], "avg", 64, "unknown tap 'features.9' for backbone 'swin_t'; valid taps: features.1"),
+    ("resnet18", ["layer4", "pool", "layer4.1.relu_1"], "avg", 64,
+     r"taps 'layer4' and 'layer4.1.relu_1' of resnet18 are the same node \(layer4.1.relu_1\); keep one of them"),
 ])
 def test_bad_taps_poolings_and_sizes_are_refused_before_any_cnn_work(no_cnn, tmp_path, backbone, taps, pooling,
                                                                      image_size, message):

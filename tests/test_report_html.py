@@ -114,6 +114,22 @@ def test_without_the_images_the_page_names_them_and_without_a_store_it_says_why(
     assert 'class="missing">no image' in (run_dir / "report.html").read_text()
 
 
+def test_the_data_review_reads_the_best_backbones_own_table_when_another_backbone_has_a_better_one(
+        noisy_run, run_dir, tmp_path, caplog):
+    """The store given is the best row's backbone's: a better single table of another backbone
+    (whose taps that store lacks) must not be the one the review reads."""
+    results = json.loads((run_dir / "results.json").read_text())
+    best = min(results["rows"], key=lambda row: -row["cv_accuracy"])
+    other = {**best, "backbone": "vgg16", "tap": "pool3", "cv_accuracy": best["cv_accuracy"] - 0.5}
+    results["rows"].insert(0, other)
+    (store,) = (tmp_path / "cache").glob("*.h5")
+    with caplog.at_level(logging.INFO):
+        write_report(run_dir, results, store, source=None, progress=False)
+    assert "reviewing the data by the codes of pool3" not in caplog.text
+    assert "reviewing the data by the codes of layer1/avg" in caplog.text or "codes of pool/avg" in caplog.text
+    assert "Not reviewed" not in (run_dir / "report.html").read_text()
+
+
 @pytest.mark.parametrize("model", ["ridge", "linsvm"])
 def test_a_best_model_without_probabilities_ranks_by_a_softmax_of_its_scores(cli, write_config, noisy_folder,
                                                                             run_dir, model):
