@@ -30,8 +30,6 @@ from features import spec_differences
 from features.errors import FileInputError
 from features.files import file_sha256, write_atomic, write_json
 
-from .metrics import METRICS
-
 if TYPE_CHECKING:
     from .cells import Cell
 
@@ -160,6 +158,8 @@ def save_results(run_dir: str | Path, cells: list[Cell], classes: list[str], see
     seed : int
         The searches' seed (``Tuning.seed``), which the report's suspect-label folds reuse.
     """
+    from .metrics import METRICS  # loads scikit-learn: not at import, as predict's up-to-date check needs none
+
     run_dir = Path(run_dir)
     for cell in cells:
         path = run_dir / "models" / cell.backbone / f"{cell.tap}-{cell.pooling}-{cell.classifier}.joblib"
