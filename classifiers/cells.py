@@ -2,7 +2,7 @@
 
 ``load_codes`` reads the codes of one (store, tap, pooling) through ``features``' reader
 API, once for every classifier fitted on them; ``benchmark_model`` turns them and a zoo
-name into a results row and a fitted model.
+name into a results row and a fitted model, which ``benchmark`` keeps as a ``Cell``.
 """
 
 from __future__ import annotations
@@ -18,14 +18,34 @@ from features import FeatureStore, StoreError
 from .fusion import fused_spec
 from .heads import TorchClassifier
 from .metrics import score, score_blocks
-from .outofcore import ChunkReader, select_in_chunks
+from .outofcore import BlockReader, select_in_blocks
 from .selection import select_model
 from .tuning import Tuning
 from .zoo import ZOO, entry_for
 
-__all__ = ["Codes", "load_codes", "load_fused_codes", "benchmark_model"]
+__all__ = ["Cell", "Codes", "load_codes", "load_fused_codes", "benchmark_model"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Cell:
+    """One tuned classifier on one (backbone, tap, pooling): its results row and fitted model."""
+
+    row: dict
+    model: object
+    spec: dict
+
+    backbone = property(lambda self: self.row["backbone"])
+    tap = property(lambda self: self.row["tap"])
+    pooling = property(lambda self: self.row["pooling"])
+    classifier = property(lambda self: self.row["classifier"])
+    test_accuracy = property(lambda self: self.row["test_accuracy"], doc="On the test split, 0 to 1.")
+    cv_accuracy = property(lambda self: self.row["cv_accuracy"], doc="What chose it: on the training split.")
+
+    def __repr__(self) -> str:
+        return (f"Cell({self.backbone} {self.tap}/{self.pooling} {self.classifier}: "
+                f"test accuracy {self.test_accuracy:.3f}, cv {self.cv_accuracy:.3f})")
 
 
 @dataclass
@@ -54,7 +74,7 @@ class Codes:
     store: Path | None = None
     positions_fit: np.ndarray | None = None
     positions_test: np.ndarray | None = None
-    blocks: list[tuple[str, int]] | None = None
+    part_widths: list[tuple[str, int]] | None = None
     """Fused codes (``classifiers.fusion``): each part's name and width, in column order; None for one table."""
 
     @property
@@ -76,7 +96,7 @@ def load_codes(path: str | Path, tap: str, pooling: str, memory_budget_gb: float
 
 def load_fused_codes(path: str | Path, parts: list[tuple[str, str]], memory_budget_gb: float | None = None) -> Codes:
     """``load_codes`` of several tables side by side (``classifiers.fusion``): each row holds
-    the codes of ``parts`` in order, and ``blocks`` names each part with its width.
+    the codes of ``parts`` in order, and ``part_widths`` names each part with its width.
 
     The tables are read one split of one part at a time into one array, so the fused
     codes are never held twice. Fused codes over the memory budget are left in the
@@ -117,7 +137,8 @@ def load_fused_codes(path: str | Path, parts: list[tuple[str, str]], memory_budg
             store=None if in_memory else Path(path),
             positions_fit=None if in_memory else fit_rows,
             positions_test=None if in_memory else test_rows,
-            blocks=[("/".join(part), int(np.prod(shape))) for part, shape in zip(parts, shapes)] if fused else None,
+            part_widths=[("/".join(part), int(np.prod(shape))) for part, shape in zip(parts, shapes)] if fused
+            else None,
         )
 
 
@@ -143,7 +164,7 @@ def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: d
     """Tune zoo entry ``name`` by CV on the fit rows (``select_model``), score the best once on test.
 
     ``fixed`` sets estimator parameters that are not searched. Codes left in the store
-    (``Codes.in_memory`` false) are learnt from in row blocks (``select_in_chunks``), with
+    (``Codes.in_memory`` false) are learnt from in row blocks (``select_in_blocks``), with
     ``tuning.chunk_epochs`` passes over them.
 
     Returns
@@ -160,20 +181,20 @@ def benchmark_model(codes: Codes, name: str, tuning: Tuning = Tuning(), fixed: d
     entry = entry_for(name, len(codes.y_fit))
     if codes.in_memory:
         chosen = select_model(name, codes.X_fit, codes.y_fit, tuning, codes.groups_fit, fixed, codes.views_fit,
-                              codes.blocks)
+                              codes.part_widths)
         metrics = score(chosen.model, codes.X_test, codes.y_test)
     else:
         with FeatureStore(codes.store) as store:
-            reader = ChunkReader(store, codes.spec["tap"], codes.spec["pooling"], codes.row_shape,
+            reader = BlockReader(store, codes.spec["tap"], codes.spec["pooling"], codes.row_shape,
                                  tuning.memory_budget_gb)
-            chosen = select_in_chunks(name, reader, codes.positions_fit, codes.y_fit, tuning, codes.groups_fit,
+            chosen = select_in_blocks(name, reader, codes.positions_fit, codes.y_fit, tuning, codes.groups_fit,
                                       codes.views_fit, fixed)
             metrics = score_blocks(chosen.model, reader.blocks(codes.positions_test))
     chain = [step for step, _ in chosen.model.steps[:-1]]  # none for a map head
     row = {
         "classifier": name,
         "method": entry.description if entry is not ZOO[name] else "",
-        "preprocessing": "+".join(chain) or "none" if not codes.blocks else
+        "preprocessing": "+".join(chain) or "none" if not codes.part_widths else
         f"{'+'.join(tuning.preprocessing) or 'none'} per part",
         "params": chosen.params,
         "n_features": int(np.prod(codes.row_shape)),

@@ -38,6 +38,8 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
+from features.errors import SettingError
+
 __all__ = ["COMPONENTS", "NEIGHBOURS", "DUPLICATE_FACTOR", "RARE_CLASS", "MAP_POINTS", "MAX_IMAGES", "DataReview",
            "review_codes", "class_counts", "map_codes", "reduce_codes"]
 
@@ -167,8 +169,8 @@ def review_codes(reduced: np.ndarray, splits: np.ndarray, neighbours: int = NEIG
     """
     n = len(reduced)
     if min(n, max_images) < 2:
-        raise ValueError(f"a data review compares images with each other: it needs 2 or more (max_images={max_images}, "
-                         f"{n} images)")
+        raise SettingError(f"a data review compares images with each other: it needs 2 or more (max_images={max_images}, "
+                           f"{n} images)")
     rng = np.random.default_rng(random_state)
     sample = np.arange(n) if n <= max_images else np.sort(rng.choice(n, max_images, replace=False))
     found, cosine = _neighbours(sample, sample, reduced, neighbours)

@@ -30,11 +30,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from features import MAP
+from features.errors import SettingError
 
-from .cells import load_fused_codes
+from .cells import Cell, load_fused_codes
 from .fusion import ENSEMBLE, fused_spec, joined_names, parts_of
 from .metrics import probability_method, score
-from .selection import _fit_params, cv_splits, tuning_rows
+from .selection import cv_splits, grouped_fit_params, tuning_rows
 from .tuning import Tuning
 from .zoo import STEP
 
@@ -97,7 +98,7 @@ class StackedCells(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
         if not self.members:
-            raise ValueError("StackedCells needs members: [(estimator, [(start, stop)]), ...]")
+            raise SettingError("StackedCells needs members: [(estimator, [(start, stop)]), ...]")
         self.classes_ = np.unique(y)
         folds = StratifiedKFold(max(2, min(self.cv, int(np.bincount(np.searchsorted(self.classes_, y)).min()))),
                                 shuffle=True, random_state=self.random_state)
@@ -152,8 +153,6 @@ def stack_cells(cells: list, stores: dict, tuning: Tuning = Tuning()):
     stores : dict
         The feature stores by backbone.
     """
-    from .benchmarking import Cell  # a Cell is what benchmark returns; it imports this module
-
     backbone = cells[0].backbone
     candidates = [cell for cell in cells if cell.backbone == backbone and _eligible(cell)][:tuning.ensemble]
     if len(candidates) < 2:
@@ -172,7 +171,7 @@ def stack_cells(cells: list, stores: dict, tuning: Tuning = Tuning()):
     folds, splits, fold_groups = cv_splits(y[sample], tuning.cv_folds, tuning.seed, groups[sample])  # a partition
     scores = [cross_val_predict(clone(cell.model), _columns(codes.X_fit[sample], spans), y[sample], cv=splits,
                                 method=probability_method(cell.model), n_jobs=tuning.n_jobs,
-                                params=_fit_params(cell.model, fold_groups)).reshape(len(sample), -1)
+                                params=grouped_fit_params(cell.model, fold_groups)).reshape(len(sample), -1)
               for cell, spans in zip(candidates, ranges)]
     judged = ~codes.views_fit[sample]  # augmented views train the members; the images are what is measured
     meta_folds = StratifiedKFold(folds, shuffle=True, random_state=tuning.seed)

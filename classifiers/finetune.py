@@ -20,8 +20,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from features import ResolvedWeights, build_model, get_backbone, list_taps, resolve_weights, top_block
+from features.errors import SettingError
 
-from .heads import TorchClassifier, _Network
+from .heads import TorchClassifier, dense_network
 
 __all__ = ["FinetuneHead"]
 
@@ -48,7 +49,7 @@ def _tap_shape(backbone: str, tap: str) -> tuple[int, ...]:
 class _Finetuner(nn.Module):
     """The top block (when there is one), global average pooling over H, W, then the head."""
 
-    def __init__(self, block: nn.Module | None, head: _Network):
+    def __init__(self, block: nn.Module | None, head: nn.Module):
         super().__init__()
         self.block = block
         self.head = head
@@ -202,10 +203,10 @@ class FinetuneHead(TorchClassifier):
     def _check_params(self):
         super()._check_params()
         if int(self.warmup_epochs) < 0:
-            raise ValueError(f"warmup_epochs = {self.warmup_epochs} must be at least 0")
+            raise SettingError(f"warmup_epochs = {self.warmup_epochs} must be at least 0")
         if (self.backbone is None) != (self.tap is None):
-            raise ValueError(f"backbone = {self.backbone!r} and tap = {self.tap!r}: give both (the block after "
-                             f"the tap is fine-tuned) or neither (the head alone)")
+            raise SettingError(f"backbone = {self.backbone!r} and tap = {self.tap!r}: give both (the block after "
+                               f"the tap is fine-tuned) or neither (the head alone)")
         if self.backbone is not None:
             get_backbone(self.backbone).node(self.tap)  # unknown names fail here, before any build
 
@@ -242,7 +243,8 @@ class FinetuneHead(TorchClassifier):
             weights = resolve_weights(self.backbone, self.weights, seed=self.weights_seed)
             block = copy.deepcopy(_pretrained_block(weights, self.tap))
             n_features = _tap_shape(self.backbone, get_backbone(self.backbone).top)[0]
-        head = _Network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator, self.dropout)
+        head = dense_network([n_features, *map(int, self.hidden_units), n_classes], self.dropout, generator,
+                             self.dropout)
         return _Finetuner(block, head)
 
     def _parameter_groups(self, network):

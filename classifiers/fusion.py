@@ -9,10 +9,10 @@ the same order: ``pool3+pool4``, ``grid2+grid2``), and its model takes the parts
 side by side, in that order. Its feature spec lists the parts (``parts``), so that
 ``predict`` computes each and a model is never fed a table it was not fitted on.
 
-Each part goes through the preprocessing chain on its own (``make_block_preprocessing``),
+Each part goes through the preprocessing chain on its own (``make_part_preprocessing``),
 optionally reduced by PCA to its share of a width budget, and is then scaled so that every
 part weighs the same (the same total variance after ``standard``) whatever its width: a
-pool4/grid2 block of 2,048 numbers does not drown a pool3/avg block of 256.
+pool4/grid2 part of 2,048 numbers does not drown a pool3/avg part of 256.
 
 ``classifiers.fuse`` says which tables: lists of ``"tap/pooling"`` names, or ``"all"``,
 every pooled table of each backbone that has two or more (the default).
@@ -23,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from features import MAP, spec_of_store
+from features.errors import SettingError
 
 __all__ = ["ENSEMBLE", "FUSE_ALL", "DEFAULT_FUSE", "parts_of", "joined_names", "fused_spec", "fusion_sets", "check_fuse",
-           "make_block_preprocessing", "read_blocks"]
+           "make_part_preprocessing", "read_blocks"]
 
 ENSEMBLE = "ensemble"
 """The ``classifier`` of a row that stacks cells (``classifiers.ensemble``; not a zoo entry):
@@ -60,24 +61,24 @@ def fused_spec(attrs: dict, parts: list[tuple[str, str]]) -> dict:
 
 
 def check_fuse(fuse) -> None:
-    """Raise ``ValueError`` unless ``fuse`` is a list of ``"all"`` and lists of two or more
-    ``"tap/pooling"`` names (pooled codes: whole maps do not fuse)."""
+    """Raise ``SettingError`` (a ``ValueError``) unless ``fuse`` is a list of ``"all"`` and lists
+    of two or more ``"tap/pooling"`` names (pooled codes: whole maps do not fuse)."""
     if not isinstance(fuse, (list, tuple)):
-        raise ValueError(f"{fuse!r} must be a list, e.g. [[\"pool3/grid2\", \"pool4/grid2\"], \"all\"] (or [] for none)")
+        raise SettingError(f"{fuse!r} must be a list, e.g. [[\"pool3/grid2\", \"pool4/grid2\"], \"all\"] (or [] for none)")
     for item in fuse:
         if item == FUSE_ALL:
             continue
         if isinstance(item, str) or not isinstance(item, (list, tuple)):
-            raise ValueError(f"{item!r} is neither \"all\" nor a list of \"tap/pooling\" names such as "
-                             f"[\"pool3/grid2\", \"pool4/grid2\"]")
+            raise SettingError(f"{item!r} is neither \"all\" nor a list of \"tap/pooling\" names such as "
+                               f"[\"pool3/grid2\", \"pool4/grid2\"]")
         if len(set(item)) < 2:
-            raise ValueError(f"{list(item)} fuses fewer than two tables; name two or more \"tap/pooling\" names")
+            raise SettingError(f"{list(item)} fuses fewer than two tables; name two or more \"tap/pooling\" names")
         for name in item:
             tap, _, pooling = str(name).partition("/")
             if not tap or not pooling:
-                raise ValueError(f"{name!r} in {list(item)} is not a \"tap/pooling\" name such as \"pool3/grid2\"")
+                raise SettingError(f"{name!r} in {list(item)} is not a \"tap/pooling\" name such as \"pool3/grid2\"")
             if pooling == MAP:
-                raise ValueError(f"{name!r}: whole maps (pooling \"{MAP}\") cannot be fused; name pooled codes")
+                raise SettingError(f"{name!r}: whole maps (pooling \"{MAP}\") cannot be fused; name pooled codes")
 
 
 def fusion_sets(fuse, tables: list[tuple[str, str]], available: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
@@ -106,24 +107,24 @@ def _scale(X: np.ndarray, factor: float) -> np.ndarray:
     return X * np.float32(factor)
 
 
-def make_block_preprocessing(chain: list[str], blocks: list[tuple[str, int]], width: int | None = None,
-                             random_state: int = 0):
-    """The preprocessing of fused codes: a ``ColumnTransformer`` that puts each block (a
-    ``(name, columns)`` of ``blocks``, side by side) through ``chain`` on its own, then,
+def make_part_preprocessing(chain: list[str], part_widths: list[tuple[str, int]], width: int | None = None,
+                            random_state: int = 0):
+    """The preprocessing of fused codes: a ``ColumnTransformer`` that puts each part (a
+    ``(name, columns)`` of ``part_widths``, side by side) through ``chain`` on its own, then,
     with a ``width`` budget, through PCA to its share of it (in proportion to its columns),
-    then scales it by ``sqrt(mean width / its width)``: after ``standard`` every block has
-    the same total variance, and blocks of equal width are left as they are."""
+    then scales it by ``sqrt(mean width / its width)``: after ``standard`` every part has
+    the same total variance, and parts of equal width are left as they are."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
     from .preprocessing import make_preprocessing
 
-    total = sum(columns for _, columns in blocks)
-    kept = [min(columns, max(1, width * columns // total)) if width else columns for _, columns in blocks]
+    total = sum(columns for _, columns in part_widths)
+    kept = [min(columns, max(1, width * columns // total)) if width else columns for _, columns in part_widths]
     mean = sum(kept) / len(kept)
     transformers, start = [], 0
-    for (name, columns), out in zip(blocks, kept):
+    for (name, columns), out in zip(part_widths, kept):
         steps = make_preprocessing([*chain, *([f"pca{out}"] if out < columns else [])], random_state)
         steps.append(("weight", FunctionTransformer(_scale, kw_args={"factor": float(np.sqrt(mean / out))},
                                                     feature_names_out="one-to-one")))

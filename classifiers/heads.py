@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from torch import nn
 
 from features import resolve_device
+from features.errors import SettingError
 
 __all__ = ["SCHEDULES", "TorchHead"]
 
@@ -72,6 +73,16 @@ class _Network(nn.Module):
         return x
 
 
+def dense_network(sizes: list[int], dropout: float, generator: torch.Generator, input_dropout: float) -> nn.Module:
+    """Linear layers of ``sizes`` (input, hidden..., classes) with ReLU and dropout between
+    them, initialised from ``generator``: the network of the torch heads and of a map head.
+
+    The class stays private to this module: fitted heads pickle it by name, so renaming it
+    would change every saved model's bytes.
+    """
+    return _Network(sizes, dropout, generator, input_dropout)
+
+
 class _Training(NamedTuple):
     """What one pass of training uses: the network, its optimiser and loss, on a device."""
 
@@ -101,18 +112,18 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout = {self.dropout} must be in [0, 1)")
+            raise SettingError(f"dropout = {self.dropout} must be in [0, 1)")
         if self.learning_rate_schedule not in SCHEDULES:
-            raise ValueError(f"learning_rate_schedule = {self.learning_rate_schedule!r}; valid: {', '.join(SCHEDULES)}")
+            raise SettingError(f"learning_rate_schedule = {self.learning_rate_schedule!r}; valid: {', '.join(SCHEDULES)}")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing = {self.label_smoothing} must be in [0, 1)")
+            raise SettingError(f"label_smoothing = {self.label_smoothing} must be in [0, 1)")
         if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction = {self.validation_fraction} must be in [0, 1)")
+            raise SettingError(f"validation_fraction = {self.validation_fraction} must be in [0, 1)")
         for name in ("batch_size", "max_iter", "n_iter_no_change"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)} must be at least 1")
+                raise SettingError(f"{name} = {getattr(self, name)} must be at least 1")
         if any(int(units) < 1 for units in self.hidden_units):
-            raise ValueError(f"hidden_units = {self.hidden_units} must be positive widths")
+            raise SettingError(f"hidden_units = {self.hidden_units} must be positive widths")
 
     def _validation_split(self, y: np.ndarray, seed: int, groups: np.ndarray | None = None):
         """Indices of the training and validation rows, or (all rows, None), for encoded labels ``y``.
@@ -267,7 +278,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     def partial_fit(self, X, y, classes=None):
         """One pass over the rows of ``X`` and ``y``, continuing the training of earlier calls.
 
-        For data that comes in blocks too large to hold together (``fit_in_chunks`` calls
+        For data that comes in blocks too large to hold together (``fit_in_blocks`` calls
         it once per block per epoch). ``classes``, every label there will be, is needed on
         the first call, unless ``fit`` ran before (training then goes on from its network).
         There is no validation fold and no early stopping: the caller's passes over its
@@ -278,8 +289,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "_partial"):
             self._check_params()
             if isinstance(self.class_weight, str):
-                raise ValueError(f"class_weight = {self.class_weight!r} needs every label at once; give a dict of "
-                                 f"weights, or use fit")
+                raise SettingError(f"class_weight = {self.class_weight!r} needs every label at once; give a dict of "
+                                   f"weights, or use fit")
             seed = self._seed()
             generator = torch.Generator().manual_seed(seed)
             if hasattr(self, "classes_"):  # fitted: go on from there
@@ -457,14 +468,15 @@ class TorchHead(TorchClassifier):
     def _check_params(self):
         super()._check_params()
         if self.input_dropout is not None and not 0 <= self.input_dropout < 1:
-            raise ValueError(f"input_dropout = {self.input_dropout} must be in [0, 1), or None (as dropout)")
+            raise SettingError(f"input_dropout = {self.input_dropout} must be in [0, 1), or None (as dropout)")
 
     def _validate(self, X, y="no_validation", reset=True):
         return validate_data(self, X, y, dtype=np.float32, reset=reset)
 
     def _build(self, X, n_classes, generator):
         input_dropout = self.dropout if self.input_dropout is None else self.input_dropout
-        return _Network([X.shape[1], *map(int, self.hidden_units), n_classes], self.dropout, generator, input_dropout)
+        return dense_network([X.shape[1], *map(int, self.hidden_units), n_classes], self.dropout, generator,
+                             input_dropout)
 
     def _predictor(self):
         return self.network_

@@ -23,7 +23,7 @@ import numpy as np
 
 from .codesmap import STYLE as MAP_STYLE
 from .codesmap import CodesMap, render_map
-from .report import _SHOWN, _cell, best_row, finetune_summary, rank_rows, tie_summary
+from .table import SHOWN, best_row, finetune_summary, format_cell, rank_rows, tie_summary
 
 __all__ = ["Card", "Gallery", "Pair", "DataReviewSection", "render_page"]
 
@@ -144,14 +144,14 @@ def _percent(value: float | None) -> str:
 
 def _results_table(rows: list[dict]) -> str:
     """Every row, best first, sortable by any column (a click; a second click reverses)."""
-    header = "".join(f'<th data-key="{key}">{escape(title)}</th>' for key, title in _SHOWN)
+    header = "".join(f'<th data-key="{key}">{escape(title)}</th>' for key, title in SHOWN)
     body = []
     for row in rank_rows(rows):
         cells = []
-        for key, _ in _SHOWN:
+        for key, _ in SHOWN:
             value = row[key]
             sort = f' data-sort="{value}"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
-            cells.append(f"<td{sort}>{escape(_cell(row, key))}</td>")
+            cells.append(f"<td{sort}>{escape(format_cell(row, key))}</td>")
         best = ' class="best"' if row["best"] == "overall" else ""
         body.append(f"<tr{best}>{''.join(cells)}</tr>")
     return (f'<table class="sortable" id="results"><thead><tr>{header}</tr></thead>'
@@ -269,8 +269,8 @@ def render_page(rows: list[dict], classes: list[str], plots: dict[str, str], ban
     best = best_row(rows)
     sentence = (
         f"Best model: {best['backbone']} {best['tap']}/{best['pooling']} {best['classifier']} "
-        f"({_cell(best, 'params')}), chosen by cross-validation accuracy on the training split "
-        f"({_cell(best, 'cv_accuracy')}); on the test split it is right {_cell(best, 'test_accuracy')} of the time "
+        f"({format_cell(best, 'params')}), chosen by cross-validation accuracy on the training split "
+        f"({format_cell(best, 'cv_accuracy')}); on the test split it is right {format_cell(best, 'test_accuracy')} of the time "
         f"(model {best['model']}). {tie_summary(rows)}"
     ).rstrip()
     parts = [

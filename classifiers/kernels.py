@@ -23,6 +23,8 @@ from sklearn.linear_model import RidgeClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from features.errors import SettingError
+
 __all__ = ["NystroemClassifier"]
 
 
@@ -50,7 +52,7 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float32)
         if self.C <= 0:
-            raise ValueError(f"C = {self.C} must be more than 0")
+            raise SettingError(f"C = {self.C} must be more than 0")
         gamma = 1.0 / (X.shape[1] * X.var()) if self.gamma == "scale" else self.gamma
         self.pipeline_ = Pipeline([
             ("nystroem", Nystroem(gamma=gamma, n_components=min(self.n_components, len(X)),

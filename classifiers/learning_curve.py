@@ -35,7 +35,7 @@ import numpy as np
 from features import MAP
 
 from .fusion import ENSEMBLE, parts_of
-from .report import _figure, selection_order
+from .table import new_figure, selection_order
 
 __all__ = ["CURVE_NAME", "CURVE_PLOT", "CURVE_COLUMNS", "CURVE_CELLS", "DRAWS", "SHOTS", "HELPS_POINTS",
            "curve_rows", "learning_curve", "run_curves", "write_curve_csv", "plot_learning_curve", "curve_summary"]
@@ -155,7 +155,7 @@ def _means(points: list[dict]) -> dict[str, list[tuple[int, float, float]]]:
 def plot_learning_curve(points: list[dict], path: Path, banner: str = "") -> None:
     """Test accuracy (mean and spread over the draws) against training images per class,
     log scale, one line per cell; a note instead when there are no points."""
-    figure = _figure(figsize=(6, 3.8))
+    figure = new_figure(figsize=(6, 3.8))
     axis = figure.subplots()
     for label, curve in _means(points).items():
         shots, mean, spread = (np.array(values) for values in zip(*curve))

@@ -3,7 +3,7 @@
 When the training codes of a (tap, pooling) exceed ``classifiers.memory_budget_gb``, the
 zoo entries that can learn block by block (their estimator has ``partial_fit``: ``sgd``,
 ``linear-head``, ``mlp-head``) are tuned by the same stratified, group-aware k-fold search
-as in memory, but each fit is ``fit_in_chunks`` over shuffled blocks read from the store
+as in memory, but each fit is ``fit_in_blocks`` over shuffled blocks read from the store
 and each score reads its rows block by block. Memory is bounded by the block size, which
 the budget sets, not by the number of rows.
 """
@@ -15,25 +15,27 @@ import time
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
-from .chunks import fit_in_chunks
+from features.errors import SettingError
+
+from .incremental import fit_in_blocks
 from .metrics import score_blocks
 from .tuning import Tuning
 from .selection import Selection, cv_splits
 from .zoo import STEP, estimator_params, make_model, param_grid
 
-__all__ = ["ChunkReader", "learns_in_chunks", "select_in_chunks"]
+__all__ = ["BlockReader", "learns_in_blocks", "select_in_blocks"]
 
 _COPIES = 4
 """Copies of a block alive at once while it is learnt from: the block read, and the
 arrays each preprocessing step makes (signed square root, standardisation) and casts."""
 
 
-def learns_in_chunks(name: str) -> bool:
+def learns_in_blocks(name: str) -> bool:
     """Whether zoo entry ``name`` can learn block by block (its estimator has ``partial_fit``)."""
     return hasattr(make_model(name, [], incremental=True)[-1], "partial_fit")
 
 
-class ChunkReader:
+class BlockReader:
     """Row blocks of one (tap, pooling) of an open ``FeatureStore``, sized to a memory budget.
 
     A block holds as many rows as fit ``budget_gb`` with the copies learning makes of it.
@@ -60,11 +62,11 @@ def _fit(name, params, reader, positions, classes, tuning: Tuning):
     if "learning_rate_schedule" in model[STEP].get_params():
         model[STEP].set_params(max_iter=tuning.chunk_epochs * reader.most_blocks(len(positions)))
     passes = iter(range(1_000_000))  # each pass over the blocks in a new order, from the seed
-    return fit_in_chunks(model, lambda: reader.blocks(positions, seed=tuning.seed + next(passes)), classes,
+    return fit_in_blocks(model, lambda: reader.blocks(positions, seed=tuning.seed + next(passes)), classes,
                          tuning.chunk_epochs)
 
 
-def select_in_chunks(name: str, reader: ChunkReader, positions: np.ndarray, y: np.ndarray, tuning: Tuning = Tuning(),
+def select_in_blocks(name: str, reader: BlockReader, positions: np.ndarray, y: np.ndarray, tuning: Tuning = Tuning(),
                      groups: np.ndarray | None = None, views: np.ndarray | None = None,
                      fixed: dict | None = None) -> Selection:
     """``select_model`` for codes left in the store: zoo entry ``name``'s grid searched by
@@ -74,9 +76,9 @@ def select_in_chunks(name: str, reader: ChunkReader, positions: np.ndarray, y: n
     validation rows that are augmented views (``views``) are not scored; ``fixed`` sets
     estimator parameters that are not searched. The best setting is refitted on every row.
     """
-    if not learns_in_chunks(name):
-        raise ValueError(f"{name} cannot learn from row blocks; for codes over classifiers.memory_budget_gb use "
-                         f"sgd, linear-head or mlp-head, or raise the budget")
+    if not learns_in_blocks(name):
+        raise SettingError(f"{name} cannot learn from row blocks; for codes over classifiers.memory_budget_gb use "
+                           f"sgd, linear-head or mlp-head, or raise the budget")
     folds, splits, _ = cv_splits(y, tuning.cv_folds, tuning.seed, groups, views)
     classes = np.unique(y)
     started = time.perf_counter()

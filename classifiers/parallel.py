@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager, nullcontext
 
+from features.errors import SettingError
 from features.lifetime import end_with_parent
 
 __all__ = ["BACKENDS", "check_backend", "search_backend"]
@@ -51,12 +52,13 @@ BACKENDS = ("loky", "threading", "multiprocessing", *_CLUSTERS)
 
 
 def check_backend(backend: str, scheduler: str = "") -> None:
-    """Raise ValueError, naming the setting, for a backend or a scheduler address that cannot work."""
+    """Raise ``SettingError`` (a ``ValueError``), naming the setting, for a backend or a scheduler
+    address that cannot work."""
     if backend not in BACKENDS:
-        raise ValueError(f"classifiers.backend = {backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+        raise SettingError(f"classifiers.backend = {backend!r} is not valid; valid: {', '.join(BACKENDS)}")
     if scheduler and backend not in _CLUSTERS:
-        raise ValueError(f"classifiers.scheduler = {scheduler!r} is the address of a {' or '.join(_CLUSTERS)} "
-                         f"cluster, but classifiers.backend is {backend!r}")
+        raise SettingError(f"classifiers.scheduler = {scheduler!r} is the address of a {' or '.join(_CLUSTERS)} "
+                           f"cluster, but classifiers.backend is {backend!r}")
 
 
 @contextmanager

@@ -7,6 +7,10 @@ sha256 of the joblib file. ``load_model`` checks that hash before unpickling and
 features made differently from the ones the model was fitted on: a model fed codes from
 another tap or other weights predicts confidently and wrongly, without any error.
 
+``save_results`` and ``load_results`` do this for every cell of a benchmark and keep the
+results table beside them in ``results.json``: what ``Results.save`` and ``Results.load``
+(and so the ``fit`` stage) write and read.
+
 joblib files are pickles: loading one runs code from it. Load only models you made.
 """
 
@@ -17,21 +21,28 @@ import platform
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
 
 from features import spec_differences
 from features.errors import FileInputError
-from features.files import file_sha256, write_atomic
+from features.files import file_sha256, write_atomic, write_json
 
-__all__ = ["ModelFileError", "save_model", "load_model", "sidecar_path"]
+if TYPE_CHECKING:
+    from .cells import Cell
+
+__all__ = ["ModelFileError", "RESULTS_FILE", "save_model", "load_model", "read_sidecar", "sidecar_path", "save_results",
+           "load_results"]
 
 FORMAT_VERSION = 1
+RESULTS_FILE = "results.json"
+"""The results table of a run folder: the rows best first, the classes, the best model, the seed."""
 
 
 class ModelFileError(FileInputError):
-    """A model file is missing, altered, or made for other features."""
+    """A model file is missing, altered, or made for other features (an ``OSError``, as before)."""
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -130,3 +141,47 @@ def load_model(path: str | Path, expected_spec: dict | None = None):
             f"extract the features it needs or pick a model fitted on these"
         )
     return joblib.load(path), sidecar
+
+
+def save_results(run_dir: str | Path, cells: list[Cell], classes: list[str], seed: int) -> dict:
+    """Write each cell's model as ``models/<backbone>/<tap>-<pooling>-<classifier>.joblib``
+    with its sidecar (``save_model``), then ``results.json``; each cell's row gets its
+    ``model`` (the path relative to ``run_dir``) and ``model_bytes``. Returns what
+    ``results.json`` holds (``write_report`` takes it).
+
+    Parameters
+    ----------
+    cells : list of Cell
+        Best first (``Results.cells``); the first is ``results.json``'s ``best_model``.
+    classes : list of str
+        The class names, in label order.
+    seed : int
+        The searches' seed (``Tuning.seed``), which the report's suspect-label folds reuse.
+    """
+    from .metrics import METRICS  # loads scikit-learn: not at import, as predict's up-to-date check needs none
+
+    run_dir = Path(run_dir)
+    for cell in cells:
+        path = run_dir / "models" / cell.backbone / f"{cell.tap}-{cell.pooling}-{cell.classifier}.joblib"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model(cell.model, path, cell.spec, {key: cell.row.get(key) for key in ("cv_accuracy", *METRICS)},
+                   classifier=cell.classifier, params=cell.row["params"],
+                   preprocessing=[step for step, _ in cell.model.steps[:-1]], classes=classes)
+        cell.row.update(model=path.relative_to(run_dir).as_posix(), model_bytes=path.stat().st_size)
+    results = {"best_model": cells[0].row["model"], "classes": classes, "seed": seed,
+               "rows": [cell.row for cell in cells]}
+    write_json(run_dir / RESULTS_FILE, results)
+    return results
+
+
+def load_results(run_dir: str | Path) -> tuple[dict, list[tuple[object, dict]]]:
+    """The content of ``run_dir``'s ``results.json`` (``save_results``) and, for each of its
+    rows, the model (checked by ``load_model``) and the feature spec it was fitted on (its
+    sidecar's, without ``n_features``)."""
+    run_dir = Path(run_dir)
+    saved = json.loads((run_dir / RESULTS_FILE).read_text())
+    models = []
+    for row in saved["rows"]:
+        model, sidecar = load_model(run_dir / row["model"])
+        models.append((model, {key: value for key, value in sidecar["spec"].items() if key != "n_features"}))
+    return saved, models

@@ -13,7 +13,7 @@ signed square root then L2 normalisation of Perronnin et al.'s improved Fisher v
 =============  ===========================================================================
 
 Every step has ``partial_fit`` or needs no fitting (``IncrementalPCA`` stands in for
-``PCA`` when a chain is fitted in row chunks), so a chain can be learnt out of core.
+``PCA`` when a chain is fitted in row blocks), so a chain can be learnt out of core.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
+from features.errors import SettingError
 
 __all__ = ["PREPROCESSING", "DEFAULT_PREPROCESSING", "check_preprocessing", "make_preprocessing"]
 
@@ -57,19 +59,19 @@ def _step(name: str, random_state: int, incremental: bool):
 
 
 def check_preprocessing(chain: list[str]) -> None:
-    """Raise ``ValueError`` naming the first step of ``chain`` that is not a valid name."""
+    """Raise ``SettingError`` (a ``ValueError``) naming the first step of ``chain`` that is not a valid name."""
     for name in chain:
         if name not in _NAMED and not _PCA.fullmatch(name):
-            raise ValueError(f"unknown preprocessing step {name!r}; valid steps: {', '.join(PREPROCESSING)} "
-                             f"(e.g. pca128)")
+            raise SettingError(f"unknown preprocessing step {name!r}; valid steps: {', '.join(PREPROCESSING)} "
+                               f"(e.g. pca128)")
     if len(set(chain)) < len(chain):
-        raise ValueError(f"preprocessing {chain} names a step twice; each step may appear once")
+        raise SettingError(f"preprocessing {chain} names a step twice; each step may appear once")
 
 
 def make_preprocessing(chain: list[str], random_state: int = 0, incremental: bool = False) -> list[tuple]:
     """The ``(name, transformer)`` steps of ``chain``, ready for ``sklearn.pipeline.Pipeline``.
 
-    ``incremental=True`` picks ``IncrementalPCA`` for ``pca<n>``, for fitting in row chunks.
+    ``incremental=True`` picks ``IncrementalPCA`` for ``pca<n>``, for fitting in row blocks.
     """
     check_preprocessing(chain)
     return [(name, _step(name, random_state, incremental)) for name in chain]

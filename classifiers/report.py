@@ -1,327 +1,253 @@
-"""Results of a benchmark as a printed table, ``results.csv``, plots and ``report.md``.
+"""Everything the report writes into a run folder, in one call: ``write_report``.
 
-A row is one tuned classifier on one (backbone, tap, pooling): the dict that
-``benchmark_model`` returns plus ``backbone``, ``weights``, ``pretrained`` and ``depth``
-(tap order, for the plot's x axis). The best model, overall and per backbone, is the one
-with the highest cross-validation accuracy on the training split: choosing by test
-accuracy would spend the test split on selection and make the winner's test number
-optimistic. Test accuracy is the number each row reports, with its 95 % interval.
-
-Equal selection scores are broken by a rule that does not depend on timing, so that the
-same inputs give the same ``best`` on every run: the simpler classifier
-(``classifiers.zoo.SIMPLEST_FIRST``), then the shallower tap, then the order in which the
-rows were made (the config's: backbones, then the store's taps and poolings, then
-``classifiers.models``).
-
-Whether the best row is better than the others is then asked of the test images, row by
-row on the same images (McNemar's exact test, ``classifiers.metrics.mcnemar_pvalue``):
-rows whose p-value is at least 0.05 are ``tied_with_best``, which the table, the heatmap
-and the best-model sentence say (``tie_summary``).
+Beside the table, the plots and ``report.md`` (``classifiers.table``) it reviews the best
+model on the cached codes, without running the CNN: the test images it gets wrong, and
+the training images whose label its out-of-fold predictions doubt
+(``classifiers.suspects``), and it reviews the data through the best cell's codes:
+near-duplicates, train/test leaks, outliers, class counts and a map
+(``classifiers.datasection``). All are shown in ``report.html``; the suspects, pairs and
+outliers are listed in full in ``suspect_labels.csv``, ``duplicates.csv`` and
+``outliers.csv``. The ``report`` stage calls it, and so
+can a notebook, with the run folder and the content of ``results.json``.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
 
-from .zoo import simplicity
+from features import MAP, FeatureStore, ImageSource
+from features.files import write_atomic
 
-CONFIDENCE = 0.95
-"""Of the test accuracy's interval, and one minus the McNemar p-value under which a row
-differs from the best (``classifiers.metrics`` has the same; it is not imported here, as
-it loads scikit-learn, and the command line's answers that need no model must not)."""
-
-__all__ = [
-    "COLUMNS", "PLOT_NAME", "CONFUSION_NAME", "REPORT_FILES", "selection_order", "rank_rows", "best_row", "tie_summary", "weights_banner",
-    "format_table", "finetune_summary", "write_csv", "plot_accuracy_by_depth", "plot_confusion_matrix",
-    "write_markdown",
-]
-
-PLOT_NAME = "accuracy_by_depth.png"
-CONFUSION_NAME = "confusion_matrix.png"
-REPORT_FILES = ("results.csv", PLOT_NAME, CONFUSION_NAME, "report.md", "report.html", "suspect_labels.csv",
-                "duplicates.csv", "outliers.csv", "learning_curve.csv", "learning_curve.png")
-"""What ``write_report`` writes into a run folder."""
-
-COLUMNS = (
-    "backbone", "weights", "tap", "depth", "pooling", "classifier", "method", "preprocessing", "params",
-    "n_features", "n_train", "n_views", "n_val", "n_test", "cv_folds", "tuned_rows", "candidates", "cv_accuracy",
-    "cv_std", "test_accuracy", "test_acc_low", "test_acc_high", "tied_with_best", "p_vs_best", "balanced_accuracy", "macro_f1", "top5_accuracy", "log_loss",
-    "search_seconds", "fit_seconds", "epochs", "frozen_ms_per_image", "recompute_seconds",
-    "predict_seconds_per_1000", "model_bytes", "model", "best",
+from .datasection import DUPLICATE_COLUMNS, OUTLIER_COLUMNS, review_cell, review_section
+from .fusion import ENSEMBLE, fused_spec, parts_of, read_blocks
+from .html import Card, DataReviewSection, Gallery, render_page
+from .learning_curve import CURVE_NAME, CURVE_PLOT, curve_summary, plot_learning_curve, run_curves, write_curve_csv
+from .metrics import class_probabilities
+from .persistence import load_model
+from .table import (
+    CONFUSION_NAME,
+    PLOT_NAME,
+    best_row,
+    plot_accuracy_by_depth,
+    plot_confusion_matrix,
+    selection_order,
+    weights_banner,
+    write_csv,
+    write_markdown,
 )
-"""Columns of ``results.csv`` (the confusion matrices and ``test_correct`` stay in ``results.json``)."""
+from .suspects import MAX_IMAGES, SUSPECT_FOLDS, find_suspects
+from .thumbnails import file_uri, thumbnail_uri
 
-_SHOWN = (
-    ("backbone", "backbone"), ("tap", "tap"), ("pooling", "pooling"), ("classifier", "classifier"),
-    ("params", "setting"), ("n_features", "features"), ("cv_accuracy", "cv acc"),
-    ("test_accuracy", "test acc"), ("macro_f1", "macro F1"), ("top5_accuracy", "top-5"),
-    ("fit_seconds", "fit s"), ("predict_seconds_per_1000", "ms/img"), ("tied_with_best", "tied"), ("best", "best"),
-)
-_PERCENT = {"cv_accuracy", "test_accuracy", "macro_f1", "top5_accuracy"}
+__all__ = ["MAX_MISTAKES", "MAX_SUSPECTS", "SUSPECT_COLUMNS", "write_report"]
 
+log = logging.getLogger(__name__)
 
-def selection_order(row: dict) -> tuple:
-    """The ranking key: the higher cv accuracy, then the simpler classifier, then the shallower
-    tap (the sort is stable: then the rows' own order). cv accuracies equal up to float
-    rounding are equal."""
-    return -round(row["cv_accuracy"], 9), simplicity(row["classifier"]), row.get("depth") or 0
-
-
-def rank_rows(rows: list[dict]) -> list[dict]:
-    """Rows best first (``selection_order``), marked ``best`` = overall / backbone / '', and
-    compared with the best row on the test images: ``p_vs_best`` (McNemar's exact test)
-    and ``tied_with_best`` (p at least 1 - ``CONFIDENCE``; the best row itself is tied),
-    None for rows that do not say which test images they got right."""
-    ordered = sorted(rows, key=selection_order)
-    reference = ordered[0] if ordered and ordered[0].get("test_correct") else None
-    seen_backbones = set()
-    marked = []
-    for rank, row in enumerate(ordered):
-        best = "overall" if rank == 0 else "backbone" if row["backbone"] not in seen_backbones else ""
-        seen_backbones.add(row["backbone"])
-        p_value = _p_vs(reference, row)
-        marked.append({**row, "best": best, "p_vs_best": p_value,
-                       "tied_with_best": None if p_value is None else p_value >= 1 - CONFIDENCE})
-    return marked
+MAX_MISTAKES = 200
+"""Mistakes shown as thumbnails, the most confident first (a thumbnail costs the page ~4 kB)."""
+MAX_SUSPECTS = 100
+"""Suspect labels shown as thumbnails; ``suspect_labels.csv`` lists them all."""
+BLOCK_BYTES = 256 << 20
+"""Codes read and scored at a time (as float32): a block of whole maps holds few rows."""
+SUSPECT_COLUMNS = ("rank", "id", "given", "suggested", "score", "confidence")
+"""Columns of ``suspect_labels.csv``; ``score`` is one minus the out-of-fold probability of the given label."""
 
 
-def _p_vs(reference: dict | None, row: dict) -> float | None:
-    """McNemar's p-value of ``row`` against ``reference`` on their test images; None when
-    either lacks its outcomes or they were scored on different test images."""
-    if reference is None or not row.get("test_correct") or row["n_test"] != reference["n_test"]:
-        return None
-    from .metrics import mcnemar_pvalue, unpack_outcomes
+def write_report(run_dir: str | Path, results: dict, store: str | Path | None = None,
+                 source: ImageSource | None = None, progress: bool = True) -> None:
+    """Write ``results.csv``, the plots, ``report.md``, ``report.html``, ``suspect_labels.csv``,
+    ``duplicates.csv``, ``outliers.csv`` and ``learning_curve.csv`` (``classifiers.learning_curve``)
+    into ``run_dir``.
 
-    return round(mcnemar_pvalue(unpack_outcomes(reference["test_correct"], reference["n_test"]),
-                                unpack_outcomes(row["test_correct"], row["n_test"])), 6)
-
-
-def tie_summary(rows: list[dict]) -> str:
-    """In one sentence, whether the best row's lead is within the test split's noise: how
-    many other rows are tied with it and the simplest of the tied rows (the simpler
-    classifier, then fewer features, then the shallower tap); empty when the rows carry
-    no test outcomes."""
-    ranked = rank_rows(rows)
-    best = ranked[0]
-    if best["tied_with_best"] is None:
-        return ""
-    tied = [row for row in ranked if row["tied_with_best"]]
-    test = f"on the {best['n_test']:,} test images (McNemar's exact test, p >= {1 - CONFIDENCE:.2f})"
-    if len(tied) == 1:
-        return f"Every other row differs from it {test}."
-    simplest = min(tied, key=lambda row: (simplicity(row["classifier"]), row["n_features"], row.get("depth") or 0))
-    which = ("it is the simplest of them" if simplest is best else
-             f"the simplest of them is {_name(simplest)}, test accuracy {_cell(simplest, 'test_accuracy')}")
-    return f"Within noise: tied with {len(tied) - 1} other{'s' if len(tied) > 2 else ''} {test}; {which}."
-
-
-def _name(row: dict) -> str:
-    return f"{row['backbone']} {row['tap']}/{row['pooling']} {row['classifier']} ({_cell(row, 'params')})"
-
-
-def best_row(rows: list[dict]) -> dict:
-    """The overall best row of ``rank_rows`` (without the comparison with the others, which
-    loads scikit-learn: ``status`` asks for the best model's file)."""
-    return {**min(rows, key=selection_order), "best": "overall"}  # min: the first of equals, as the stable sort
-
-
-def weights_banner(rows: list[dict]) -> str:
-    """A warning when any result came from random weights, empty otherwise."""
-    random = sorted({row["backbone"] for row in rows if not row["pretrained"]})
-    if not random:
-        return ""
-    return (
-        f"Random weights for {', '.join(random)}: these numbers are NOT transfer learning "
-        f"(ImageNet weights were not used; see features.weights in docs/configuration.md)."
-    )
-
-
-def _cell(row: dict, key: str) -> str:
-    value = row[key]
-    if value is None:
-        return "-"
-    if key == "test_accuracy" and row.get("test_acc_low") is not None:
-        return f"{100 * value:.1f} % ({100 * row['test_acc_low']:.1f}-{100 * row['test_acc_high']:.1f})"
-    if key == "cv_accuracy" and row.get("cv_std") is not None:
-        return f"{100 * value:.1f} % ± {100 * row['cv_std']:.1f}"
-    if key in _PERCENT:
-        return f"{100 * value:.1f} %"
-    if key == "tied_with_best":
-        return "yes" if value else ""
-    if key == "predict_seconds_per_1000":
-        return f"{value:.3f}"  # seconds per 1,000 samples = milliseconds per sample
-    if key == "params":
-        return " ".join(f"{name}={setting}" for name, setting in value.items())
-    if key == "classifier" and row.get("method"):  # its form at scale (svm-rbf: Nystroem features)
-        return f"{value}*"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-def format_table(rows: list[dict], markdown: bool = False) -> str:
-    """The ranked results as aligned text (or a Markdown table), best rows marked; a classifier
-    that ran in its form at scale (``method``) is starred, and the star explained below."""
-    header = [title for _, title in _SHOWN]
-    body = [[_cell(row, key) for key, _ in _SHOWN] for row in rank_rows(rows)]
-    methods = sorted({f"* {row['classifier']}: {row['method']}" for row in rows if row.get("method")})
-    if markdown:
-        lines = [header, ["---"] * len(header), *body]
-        return "\n".join(["| " + " | ".join(line) + " |" for line in lines] + ([""] if methods else []) + methods)
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join(["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-                      for line in [header, *body]] + methods)
-
-
-def finetune_summary(rows: list[dict]) -> str:
-    """Fine-tuning against the frozen classifiers, in words; empty without map-head rows.
-
-    Map-head rows are those with ``recompute_seconds`` (see the fit stage). The winner is
-    decided by cross-validation accuracy, like every choice in the report; both test
-    accuracies are given.
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder; the rows' ``model`` paths are relative to it.
+    results : dict
+        The content of ``results.json``: ``rows`` (best first), ``classes``, ``best_model``,
+        ``seed`` (of the suspect labels' folds; 0 when absent).
+    store : str or Path, optional
+        The feature store of the best row's backbone. Without it the page has no mistakes,
+        no suspect labels, no data review and no learning curves.
+    source : ImageSource, optional
+        The images the store was made from, for thumbnails. Without it (or for an image
+        that cannot be read) the page names the images without showing them.
+    progress : bool
+        A progress bar while thumbnails are made.
     """
-    heads = rank_rows([row for row in rows if row.get("recompute_seconds") is not None])
-    frozen = rank_rows([row for row in rows if row.get("recompute_seconds") is None])
-    if not heads:
-        return ""
-    lines = []
-    for row in heads:
-        views = f", {row['n_views']} of them augmented views" if row.get("n_views") else ""
-        lines.append(
-            f"Fine-tuned {row['backbone']} after {row['tap']} ({row['classifier']}): test accuracy "
-            f"{100 * row['test_accuracy']:.1f} % (cv {100 * row['cv_accuracy']:.1f} %); {row['epochs']} epochs on "
-            f"{row['n_train'] + row['n_val']} rows{views}, {row['fit_seconds']:.1f} s on cached maps. Running the "
-            f"frozen layers up to {row['tap']} in every epoch instead would have added {row['recompute_seconds']:.1f} s "
-            f"({row['frozen_ms_per_image']:.2f} ms per image, measured, x {row['epochs']} epochs x "
-            f"{row['n_train'] + row['n_val']} rows)."
-        )
-    if frozen:
-        head, best = heads[0], frozen[0]
-        won = (f"fine-tuning after {head['tap']}" if head["cv_accuracy"] > best["cv_accuracy"]
-               else f"a frozen classifier on {best['tap']}")
-        lines.append(
-            f"Best frozen classifier: {best['backbone']} {best['tap']}/{best['pooling']} {best['classifier']}, "
-            f"test accuracy {100 * best['test_accuracy']:.1f} % (cv {100 * best['cv_accuracy']:.1f} %). "
-            f"On these data {won} won (by cv accuracy)."
-        )
-    return "\n".join(lines)
-
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    """All rows, best first, one column per ``COLUMNS`` entry (``params`` as JSON)."""
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({**row, "params": json.dumps(row["params"])} for row in rank_rows(rows))
-
-
-def _figure(**kwargs):
-    """A matplotlib Figure that draws to files only (no pyplot: no display, no global state).
-
-    Imported here, not at the top: matplotlib costs every command half a second of
-    start-up, and only the report draws.
-    """
-    from matplotlib.figure import Figure
-
-    return Figure(**kwargs)
-
-
-def _banner(figure, banner: str) -> None:
-    """The random-weights warning on the figure itself, since plots travel without the report."""
-    if banner:
-        figure.suptitle(banner, color="firebrick", fontsize=8, wrap=True)
-
-
-def plot_accuracy_by_depth(rows: list[dict], path: Path | None = None, banner: str = ""):
-    """Test accuracy against tap depth: one panel per backbone, one line per classifier; a
-    matplotlib Figure, also written to ``path`` as PNG when given."""
-    backbones = list(dict.fromkeys(row["backbone"] for row in rows))  # in config order
-    figure = _figure(figsize=(4.5 * len(backbones), 3.6))
-    axes = figure.subplots(1, len(backbones), sharey=True, squeeze=False)
-    several_poolings = len({row["pooling"] for row in rows}) > 1
-    for axis, backbone in zip(axes[0], backbones):
-        mine = [row for row in rows if row["backbone"] == backbone]
-        taps = sorted({(row["depth"], row["tap"]) for row in mine})
-        position = {tap: index for index, (_, tap) in enumerate(taps)}
-        for line in sorted({(row["classifier"], row["pooling"]) for row in mine}):
-            points = sorted(
-                (position[row["tap"]], 100 * row["test_accuracy"])
-                for row in mine
-                if (row["classifier"], row["pooling"]) == line
-            )
-            axis.plot(*zip(*points), marker="o", label=f"{line[0]} ({line[1]})" if several_poolings else line[0])
-        axis.set_xticks(range(len(taps)), [tap for _, tap in taps])
-        axis.set_title(f"{backbone} ({mine[0]['weights']})", fontsize=10)
-        axis.set_xlabel("tap (shallow to deep)")
-        axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=8, loc="best")
-    _banner(figure, banner)
-    figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, dpi=120, format="png")
-    return figure
-
-
-def plot_confusion_matrix(row: dict, classes: list[str], path: Path, banner: str = "") -> None:
-    """The test confusion matrix of ``row`` (rows: true class, columns: predicted),
-    normalised per true class, with counts written in the cells when they fit."""
-    counts = np.array(row["confusion_matrix"])
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    size = min(12.0, 2.5 + 0.45 * len(classes))
-    figure = _figure(figsize=(size, size))
-    axis = figure.subplots()
-    axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    if len(classes) <= 30:
-        for (true, predicted), count in np.ndenumerate(counts):
-            axis.text(predicted, true, str(count), ha="center", va="center", fontsize=7,
-                      color="white" if shares[true, predicted] > 0.5 else "black")
-        axis.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
-        axis.set_yticks(range(len(classes)), classes, fontsize=7)
-    axis.set_xlabel("predicted class")
-    axis.set_ylabel("true class")
-    axis.set_title(
-        f"{row['backbone']} {row['tap']}/{row['pooling']} {row['classifier']}: "
-        f"test accuracy {100 * row['test_accuracy']:.1f} %", fontsize=9,
-    )
-    _banner(figure, banner)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120, format="png")
-
-
-def write_markdown(rows: list[dict], path: Path, plots: dict[str, str], banner: str = "",
-                   notes: dict[str, str] | None = None) -> None:
-    """``report.md``: the banner (if any), the best model, the ranked table, ``notes``
-    (heading -> paragraph) and the plots.
-
-    ``plots`` maps a caption to a PNG file name beside the report.
-    """
+    run_dir = Path(run_dir)
+    rows, classes = results["rows"], results["classes"]
+    banner = weights_banner(rows)
     best = best_row(rows)
-    parts = ["# Which layer, which classifier", ""]
-    if banner:
-        parts += [f"> **{banner}**", ""]
-    ties = tie_summary(rows)
-    parts += [
-        f"Best: **{best['backbone']} {best['tap']}/{best['pooling']} {best['classifier']}** "
-        f"({_cell(best, 'params')}), test accuracy {_cell(best, 'test_accuracy')}, "
-        f"model `{best['model']}`." + (f" {ties}" if ties else ""),
-        "",
-        f"Settings and the best rows are chosen by cross-validation accuracy on the training "
-        f"split (cv acc, ± its standard deviation across the folds; equal scores go to the simpler classifier, "
-        f"then the shallower tap); the test split is used once per model, for test acc (with its "
-        f"{CONFIDENCE:.0%} interval over the test images), macro F1 and top-5. tied: not distinguishable from the "
-        f"best row on the test images (McNemar's exact test). ms/img: prediction time per sample on the codes.",
-        "",
-        format_table(rows, markdown=True),
-        "",
-    ]
-    summary = finetune_summary(rows)
-    if summary:
-        parts += ["## Fine-tuning or a frozen classifier", "", summary.replace("\n", "\n\n"), ""]
-    for heading, note in (notes or {}).items():
-        parts += [f"## {heading}", "", note, ""]
-    for caption, name in plots.items():
-        parts += [f"![{caption}]({name})", ""]
-    path.write_text("\n".join(parts))
+    plots = {"test accuracy by depth": PLOT_NAME, "confusion matrix of the best model": CONFUSION_NAME,
+             "learning curves of the best cells": CURVE_PLOT}
+    write_atomic(run_dir / "results.csv", lambda partial: write_csv(rows, partial))
+    write_atomic(run_dir / PLOT_NAME, lambda partial: plot_accuracy_by_depth(rows, partial, banner))
+    write_atomic(run_dir / CONFUSION_NAME, lambda partial: plot_confusion_matrix(best, classes, partial, banner))
+    seed = results.get("seed", 0)
+    points = [] if store is None else run_curves(run_dir, rows, store, seed)
+    write_atomic(run_dir / CURVE_NAME, lambda partial: write_curve_csv(points, partial))
+    write_atomic(run_dir / CURVE_PLOT, lambda partial: plot_learning_curve(points, partial, banner))
+    notes = {"Would more labels help?": curve_summary(points, rows) or
+             "Not computed: no feature store was given to the report, or no cell could be refitted on fewer images."}
+    write_atomic(run_dir / "report.md", lambda partial: write_markdown(rows, partial, plots, banner, notes))
+    if store is None:
+        note = "Not shown: no feature store was given to the report, so the best model could not be run on the codes."
+        galleries, suspects, duplicates, outliers = [Gallery("Mistakes", note), Gallery("Suspect labels", note)], [], [], []
+        review = DataReviewSection("Not reviewed: no feature store was given to the report, so there are no codes "
+                                   "to compare the images by.")
+    else:
+        with FeatureStore(store) as codes:
+            model, _ = load_model(run_dir / best["model"], fused_spec(codes.attrs, parts_of(best)))
+            pictures = _Thumbnails(source, progress)
+            test = np.flatnonzero(codes.splits == "test")
+            predicted, confidence, how = _predict(model, codes, best, test)
+            mistakes = _mistakes(codes, test, predicted, confidence, how, classes, pictures)
+            suspects_gallery, suspects = _suspects(model, codes, best, classes, pictures, seed)
+            galleries = [mistakes, suspects_gallery]
+            plain = min((row for row in rows if row["backbone"] == best["backbone"] and len(parts_of(row)) == 1
+                         and row["classifier"] != ENSEMBLE), key=selection_order)  # the store is the best's backbone's
+            log.info("report: reviewing the data by the codes of %s/%s (the best single table): near-duplicates, "
+                     "leaks, outliers, a map", plain["tap"], plain["pooling"])
+            cell = review_cell(codes, plain["tap"], plain["pooling"], seed, plain["backbone"])
+            duplicates, outliers = cell.duplicates(), cell.outliers()
+            right = {codes.ids[row]: bool(guess == codes.labels[row]) for row, guess in zip(test, predicted)}
+            review = review_section(
+                cell, pictures, pictures.images, lambda positions: _predict(model, codes, best, positions)[0],
+                {sample_id for sample_id, ok in right.items() if not ok}, {row["id"] for row in suspects}, right, seed)
+    write_atomic(run_dir / "suspect_labels.csv", lambda partial: _write_rows(suspects, SUSPECT_COLUMNS, partial))
+    write_atomic(run_dir / "duplicates.csv", lambda partial: _write_rows(duplicates, DUPLICATE_COLUMNS, partial))
+    write_atomic(run_dir / "outliers.csv", lambda partial: _write_rows(outliers, OUTLIER_COLUMNS, partial))
+    uris = {caption: file_uri(run_dir / name) for caption, name in plots.items()}
+    page = render_page(rows, classes, uris, banner, galleries, review, notes)
+    write_atomic(run_dir / "report.html", lambda partial: partial.write_text(page, encoding="utf-8"))
+
+
+class _Thumbnails:
+    """Thumbnails of a source's images by id: None without a source, or for an image that
+    is no longer in it or cannot be read (the page then names it without showing it)."""
+
+    def __init__(self, source: ImageSource | None, progress: bool):
+        self.source = source
+        self.index = {} if source is None else {sample_id: index for index, sample_id in enumerate(source.ids)}
+        self.progress = progress
+
+    def images(self, ids: list[str], what: str = "map") -> Iterator[Image.Image | None]:
+        """The images of ``ids``, one at a time (None for those that cannot be read, with one warning)."""
+        if self.source is None:
+            yield from [None] * len(ids)
+            return
+        unreadable = []
+        for sample_id in tqdm(ids, desc=f"report: {what}", unit="image", disable=None if self.progress else True):
+            try:
+                yield self.source.load(self.index[sample_id])
+            except (KeyError, OSError) as error:
+                unreadable.append(f"{sample_id} ({error})")
+                yield None
+        if unreadable:
+            log.warning("report: %d of %d images could not be shown: %s", len(unreadable), len(ids),
+                        ", ".join(unreadable[:3]))
+
+    def __call__(self, ids: list[str], what: str) -> list[str | None]:
+        return [None if image is None else thumbnail_uri(image) for image in self.images(ids, what)]
+
+
+def _blocks(store: FeatureStore, best: dict, positions: np.ndarray):
+    """The best row's codes of the rows at ``positions`` (its parts side by side when fused),
+    ``BLOCK_BYTES`` at a time."""
+    parts = parts_of(best)
+    row_bytes = 4 * sum(int(np.prod(store.row_shape(*part))) for part in parts)
+    return read_blocks(store, parts, positions, max(1, BLOCK_BYTES // row_bytes))
+
+
+def _predict(model, store: FeatureStore, best: dict, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """The best model's predicted labels of the rows at ``positions`` (sorted), the
+    probability of each prediction, and how the probabilities were made."""
+    predicted, confidence, how = [np.zeros(0, np.int64)], [np.zeros(0)], "predict_proba"
+    for X, _ in _blocks(store, best, positions):
+        guess = model.predict(X)
+        probabilities, how = class_probabilities(model, X)
+        predicted.append(guess)
+        confidence.append(probabilities[np.arange(len(guess)), np.searchsorted(model.classes_, guess)])
+    return np.concatenate(predicted), np.concatenate(confidence), how
+
+
+def _mistakes(store: FeatureStore, test: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, how: str,
+              classes: list[str], pictures: _Thumbnails) -> Gallery:
+    """The best model's wrong predictions of the ``test`` rows, the most confident first,
+    under the confused pairs (true -> predicted) they belong to, the most frequent pair first."""
+    truth = store.labels[test]
+    wrong = np.flatnonzero(predicted != truth)
+    pairs = Counter(zip(truth[wrong], predicted[wrong]))
+    shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_MISTAKES]
+    ids = [store.ids[position] for position in test[shown]]
+    cards = {index: Card(sample_id, uri, [f"true: {classes[truth[index]]}", f"predicted: {classes[predicted[index]]}",
+                                          f"confidence {confidence[index]:.2f}"])
+             for index, sample_id, uri in zip(shown, ids, pictures(ids, "mistakes"))}
+    groups = []
+    for (true, guess), count in pairs.most_common():
+        mine = [cards[index] for index in shown if (truth[index], predicted[index]) == (true, guess)]
+        if mine:
+            groups.append((f"{classes[true]} taken for {classes[guess]}: {count} test images"
+                           + (f" ({len(mine)} shown)" if len(mine) < count else ""), mine))
+    capped = f"; the {MAX_MISTAKES} most confident are shown" if len(wrong) > MAX_MISTAKES else ""
+    note = (f"{len(wrong)} of {len(test)} test images are misclassified{capped}, grouped by confused pair (the most "
+            f"frequent first), the most confident mistakes first. Confidence: the probability of the predicted "
+            f"class, from {how}" + (" (it ranks the classes but is not calibrated)." if how != "predict_proba" else "."))
+    return Gallery("Mistakes", note, groups)
+
+
+def _suspects(model, store: FeatureStore, best: dict, classes: list[str], pictures: _Thumbnails,
+              seed: int) -> tuple[Gallery, list[dict]]:
+    """Training labels that the out-of-fold predictions of the best model's setting doubt
+    (``find_suspects``), as a gallery and as rows of ``suspect_labels.csv``."""
+    title = "Suspect labels"
+    if best["pooling"] == MAP:
+        return Gallery(title, f"Not computed: the best model ({best['classifier']}) trains on whole maps, and judging "
+                              f"the training labels would fine-tune it {SUSPECT_FOLDS} more times."), []
+    if best["classifier"] == ENSEMBLE:
+        return Gallery(title, "Not computed: the best model is an ensemble, and judging the training labels would "
+                              "cross-validate each of its members inside each fold; the rows of its members show "
+                              "which cells it stacks."), []
+    if best.get("out_of_core"):
+        return Gallery(title, "Not computed: the best model learned from its codes in row blocks (they are over "
+                              "classifiers.memory_budget_gb), and out-of-fold predictions would hold them all in "
+                              "memory."), []
+    fit = np.flatnonzero(np.isin(store.splits, ("train", "val")))
+    X = np.concatenate([X for X, _ in _blocks(store, best, fit)])
+    ids, groups = np.asarray(store.ids, dtype=object)[fit], store.groups[fit]
+    images = len(set(groups))
+    log.info("report: judging the labels of %d training images by %d-fold out-of-fold predictions of %s",
+             min(images, MAX_IMAGES), SUSPECT_FOLDS, best["classifier"])
+    found = find_suspects(model, X, store.labels[fit], groups, ids != groups, random_state=seed)
+    rows = [{"rank": rank, "id": ids[row], "given": classes[given], "suggested": classes[suggested],
+             "score": round(float(score), 4), "confidence": round(float(confidence), 4)}
+            for rank, (row, given, suggested, score, confidence) in enumerate(
+                zip(found.rows, found.given, found.suggested, found.score, found.confidence), start=1)]
+    shown = rows[:MAX_SUSPECTS]
+    uris = pictures([row["id"] for row in shown], "suspect labels")
+    cards = [Card(row["id"], uri, [f"given: {row['given']}", f"suggested: {row['suggested']}",
+                                   f"score {row['score']:.2f}"]) for row, uri in zip(shown, uris)]
+    sample = f" (a stratified sample of {found.judged} of {images})" if found.judged < images else ""
+    note = (f"{len(rows)} of {found.judged} training images{sample} have a label that the out-of-fold predictions "
+            f"confidently contradict ({found.folds}-fold cross-validation of {best['classifier']} with its chosen "
+            f"setting; probabilities from {found.how}); found by confident learning (cleanlab's find_label_issues) "
+            f"and ranked by score, one minus the out-of-fold probability of the given label"
+            + (f"; the first {MAX_SUSPECTS} are shown" if len(rows) > MAX_SUSPECTS else "")
+            + ". suspect_labels.csv lists them all. A suspect is worth a look, not a verdict: it may be mislabelled, "
+              "ambiguous, or just hard.")
+    return Gallery(title, note, [("", cards)] if cards else []), rows
+
+
+def _write_rows(rows: list[dict], columns: tuple[str, ...], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)

@@ -37,11 +37,14 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedGroup
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import has_fit_parameter
 
+from features.errors import SettingError
+
 from .paths import path_scores
 from .tuning import Tuning
 from .zoo import STEP, entry_for, estimator_params, make_model, param_grid
 
-__all__ = ["Selection", "HOLDOUT_FOLDS", "cv_splits", "select_model", "selection_splits", "tuning_rows"]
+__all__ = ["Selection", "HOLDOUT_FOLDS", "cv_splits", "grouped_fit_params", "select_model", "selection_splits",
+           "tuning_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +174,7 @@ def _duration(seconds: float) -> str:
 
 def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tuning(), groups: np.ndarray | None = None,
                  fixed: dict | None = None, views: np.ndarray | None = None,
-                 blocks: list[tuple[str, int]] | None = None) -> Selection:
+                 part_widths: list[tuple[str, int]] | None = None) -> Selection:
     """Grid-search zoo entry ``name`` on ``X`` ``(n_samples, n_features)``, ``y`` ``(n_samples,)``.
 
     Every classifier is scored by the same estimate on the same rows (``selection_splits``):
@@ -197,7 +200,7 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
         head is built from: ``backbone``, ``tap``, ``weights``).
     views : ndarray of bool, (n_samples,), optional
         Rows that are augmented views: in the splits' training rows, never scored.
-    blocks : list of (str, int), optional
+    part_widths : list of (str, int), optional
         Fused codes: each part's name and width (``make_model``; ``tuning.fuse_width``).
 
     An entry with a ``path`` walks its one-parameter grid as a regularisation path
@@ -207,7 +210,7 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
     naming the error); when every setting fails, the error is raised.
     """
     seed, entry = tuning.seed, entry_for(name, len(y))
-    model = make_model(name, tuning.preprocessing, seed, params=fixed, n_rows=len(y), blocks=blocks,
+    model = make_model(name, tuning.preprocessing, seed, params=fixed, n_rows=len(y), part_widths=part_widths,
                        fuse_width=tuning.fuse_width)
     grid = param_grid(name, tuning.grid_of(name))
     splits, search_groups = selection_splits(y, tuning, groups, views, kfold=entry.held_out and tuning.head_folds > 1)
@@ -221,7 +224,7 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
             train = splits[0][0]
             splits = [(train[tuning_rows(y[train], tuning.tune_rows, seed, _take(groups, train))], splits[0][1])]
         evaluate = _cv_evaluator(entry.path, model, X, y, splits, tuning.n_jobs,
-                                 _fit_params(model, search_groups, with_groups=True))
+                                 grouped_fit_params(model, search_groups, with_groups=True))
         walked = entry.path and sum(len(values) > 1 for values in grid.values()) == 1  # a path costs about a fit
         fits = (1 if walked else len(ParameterGrid(grid))) * len(splits)
         plan = _Plan(fits, len(splits[0][0]), min(fits, effective_n_jobs(tuning.n_jobs)), refit=True)
@@ -233,15 +236,15 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
         results += evaluate(finer)
     scored = [result for result in results if not np.isnan(result.mean)]
     if not scored:
-        raise ValueError(f"no setting of {name}'s grid {grid} could be fitted and scored on these data (the warnings "
-                         f"above say why); change classifiers.grid.{name}")
+        raise SettingError(f"no setting of {name}'s grid {grid} could be fitted and scored on these data (the warnings "
+                           f"above say why); change classifiers.grid.{name}")
     best = max(scored, key=lambda result: result.mean)  # the first of equals
     if on_held_out:
         model, fit_seconds = best.model, best.seconds
     else:
         refit_started = time.perf_counter()
         model = clone(model).set_params(**best.params)
-        model.fit(X, y, **_fit_params(model, None if search_groups is None else groups))
+        model.fit(X, y, **grouped_fit_params(model, None if search_groups is None else groups))
         fit_seconds = time.perf_counter() - refit_started
     searched = len(np.unique(np.concatenate([rows for split in splits for rows in split])))
     return Selection(
@@ -323,7 +326,7 @@ def _held_out_evaluator(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: n
         for params in ParameterGrid(grid):
             candidate = clone(model).set_params(**params)
             started = time.perf_counter()
-            candidate.fit(X, y, **_fit_params(model, groups), **{f"{STEP}__validation_rows": held})
+            candidate.fit(X, y, **grouped_fit_params(model, groups), **{f"{STEP}__validation_rows": held})
             seconds = time.perf_counter() - started
             results.append(_Result(params, float(np.mean(candidate.predict(X[scored]) == y[scored])), None,
                                    candidate, seconds))
@@ -355,7 +358,7 @@ def _take(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if values is None else np.asarray(values)[rows]
 
 
-def _fit_params(model: Pipeline, groups: np.ndarray | None, with_groups: bool = False) -> dict:
+def grouped_fit_params(model: Pipeline, groups: np.ndarray | None, with_groups: bool = False) -> dict:
     """What a fit is given besides X and y when rows are grouped: the groups for the folds
     (a search, ``with_groups``), and for a classifier that holds out rows of its own."""
     if groups is None:

@@ -21,7 +21,7 @@ from sklearn.base import clone
 from sklearn.model_selection import cross_val_predict
 
 from .metrics import as_probabilities, probability_method
-from .selection import _fit_params, cv_splits, tuning_rows
+from .selection import cv_splits, grouped_fit_params, tuning_rows
 
 __all__ = ["MAX_IMAGES", "SUSPECT_FOLDS", "Suspects", "find_suspects"]
 
@@ -79,7 +79,7 @@ def find_suspects(model, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None
     folds, splits, _ = cv_splits(y, SUSPECT_FOLDS, random_state, groups)  # no views: every row predicted once
     method = probability_method(model)
     predictions = cross_val_predict(clone(model), X, y, cv=splits, method=method,
-                                    params=_fit_params(model, groups))  # a head's early-stopping fold keeps views whole
+                                    params=grouped_fit_params(model, groups))  # a head's early-stopping fold keeps views whole
     probabilities, how = as_probabilities(predictions, method)
     present = np.unique(y)  # the probabilities' columns, in order
     judged = np.flatnonzero(~views)

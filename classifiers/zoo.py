@@ -17,6 +17,8 @@ import difflib
 from dataclasses import dataclass, field
 from importlib import import_module
 
+from features.errors import SettingError
+
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
 
 __all__ = ["ZooEntry", "ZOO", "MAPS", "DEFAULT_MODELS", "SIMPLEST_FIRST", "simplicity", "SCALE_ROWS", "entry_for", "make_model", "param_grid",
@@ -115,7 +117,7 @@ ZOO: dict[str, ZooEntry] = {
             "sklearn.linear_model.SGDClassifier",
             {"loss": "log_loss", "max_iter": 1000, "tol": 1e-3},
             {"alpha": [1e-4, 1e-3, 1e-2]},
-            "logistic regression by stochastic gradient descent; learns in row chunks (partial_fit)",
+            "logistic regression by stochastic gradient descent; learns in row blocks (partial_fit)",
         ),
         ZooEntry(
             "ridge",
@@ -168,7 +170,7 @@ def _entry(name: str) -> ZooEntry:
     if name not in ZOO:
         close = difflib.get_close_matches(name, list(ZOO), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown classifier {name!r}{hint}; valid: {', '.join(ZOO)}")
+        raise SettingError(f"unknown classifier {name!r}{hint}; valid: {', '.join(ZOO)}")
     return ZOO[name]
 
 
@@ -204,39 +206,39 @@ def entry_for(name: str, n_rows: int | None = None) -> ZooEntry:
 
 def make_model(
     name: str, preprocessing: list[str] = DEFAULT_PREPROCESSING, random_state: int = 0, incremental: bool = False,
-    params: dict | None = None, n_rows: int | None = None, blocks: list[tuple[str, int]] | None = None,
+    params: dict | None = None, n_rows: int | None = None, part_widths: list[tuple[str, int]] | None = None,
     fuse_width: int | None = None,
 ):
     """A fresh unfitted ``Pipeline(preprocessing..., classifier)`` of zoo entry ``name``.
 
-    ``incremental=True`` builds steps that all learn in row chunks (see ``fit_in_chunks``).
+    ``incremental=True`` builds steps that all learn in row blocks (see ``fit_in_blocks``).
     An entry that takes maps gets no preprocessing. ``params`` sets estimator parameters
     (``{"C": 1.0}``, or what a map head is built from). ``n_rows``, the training rows the
-    model will see, picks the entry's form at scale (``entry_for``). ``blocks`` (fused
+    model will see, picks the entry's form at scale (``entry_for``). ``part_widths`` (fused
     codes: each part's name and width) puts each part through the preprocessing on its
     own, reduced to its share of ``fuse_width`` columns when given (``classifiers.fusion``).
     """
     from sklearn.pipeline import Pipeline
 
     entry = entry_for(name, n_rows)
-    if blocks:
-        from .fusion import make_block_preprocessing
+    if part_widths:
+        from .fusion import make_part_preprocessing
 
-        steps = [("blocks", make_block_preprocessing(list(preprocessing), blocks, fuse_width, random_state))]
+        steps = [("fusion", make_part_preprocessing(list(preprocessing), part_widths, fuse_width, random_state))]
     else:
         steps = make_preprocessing(list(preprocessing), random_state, incremental) if entry.takes == CODES else []
     return Pipeline([*steps, (STEP, entry.build(random_state).set_params(**(params or {})))])
 
 
 def check_grid(name: str, grid: dict) -> None:
-    """Raise ``ValueError`` when ``grid`` names a parameter that entry ``name`` lacks."""
+    """Raise ``SettingError`` (a ``ValueError``) when ``grid`` names a parameter that entry ``name`` lacks."""
     valid = _entry(name).build(0).get_params(deep=False)
     for key in grid:
         if key not in valid:
             lowered = {param.lower(): param for param in valid}  # C, not c
             close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
             hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
-            raise ValueError(f"{name} has no parameter {key!r}{hint}; valid: {', '.join(sorted(valid))}")
+            raise SettingError(f"{name} has no parameter {key!r}{hint}; valid: {', '.join(sorted(valid))}")
 
 
 def estimator_params(params: dict) -> dict:

@@ -208,6 +208,8 @@ class Recipe:
             **self._code_spec,
             "weights_url": self.weights.url or "",
             "weights_file": self.weights.file or "",
+            "weights_setting": self.weights.setting,  # outside the key and the spec: they name the weights already
+            "weights_seed": self.weights.seed,
             "image_size": self.image_size,
             "preprocessing": json.dumps(self.pixels),
             **({"calibration": json.dumps(self.calibration)} if self.calibration else {}),

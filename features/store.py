@@ -400,7 +400,7 @@ class FeatureStore:
         """The codes of the rows in use at ``positions`` (indices into ``ids``), as ``(X, y)``
         blocks of at most ``max_rows`` rows, one block in memory at a time.
 
-        For learners that cannot hold all codes at once (``classifiers.fit_in_chunks``).
+        For learners that cannot hold all codes at once (``classifiers.fit_in_blocks``).
         Without ``seed`` the blocks follow the file's order. With it they are shuffled for
         stochastic learning: pieces of the file's chunks (at most 1/8 of a block each) in a
         random order, and the rows within each block; rows are still read a whole chunk at a

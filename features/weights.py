@@ -58,6 +58,10 @@ class ResolvedWeights:
     (``VGG16_Weights.IMAGENET1K_V1``), ``random(seed=0)``, or a file's name. ``key`` is
     what the cache key hashes (for a file its sha256, so a moved file finds its codes).
     ``transforms`` names the torchvision weights whose preprocessing the images get.
+    ``setting`` is the ``features.weights`` value that resolves to these weights again
+    with ``seed`` (``random`` for ``auto``'s fallback, the torchvision weights value that
+    ``imagenet`` named, a file's resolved path): the store records both, so that a map head
+    rebuilds the layers after its tap with the weights the codes were made with.
     """
 
     backbone: str
@@ -68,6 +72,7 @@ class ResolvedWeights:
     sha256: str = ""
     seed: int = 0
     fell_back: bool = False
+    setting: str = ""
 
     @property
     def is_pretrained(self) -> bool:
@@ -133,7 +138,7 @@ def _resolve_file(backbone: str, value: str, seed: int) -> ResolvedWeights:
                                  f"state-dict file, or to imagenet, random or auto")
     default = backbone if _is_timm(backbone) else str(get_model_weights(backbone).DEFAULT)
     return ResolvedWeights(backbone, f"file {path.name}", default, file=str(path.resolve()),
-                           sha256=file_sha256(path), seed=seed)
+                           sha256=file_sha256(path), seed=seed, setting=str(path.resolve()))
 
 
 def resolve_weights(backbone: str, weights: str, seed: int = 0) -> ResolvedWeights:
@@ -153,15 +158,16 @@ def resolve_weights(backbone: str, weights: str, seed: int = 0) -> ResolvedWeigh
     if is_weights_file(weights):
         return _resolve_file(backbone, weights, seed)
     if _is_timm(backbone):
-        random = ResolvedWeights(backbone, f"random(seed={seed})", backbone, seed=seed)
+        random = ResolvedWeights(backbone, f"random(seed={seed})", backbone, seed=seed, setting="random")
         return random if weights == "random" else _pretrained_or_fallback(_resolve_timm(backbone, seed), weights,
                                                                           random)
     enum = get_model_weights(backbone)
-    random = ResolvedWeights(backbone, f"random(seed={seed})", str(enum.DEFAULT), seed=seed)
+    random = ResolvedWeights(backbone, f"random(seed={seed})", str(enum.DEFAULT), seed=seed, setting="random")
     if weights == "random":
         return random
     pretrained = enum[weights] if weights in enum.__members__ else enum.DEFAULT
-    resolved = ResolvedWeights(backbone, str(pretrained), str(pretrained), url=pretrained.url, seed=seed)
+    resolved = ResolvedWeights(backbone, str(pretrained), str(pretrained), url=pretrained.url, seed=seed,
+                               setting=pretrained.name)
 
     def fetch():
         if not _cached_checkpoint(pretrained.url).is_file():
@@ -186,7 +192,7 @@ def _pretrained_or_fallback(fetch, weights: str, random: ResolvedWeights, where:
         log.warning("weights = \"auto\": %s; using random weights for %s, so its numbers are not "
                     "transfer learning", error, random.backbone)
         return ResolvedWeights(random.backbone, random.identity, random.transforms, seed=random.seed,
-                               fell_back=True)
+                               fell_back=True, setting=random.setting)
 
 
 def _resolve_timm(backbone: str, seed: int):
@@ -205,7 +211,7 @@ def _resolve_timm(backbone: str, seed: int):
                                          f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
                                          ) from error
         return ResolvedWeights(backbone, timm_backbones.pretrained_identity(backbone), backbone, url=source,
-                               seed=seed)
+                               seed=seed, setting="imagenet")
 
     return fetch
 

@@ -97,7 +97,7 @@ def test_saved_results_are_what_fit_and_report_write(store, tmp_path, monkeypatc
     results = classifiers.benchmark(store, models=["logreg"], codes=["pool/avg"], cv_folds=3, n_jobs=1,
                                     progress=False, seed=3)
     seeds = []
-    review = importlib.import_module("classifiers.review")
+    review = importlib.import_module("classifiers.report")
     judge = review.find_suspects
     monkeypatch.setattr(review, "find_suspects",
                         lambda *args, **kwargs: seeds.append(kwargs["random_state"]) or judge(*args, **kwargs))

@@ -1,10 +1,10 @@
-"""The zoo: every entry fits behind every preprocessing step; grids; learning in row chunks."""
+"""The zoo: every entry fits behind every preprocessing step; grids; learning in row blocks."""
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import MAPS, ZOO, check_grid, fit_in_chunks, make_model, param_grid
+from classifiers import MAPS, ZOO, check_grid, fit_in_blocks, make_model, param_grid
 from classifiers.preprocessing import signed_sqrt
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the two heads
@@ -81,7 +81,7 @@ def test_sgd_learns_in_row_chunks_as_well_as_in_memory(codes):
         return ((X_train[start:start + 50], y_train[start:start + 50]) for start in range(0, len(X_train), 50))
 
     model = make_model("sgd", ["standard", "pca10"], random_state=0, incremental=True)
-    fit_in_chunks(model, chunks, classes=np.unique(y), epochs=20)
+    fit_in_blocks(model, chunks, classes=np.unique(y), epochs=20)
     assert len(passes) == 2 + 20  # one pass per stateful step, then the epochs
     np.testing.assert_allclose(model.named_steps["standard"].mean_, X_train.mean(axis=0), rtol=1e-4)
     assert model.named_steps["standard"].n_samples_seen_ == len(X_train)
@@ -92,5 +92,5 @@ def test_sgd_learns_in_row_chunks_as_well_as_in_memory(codes):
 
 def test_only_partial_fit_estimators_learn_in_chunks(codes):
     X, y = codes
-    with pytest.raises(ValueError, match="LogisticRegression cannot learn in row chunks"):
-        fit_in_chunks(make_model("logreg"), lambda: [(X, y)], classes=np.unique(y))
+    with pytest.raises(ValueError, match="LogisticRegression cannot learn in row blocks"):
+        fit_in_blocks(make_model("logreg"), lambda: [(X, y)], classes=np.unique(y))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import classifiers.benchmarking
+import classifiers.persistence
 import features.journal
 import features.store
 from features.files import WriteError
@@ -91,8 +91,8 @@ def test_a_failing_stage_changes_no_output_and_a_succeeding_one_replaces_the_who
         saved.append(args[1])
         return save_model(*args, **kwargs)
 
-    save_model = classifiers.benchmarking.save_model
-    monkeypatch.setattr(classifiers.benchmarking, "save_model", save_then_fail)
+    save_model = classifiers.persistence.save_model
+    monkeypatch.setattr(classifiers.persistence, "save_model", save_then_fail)
     code, _, err = cli("fit", "-c", config, "--force", "--set", 'classifiers.models=["logreg", "linsvm"]',
                        "--set", "classifiers.cv_folds=3")
     assert code == 1 and "the second model cannot be saved" in err and saved

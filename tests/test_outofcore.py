@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from classifiers import ChunkReader, TorchHead, Tuning, load_codes, select_in_chunks, select_model
+from classifiers import BlockReader, TorchHead, Tuning, load_codes, select_in_blocks, select_model
 from features import FeatureStore
 from features.store import SampleTable, rewrite_store
 from rss_probe import ENV, PROBE
@@ -66,7 +66,7 @@ def test_a_head_learns_block_by_block_with_partial_fit():
         TorchHead().partial_fit(X[:10], np.full(10, 7), classes=[0, 1, 2]).partial_fit(X[:10], np.full(10, 7))
 
 
-def test_the_chunked_search_finds_what_the_search_in_memory_finds(tmp_path):
+def test_the_search_in_blocks_finds_what_the_search_in_memory_finds(tmp_path):
     path = _store(tmp_path / "s.h5")
     in_memory, out_of_core = load_codes(path, "t", "avg"), load_codes(path, "t", "avg", memory_budget_gb=1e-5)
     assert in_memory.in_memory and not out_of_core.in_memory and out_of_core.X_fit is None
@@ -74,8 +74,8 @@ def test_the_chunked_search_finds_what_the_search_in_memory_finds(tmp_path):
     grid = {"alpha": [1e-4, 10.0]}  # one good setting, one that cannot learn
     memory = select_model("sgd", in_memory.X_fit, in_memory.y_fit, Tuning(grid={"sgd": grid}, cv_folds=3))
     with FeatureStore(path) as store:
-        reader = ChunkReader(store, "t", "avg", out_of_core.row_shape, budget_gb=1e-5)  # 39 rows per block
-        chunked = select_in_chunks("sgd", reader, out_of_core.positions_fit, out_of_core.y_fit, Tuning(grid={"sgd": grid}, cv_folds=3, chunk_epochs=10))
+        reader = BlockReader(store, "t", "avg", out_of_core.row_shape, budget_gb=1e-5)  # 39 rows per block
+        chunked = select_in_blocks("sgd", reader, out_of_core.positions_fit, out_of_core.y_fit, Tuning(grid={"sgd": grid}, cv_folds=3, chunk_epochs=10))
     assert reader.max_rows == 39
     assert chunked.params == memory.params == {"alpha": 1e-4} and chunked.candidates == 2 and chunked.folds == 3
     assert abs(chunked.cv_accuracy - memory.cv_accuracy) < 0.05
@@ -83,23 +83,23 @@ def test_the_chunked_search_finds_what_the_search_in_memory_finds(tmp_path):
     assert chunked.model.score(in_memory.X_test, in_memory.y_test) > memory.model.score(in_memory.X_test,
                                                                                         in_memory.y_test) - 0.12
     with pytest.raises(ValueError, match="svm-rbf cannot learn from row blocks"):
-        select_in_chunks("svm-rbf", reader, out_of_core.positions_fit, out_of_core.y_fit)
+        select_in_blocks("svm-rbf", reader, out_of_core.positions_fit, out_of_core.y_fit)
 
 
 # Fitting sgd and a head with a budget of 8 MB, in a fresh process, on stores of 8,000 and
 # 24,000 rows of 4 KiB (training codes: 23 and 70 MiB); the control reads the codes into memory.
 MEASURE = PROBE + textwrap.dedent("""\
     import sys
-    from classifiers import ChunkReader, Tuning, load_codes, score_blocks, select_in_chunks
+    from classifiers import BlockReader, Tuning, load_codes, score_blocks, select_in_blocks
     from features import FeatureStore
 
     def fit(path, name):
         codes = load_codes(path, "t", "avg", memory_budget_gb=0.008)
         assert not codes.in_memory
         with FeatureStore(path) as store:
-            reader = ChunkReader(store, "t", "avg", codes.row_shape, 0.008)
+            reader = BlockReader(store, "t", "avg", codes.row_shape, 0.008)
             grid = {name: {"alpha": 1e-4} if name == "sgd" else {"weight_decay": 1e-3}}
-            chosen = select_in_chunks(name, reader, codes.positions_fit, codes.y_fit,
+            chosen = select_in_blocks(name, reader, codes.positions_fit, codes.y_fit,
                                       Tuning(cv_folds=2, chunk_epochs=1, grid=grid))
             return score_blocks(chosen.model, reader.blocks(codes.positions_test))
 
