@@ -7,7 +7,7 @@ the call to appear): ``import`` statements; ``import_module("pipeline.x")``, als
 function of the module that passes its argument to ``import_module`` (the stages'
 ``_work("pipeline.fit")``); and a name taken from a lazily exporting package
 (``from features import FeatureStore``, ``features.FeatureStore``), which imports the module
-that defines it (``_MODULES`` in the package's ``__init__``).
+that defines it (the package's ``__init__.pyi`` stub).
 """
 
 from __future__ import annotations
@@ -21,28 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("features", "classifiers", "pipeline")
 INFRASTRUCTURE = ("features.errors", "features.files", "features.locks", "features.lifetime")
 
-ELSEWHERE = {
-    ("pipeline.extract", "pipeline.stages"): "27b: open_source moves out of pipeline.stages",
-    ("pipeline.report", "pipeline.stages"): "27b: open_source moves out of pipeline.stages",
-    ("features.sources", "features.datasets"): "27b: features.sources and features.datasets import each other",
-    ("classifiers.ensemble", "classifiers.benchmarking"): "27c: Cell moves from benchmarking.py to cells.py",
-}
-"""Imports that close a cycle and that another part of issue 27 removes; left out of the
-graph until then. Once one is gone, its test below fails: delete its entry."""
-
-
 def _module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _lazy_exports(package: str) -> dict[str, str]:
-    """``name -> module`` of a package's lazily exported names (its ``_MODULES``), else empty."""
-    for node in ast.parse((ROOT / package / "__init__.py").read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "_MODULES" for target in node.targets):
-            return {name: f"{package}.{module}" for module, names in ast.literal_eval(node.value).items()
-                    for name in names}
-    return {}
+    """``name -> module`` of a package's lazily exported names (its ``__init__.pyi`` stub), else empty."""
+    stub = ROOT / package / "__init__.pyi"
+    if not stub.is_file():
+        return {}
+    return {alias.asname or alias.name: f"{package}.{node.module}" for node in ast.parse(stub.read_text()).body
+            if isinstance(node, ast.ImportFrom) and node.level == 1 for alias in node.names}
 
 
 MODULES = {_module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).glob("*.py"))}
@@ -103,8 +93,7 @@ def imports(module: str) -> set[str]:
 
 
 READ = {module: imports(module) for module in MODULES}
-GRAPH = {module: {imported for imported in found if (module, imported) not in ELSEWHERE}
-         for module, found in READ.items()}
+GRAPH = READ
 
 
 def _cycle_from(start: str) -> list[str] | None:
@@ -133,12 +122,6 @@ def test_the_reading_finds_each_kind_of_import():
 def test_no_module_imports_one_that_imports_it(module):
     cycle = _cycle_from(module)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
-
-
-@pytest.mark.parametrize("edge", sorted(ELSEWHERE))
-def test_imports_left_to_another_part_of_the_issue_are_still_there(edge):
-    module, imported = edge
-    assert imported in READ[module], f"{module} no longer imports {imported}: delete its entry of ELSEWHERE"
 
 
 @pytest.mark.parametrize("module", INFRASTRUCTURE)
