@@ -159,8 +159,9 @@ def format_cell(row: dict, key: str) -> str:
         return "yes" if value else ""
     if key == "predict_seconds_per_1000":
         return f"{value:.3f}"  # seconds per 1,000 samples = milliseconds per sample
-    if key == "params":
-        return " ".join(f"{name}={setting}" for name, setting in value.items())
+    if key == "params":  # a list (an ensemble's members) by its length: the names are in results.csv and the page
+        return " ".join(f"{name}={len(setting) if isinstance(setting, list) else setting}"
+                        for name, setting in value.items())
     if key == "classifier" and row.get("method"):  # its form at scale (svm-rbf: Nystroem features)
         return f"{value}*"
     return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -111,6 +111,8 @@ def test_fit_report_and_predict_use_fused_and_ensemble_models(cli, config, image
     assert {(row["tap"], row["classifier"]) for row in rows} >= {("layer1+pool", "logreg"), ("layer1+pool", "ridge")}
     (ensemble,) = [row for row in rows if row["classifier"] == "ensemble"]
     assert "ensemble*" in out and "* ensemble: stacking" in out
+    assert re.search(r"ensemble\*  .*members=\d ", out) and "members=[" not in out  # the count; results.csv names them
+    assert "pool/avg ridge" in ensemble["params"]
 
     curve = _rows(run_dir / "learning_curve.csv")
     assert list(curve[0]) == ["backbone", "tap", "pooling", "classifier", "per_class", "n_train", "draw",
