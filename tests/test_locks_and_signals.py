@@ -124,7 +124,8 @@ def test_an_interrupted_extract_keeps_its_batches_says_so_and_exits_like_a_shell
     config = write_config(f'root = "{image_folder}"')
     run = subprocess.Popen([sys.executable, "-m", "pipeline", "extract", "-c", str(config), "--set",
                             "features.batch_size=2"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a shell starts it
     deadline = time.monotonic() + 120
     while not list((tmp_path / "cache").glob("*.parts/*.npz")) and time.monotonic() < deadline:
         time.sleep(0.05)
