@@ -117,34 +117,18 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
     check_models(models)
     by_backbone = open_stores(stores)
     jobs = _jobs(by_backbone, models, codes, settings.fuse)
+    singles, fused = [job for job in jobs if len(job[1]) == 1], [job for job in jobs if len(job[1]) > 1]
     cells = []
-    bar = tqdm(total=sum(len(takers) for *_, takers in jobs), desc="fit", unit="model",
+    bar = tqdm(total=sum(len(takers) for *_, takers in singles), desc="fit", unit="model",
                disable=None if progress else True)
     with bar, search_backend(backend, scheduler):  # where the searches' fits run
-        for backbone, parts, takers in jobs:
-            store = by_backbone[backbone]
-            codes_of = load_fused_codes(store.path, parts, settings.memory_budget_gb)
-            tap, pooling = joined_names(parts)
-            for name in takers:
-                bar.set_postfix_str(f"{backbone} {tap}/{pooling} {name}")
-                if not codes_of.in_memory and (codes_of.part_widths or not learns_in_blocks(name)):
-                    log.warning("fit: %s %s/%s %s skipped: its codes are over classifiers.memory_budget_gb and %s",
-                                backbone, tap, pooling, name,
-                                "fused codes are fitted in memory only (fuse fewer tables, or set classifiers."
-                                "fuse_width)" if codes_of.part_widths else
-                                "it cannot learn from row blocks (sgd, linear-head and mlp-head can)")
-                    bar.update()
-                    continue
-                map_head = ZOO[name].takes == MAPS
-                head = map_head_settings(store, tap) if map_head else None
-                row, model = benchmark_model(codes_of, name, settings, head)
-                if map_head:
-                    row.update(recompute_cost(store, tap, row))
-                row = {"backbone": backbone, "weights": store.attrs["weights"], "pretrained": _pretrained(store),
-                       "tap": tap, "depth": max(get_backbone(backbone).depth(part) for part, _ in parts),
-                       "pooling": pooling, **row, "model_bytes": None, "model": ""}
-                cells.append(Cell(row, model, codes_of.spec))
-                bar.update()
+        for backbone, parts, takers in singles:
+            cells += _fit_job(backbone, by_backbone[backbone], parts, takers, settings, bar)
+        for backbone, parts, takers in fused:  # after the single tables, whose best classifiers they take
+            takers = _fused_takers(cells, backbone, takers, settings.fuse_models)
+            bar.total += len(takers)
+            bar.refresh()
+            cells += _fit_job(backbone, by_backbone[backbone], parts, takers, settings, bar)
     if not cells:
         raise SettingError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
                            "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
@@ -155,7 +139,50 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
     best = cells[0]
     log.info("fit: best of %d: %s %s/%s %s (cv %.1f %%)", len(cells), best.backbone, best.tap, best.pooling,
              best.classifier, 100 * best.cv_accuracy)
-    return Results(cells, codes_of.classes, by_backbone, settings.seed)
+    return Results(cells, next(iter(by_backbone.values())).classes, by_backbone, settings.seed)
+
+
+def _fit_job(backbone: str, store: FeatureStore, parts: list, takers: list[str], settings: Tuning,
+             bar) -> list[Cell]:
+    """The cells of one codes dataset (a table, or fused ``parts``): each classifier in
+    ``takers`` tuned, refitted and scored on it."""
+    codes_of = load_fused_codes(store.path, parts, settings.memory_budget_gb)
+    tap, pooling = joined_names(parts)
+    cells = []
+    for name in takers:
+        bar.set_postfix_str(f"{backbone} {tap}/{pooling} {name}")
+        if not codes_of.in_memory and (codes_of.part_widths or not learns_in_blocks(name)):
+            log.warning("fit: %s %s/%s %s skipped: its codes are over classifiers.memory_budget_gb and %s",
+                        backbone, tap, pooling, name,
+                        "fused codes are fitted in memory only (fuse fewer tables, or set classifiers."
+                        "fuse_width)" if codes_of.part_widths else
+                        "it cannot learn from row blocks (sgd, linear-head and mlp-head can)")
+            bar.update()
+            continue
+        map_head = ZOO[name].takes == MAPS
+        head = map_head_settings(store, tap) if map_head else None
+        row, model = benchmark_model(codes_of, name, settings, head)
+        if map_head:
+            row.update(recompute_cost(store, tap, row))
+        row = {"backbone": backbone, "weights": store.attrs["weights"], "pretrained": _pretrained(store),
+               "tap": tap, "depth": max(get_backbone(backbone).depth(part) for part, _ in parts),
+               "pooling": pooling, **row, "model_bytes": None, "model": ""}
+        cells.append(Cell(row, model, codes_of.spec))
+        bar.update()
+    return cells
+
+
+def _fused_takers(cells: list[Cell], backbone: str, takers: list[str], best: int) -> list[str]:
+    """The classifiers of ``takers`` that a fused cell of ``backbone`` is fitted with: those
+    of its ``best`` best single-table cells by cross-validation (all of them for 0)."""
+    if not best:
+        return takers
+    ranked = [cell.classifier for cell in _ranked([cell for cell in cells if cell.backbone == backbone])]
+    chosen = list(dict.fromkeys(name for name in ranked if name in takers))[:best] if ranked else takers
+    if len(chosen) < len(takers):
+        log.info("fit: %s fused cells with %s (the classifiers of its best single tables, classifiers.fuse_models "
+                 "= %d), not %s", backbone, ", ".join(chosen), best, ", ".join(n for n in takers if n not in chosen))
+    return chosen
 
 
 def _ranked(cells: list[Cell]) -> list[Cell]:

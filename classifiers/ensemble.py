@@ -9,7 +9,9 @@ learns from those scores which member to trust for which class, as scikit-learn'
 ``StackingClassifier`` does. How many of the best cells to stack (two up to all) is chosen
 by the cross-validated accuracy of that logistic regression on the out-of-fold scores,
 and that accuracy is the row's ``cv_accuracy``: the test split is never looked at until
-the ensemble is scored once, like every other row.
+the ensemble is scored once, like every other row. From ``Tuning.holdout_rows`` images up,
+where the other cells are scored on one held-out split, no ensemble is made: those k refits
+would cost a fifth of the fit stage and give an estimate not comparable with the others'.
 
 The model is a ``StackedCells`` estimator over the members' codes side by side (their
 parts, each once: ``classifiers.fusion``'s naming and feature spec), and the members are
@@ -35,7 +37,7 @@ from features.errors import SettingError
 from .cells import Cell, load_fused_codes
 from .fusion import ENSEMBLE, fused_spec, joined_names, parts_of
 from .metrics import probability_method, score
-from .selection import cv_splits, grouped_fit_params, tuning_rows
+from .selection import cv_splits, grouped_fit_params, on_held_out, tuning_rows
 from .tuning import Tuning
 from .zoo import STEP
 
@@ -160,6 +162,13 @@ def stack_cells(cells: list, stores: dict, tuning: Tuning = Tuning()):
         return None
     started = time.perf_counter()
     store = stores[backbone]
+    fit_rows = np.isin(store.splits, ("train", "val"))
+    if on_held_out(store.labels[fit_rows], tuning, store.groups[fit_rows]):
+        log.info("fit: no ensemble: at %d images or more (classifiers.holdout_rows) every cell is scored on one "
+                 "held-out split, and the stacking's out-of-fold scores (k refits of each member on a sample) "
+                 "would be neither comparable with those scores nor cheap; classifiers.holdout_rows = 0 stacks "
+                 "anyway", tuning.holdout_rows)
+        return None
     width_of = {part: int(np.prod(store.row_shape(*part))) for cell in candidates for part in parts_of(cell.spec)}
     union, ranges = _layout([parts_of(cell.spec) for cell in candidates], width_of)
     codes = load_fused_codes(store.path, union, tuning.memory_budget_gb)

@@ -43,8 +43,8 @@ from .paths import path_scores
 from .tuning import Tuning
 from .zoo import STEP, entry_for, estimator_params, make_model, param_grid
 
-__all__ = ["Selection", "HOLDOUT_FOLDS", "cv_splits", "grouped_fit_params", "select_model", "selection_splits",
-           "tuning_rows"]
+__all__ = ["Selection", "HOLDOUT_FOLDS", "cv_splits", "grouped_fit_params", "on_held_out", "select_model",
+           "selection_splits", "tuning_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,13 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
     )
 
 
+def on_held_out(y: np.ndarray, tuning: Tuning, groups: np.ndarray | None = None) -> bool:
+    """Whether ``y``'s images are many enough (``tuning.holdout_rows``) for every classifier
+    to be scored on one shared held-out split rather than by k folds."""
+    images = len(y) if groups is None else len(np.unique(groups))
+    return bool(tuning.holdout_rows) and images >= tuning.holdout_rows
+
+
 def selection_splits(y: np.ndarray, tuning: Tuning, groups: np.ndarray | None = None,
                      views: np.ndarray | None = None, kfold: bool = False) -> tuple[list, np.ndarray | None]:
     """The rows every classifier is trained and scored on: ``([(train rows, scored rows)], groups)``.
@@ -272,8 +279,7 @@ def selection_splits(y: np.ndarray, tuning: Tuning, groups: np.ndarray | None = 
     only, so every classifier of a table gets the same ones. ``groups`` comes back None
     when every row is its own image.
     """
-    images = len(y) if groups is None else len(np.unique(groups))
-    if tuning.holdout_rows and images >= tuning.holdout_rows and not kfold:
+    if on_held_out(y, tuning, groups) and not kfold:
         _, folds, groups = cv_splits(y, HOLDOUT_FOLDS, tuning.seed, groups, views)
         return folds[:1], groups
     sample = tuning_rows(y, tuning.tune_rows, tuning.seed, groups) if tuning.tune_rows else np.arange(len(y))

@@ -227,6 +227,7 @@ class ClassifiersSection:
     grid: dict[str, object] = field(default_factory=dict)
     fuse: list[str | list[str]] = field(default_factory=lambda: list(classifiers.DEFAULT_FUSE))
     fuse_width: int = 0
+    fuse_models: int = Tuning.fuse_models
     ensemble: int = Tuning.ensemble
 
     def tuning(self) -> Tuning:

@@ -18,7 +18,8 @@ from classifiers import StackedCells
 SMALL = dict(backbone="resnet50", taps=["layer1", "pool"], weights="random", image_size=32, batch_size=5,
              num_workers=0, progress=False)
 QUICK = dict(cv_folds=2, n_jobs=1, progress=False)
-ON = ("--set", "classifiers.fuse=[\"all\"]", "--set", "classifiers.ensemble=3", "--set", "classifiers.cv_folds=2",
+ON = ("--set", "classifiers.fuse=[\"all\"]", "--set", "classifiers.fuse_models=0", "--set", "classifiers.ensemble=3",
+      "--set", "classifiers.cv_folds=2",
       "--set", "classifiers.n_jobs=1", "--set", 'classifiers.models=["logreg", "ridge"]')
 
 
@@ -38,7 +39,7 @@ def _side_by_side(store, parts, split="test"):
 
 def test_a_fused_cell_is_one_more_cell_for_every_classifier_named_by_its_parts(store):
     results = classifiers.benchmark(store, models=["logreg", "ridge"], fuse=[["pool/avg", "layer1/avg"]], ensemble=0,
-                                    **QUICK)
+                                    fuse_models=0, **QUICK)
     fused = [cell for cell in results.cells if "+" in cell.tap]
     assert len(results.cells) == 6 and sorted(cell.classifier for cell in fused) == ["logreg", "ridge"]
     for cell in fused:
@@ -64,6 +65,16 @@ def test_by_default_all_tables_of_a_backbone_are_fused_and_a_width_budget_reduce
     assert [cell.tap for cell in one.cells] == ["pool"]  # one table: nothing to fuse
     none = classifiers.benchmark(store, models=["ridge"], fuse=[], ensemble=0, **QUICK)
     assert len(none.cells) == 2
+
+
+def test_a_fused_cell_takes_the_classifiers_of_the_best_single_tables(store):
+    results = classifiers.benchmark(store, models=["logreg", "ridge", "knn"], ensemble=0, fuse_models=1, **QUICK)
+    single = [cell for cell in results.cells if "+" not in cell.tap]
+    fused = [cell for cell in results.cells if "+" in cell.tap]
+    assert len(single) == 6 and [cell.classifier for cell in fused] == [single[0].classifier]  # the best by cv
+    two = classifiers.benchmark(store, models=["logreg", "ridge", "knn"], ensemble=0, **QUICK)  # fuse_models = 2
+    ranked = list(dict.fromkeys(cell.classifier for cell in two.cells if "+" not in cell.tap))
+    assert sorted(cell.classifier for cell in two.cells if "+" in cell.tap) == sorted(ranked[:2])
 
 
 @pytest.mark.parametrize("fuse, message", [
@@ -94,6 +105,15 @@ def test_the_ensemble_stacks_the_best_cells_by_cv_and_is_scored_once_on_test(sto
     assert [row["classifier"] for row in alone.rows] == ["ridge"]  # one cell: nothing to stack
 
 
+def test_no_ensemble_where_the_cells_are_scored_on_one_held_out_split(store, caplog):
+    images = int(np.isin(store.splits, ("train", "val")).sum())
+    with caplog.at_level("INFO", logger="classifiers.ensemble"):
+        results = classifiers.benchmark(store, models=["logreg", "ridge"], fuse=[], ensemble=3,
+                                        holdout_rows=images, **QUICK)
+    assert "ensemble" not in [cell.classifier for cell in results.cells] and len(results.cells) == 4
+    assert "no ensemble: at %d images or more" % images in caplog.text
+
+
 @parametrize_with_checks([StackedCells([(LogisticRegression(), [(0, None)])], cv=2)])
 def test_stacked_cells_keeps_the_estimator_contract(estimator, check):
     check(estimator)
@@ -118,7 +138,7 @@ def test_fit_report_and_predict_use_fused_and_ensemble_models(cli, config, image
     assert list(curve[0]) == ["backbone", "tap", "pooling", "classifier", "per_class", "n_train", "draw",
                               "test_accuracy"]
     assert len({(row["tap"], row["pooling"], row["classifier"]) for row in curve}) == 3  # the best three cells
-    assert {row["per_class"] for row in curve} == {"1", "2", "3", "6"}  # 6 training images per class: half, all
+    assert {row["per_class"] for row in curve} == {"1", "3", "6"}  # 6 training images per class: up to a quarter, half, all
     assert all(0 <= float(row["test_accuracy"]) <= 1 for row in curve)
     report = (run_dir / "report.md").read_text()
     assert "## Would more labels help?" in report and "over the last doubling" in report and "cs231n" in report
