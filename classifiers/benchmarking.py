@@ -177,8 +177,9 @@ def _fused_takers(cells: list[Cell], backbone: str, takers: list[str], best: int
     of its ``best`` best single-table cells by cross-validation (all of them for 0)."""
     if not best:
         return takers
-    ranked = [cell.classifier for cell in _ranked([cell for cell in cells if cell.backbone == backbone])]
-    chosen = list(dict.fromkeys(name for name in ranked if name in takers))[:best] if ranked else takers
+    ranked = [cell.classifier for cell in _ranked([cell for cell in cells if cell.backbone == backbone])
+              if cell.classifier in takers]
+    chosen = list(dict.fromkeys(ranked[:best])) if ranked else takers
     if len(chosen) < len(takers):
         log.info("fit: %s fused cells with %s (the classifiers of its best single tables, classifiers.fuse_models "
                  "= %d), not %s", backbone, ", ".join(chosen), best, ", ".join(n for n in takers if n not in chosen))

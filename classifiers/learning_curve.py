@@ -46,7 +46,7 @@ CURVE_NAME = "learning_curve.csv"
 CURVE_PLOT = "learning_curve.png"
 CURVE_COLUMNS = ("backbone", "tap", "pooling", "classifier", "per_class", "n_train", "draw", "test_accuracy")
 CURVE_CELLS = 3
-"""Cells whose curves are drawn: the best of the best row's backbone."""
+"""Cells whose curves are drawn: the best of the best row's backbone (one at scale: ``curve_rows``)."""
 DRAWS = 5
 """Seeded draws of a point; fewer for large ones (see ``_draws``)."""
 SHOTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
@@ -57,11 +57,15 @@ HELPS_POINTS = 1.0
 
 def curve_rows(rows: list[dict]) -> list[dict]:
     """The rows whose curves the report draws: the best ``CURVE_CELLS`` of the best row's
-    backbone that were fitted in memory on pooled codes (no ensembles, no map heads)."""
+    backbone that were fitted in memory on pooled codes (no ensembles, no map heads); only
+    the best of them where it was scored on one held-out split (``Tuning.holdout_rows``, at
+    scale), as a curve costs about 1.7 times its cell's fit and the question it answers
+    (would more labels help?) is the best cell's."""
     ranked = sorted(rows, key=selection_order)  # the order alone: no test comparisons, so status loads no scikit-learn
     backbone = ranked[0]["backbone"]
-    return [row for row in ranked if row["backbone"] == backbone and row["classifier"] != ENSEMBLE
-            and not row.get("out_of_core") and MAP not in row["pooling"].split("+")][:CURVE_CELLS]
+    cells = [row for row in ranked if row["backbone"] == backbone and row["classifier"] != ENSEMBLE
+             and not row.get("out_of_core") and MAP not in row["pooling"].split("+")]
+    return cells[:1 if cells and cells[0].get("cv_folds") == 1 else CURVE_CELLS]
 
 
 def _draws(rows: int, all_rows: int) -> int:
@@ -102,8 +106,9 @@ def learning_curve(model, X_fit: np.ndarray, y_fit: np.ndarray, X_test: np.ndarr
     list of dict
         ``per_class``, ``n_train`` (rows fitted), ``draw``, ``test_accuracy``: one per
         fit, for 1, 2, 5, ... images per class up to a quarter of the smallest class's, and
-        half. A curve refits about 1.2 times its cell's rows in all (``_draws``): at
-        60,000 images twice that made the report slower than the fit. A fit that a setting cannot take on so few rows (k neighbours > rows) is left out.
+        half. A curve refits about 1.2 times its cell's rows in all (``_draws``; twice
+        that before), in many small fits: about 1.7 times its cell's fit time for an
+        ``mlp-head`` at 60,000 images. A fit that a setting cannot take on so few rows (k neighbours > rows) is left out.
     """
     from sklearn.base import clone  # here: the report's inputs are listed without scikit-learn
 
