@@ -129,13 +129,14 @@ def benchmark(stores, models: list[str] | None = None, codes=None, backend: str 
             bar.total += len(takers)
             bar.refresh()
             cells += _fit_job(backbone, by_backbone[backbone], parts, takers, settings, bar)
-    if not cells:
-        raise SettingError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
-                           "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise the budget")
-    cells = _ranked(cells)
-    if settings.ensemble > 1:
-        stacked = stack_cells(cells, by_backbone, settings)
-        cells = _ranked(cells + [stacked]) if stacked else cells
+        if not cells:
+            raise SettingError("no classifier was fitted: the codes are over classifiers.memory_budget_gb and none of "
+                               "classifiers.models can learn from row blocks; add sgd, linear-head or mlp-head, or raise "
+                               "the budget")
+        cells = _ranked(cells)
+        if settings.ensemble > 1:  # its members' out-of-fold fits run where the searches' did
+            stacked = stack_cells(cells, by_backbone, settings)
+            cells = _ranked(cells + [stacked]) if stacked else cells
     best = cells[0]
     log.info("fit: best of %d: %s %s/%s %s (cv %.1f %%)", len(cells), best.backbone, best.tap, best.pooling,
              best.classifier, 100 * best.cv_accuracy)

@@ -11,6 +11,7 @@ nothing else. Local backends need no connection.
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager, nullcontext
 
 from features.errors import SettingError
@@ -61,6 +62,30 @@ def check_backend(backend: str, scheduler: str = "") -> None:
                            f"cluster, but classifiers.backend is {backend!r}")
 
 
+_WORKER_PACKAGES = ("builtins", "warnings", "numpy", "scipy", "sklearn", "joblib", "threadpoolctl")
+"""Where the categories of the warning filters a search's workers receive may come from."""
+
+
+@contextmanager
+def _filters_for_workers():
+    """Keep, while inside, only the warning filters whose category a worker imports anyway.
+
+    scikit-learn (1.7 and later) sends the caller's ``warnings.filters`` with every task it
+    hands to joblib, and a worker unpickles each filter's category class. Importing torch
+    adds filters of its own and of sympy's (``TracerWarning``, ``SymPyDeprecationWarning``),
+    so every worker imported torch and sympy (about 450 MB and a second), and loky, which
+    takes a worker that grows by 300 MB after its first task for a memory leak, replaced
+    them with a warning ("A worker stopped while some jobs were given to the executor"):
+    6 s of the demo's 0.4 s search. The filters left out concern warnings that only those
+    packages raise, and a search runs none of their code.
+    """
+    with warnings.catch_warnings():  # restores the full list on the way out
+        # assigned as the block opens, before any warning can be cached under the old list
+        warnings.filters[:] = [entry for entry in warnings.filters
+                               if entry[2].__module__.partition(".")[0] in _WORKER_PACKAGES]
+        yield
+
+
 @contextmanager
 def search_backend(backend: str = "loky", scheduler: str = ""):
     """Run the joblib work inside on ``backend``; for a cluster, connect to ``scheduler`` first.
@@ -79,5 +104,6 @@ def search_backend(backend: str = "loky", scheduler: str = ""):
     cluster = _CLUSTERS.get(backend)
     # local worker processes end with this one, even when it is killed (features.end_with_parent)
     workers = {"initializer": end_with_parent, "initargs": (os.getpid(),)} if backend in _LOCAL_PROCESSES else {}
-    with cluster(scheduler) if cluster else nullcontext(), joblib.parallel_config(backend=backend, **workers):
+    with cluster(scheduler) if cluster else nullcontext(), joblib.parallel_config(backend=backend, **workers), \
+            _filters_for_workers():
         yield

@@ -20,6 +20,25 @@ def test_searches_run_on_the_configured_backend_with_the_same_result(backend, ac
     assert chosen.params == local.params and chosen.cv_accuracy == pytest.approx(local.cv_accuracy)
 
 
+def _worker_imports_torch(_) -> bool:
+    return "torch" in sys.modules
+
+
+def test_search_workers_do_not_import_torch_for_its_warning_filters():
+    """scikit-learn sends the caller's warning filters to its workers; torch's own (and sympy's)
+    made each worker import torch, and loky replaced them as leaking memory, with a warning."""
+    import warnings
+
+    import torch  # noqa: F401  (the filters it adds are the point)
+    from sklearn.utils.parallel import Parallel, delayed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # as torch's import does, made sure of
+        with search_backend("loky"):
+            assert Parallel(n_jobs=2)(delayed(_worker_imports_torch)(index) for index in range(4)) == [False] * 4
+        assert any(entry[2] is torch.jit.TracerWarning for entry in warnings.filters)  # restored for the caller
+
+
 @pytest.mark.parametrize("backend, install", [("dask", r'pip install "dask\[distributed\]"'),
                                               ("ray", r'pip install "ray\[default\]"')])
 def test_a_cluster_backend_without_its_package_says_what_to_install(monkeypatch, backend, install):
