@@ -213,7 +213,9 @@ def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, ba
     ``per-layer`` (one ``extract_features`` call, one pass over the images, per tap) or
     ``one-pass`` (all taps in one call, which its recent versions allow).
     """
-    modules = [get_backbone(backbone).node(tap) for tap in taps]
+    with torch.device("meta"):  # module names only: thingsvision hooks modules, not graph nodes
+        names = dict(torchvision.models.get_model(backbone).named_modules())
+    modules = [tap if tap in names else get_backbone(backbone).node(tap) for tap in taps]
 
     def measure(count: int) -> float:
         out = scratch / f"peer-{count}-{time.perf_counter_ns()}"
