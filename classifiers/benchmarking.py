@@ -182,8 +182,9 @@ def _fused_takers(cells: list[Cell], backbone: str, takers: list[str], best: int
               if cell.classifier in takers]
     chosen = list(dict.fromkeys(ranked[:best])) if ranked else takers
     if len(chosen) < len(takers):
-        log.info("fit: %s fused cells with %s (the classifiers of its best single tables, classifiers.fuse_models "
-                 "= %d), not %s", backbone, ", ".join(chosen), best, ", ".join(n for n in takers if n not in chosen))
+        log.info("fit: %s fused cells with %s (the classifiers of its %d best single-table cells, "
+                 "classifiers.fuse_models), not %s", backbone, ", ".join(chosen), best,
+                 ", ".join(n for n in takers if n not in chosen))
     return chosen
 
 
