@@ -52,6 +52,23 @@ def test_batchnorms_fold_into_convolutions_without_changing_the_codes():
         assert 0 < float((outputs[tap] - expected[tap]).norm() / expected[tap].norm()) < 1e-5
 
 
+@pytest.mark.parametrize("backbone, taps", [("mobilenet_v3_small", ["features.3", "features.9"]),
+                                             ("regnet_y_400mf", ["trunk_output.block2", "trunk_output.block4"])])
+def test_batchnorms_inside_blocks_traced_whole_fold_too(backbone, taps):
+    """torchvision's feature extraction calls its own ops (Conv2dNormActivation) as one module:
+    their BatchNorms are steps of a Sequential, not nodes of the graph, and were left unfolded."""
+    weights = resolve_weights(backbone, "random")
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    network = build_tap_extractor(weights, taps, 64)
+    with torch.inference_mode():
+        expected = network(images)
+        folded = Forward(channels_last=False).model(build_tap_extractor(weights, taps, 64))
+        outputs = folded(images)
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in folded.modules())
+    for tap in taps:
+        assert float((outputs[tap] - expected[tap]).norm() / expected[tap].norm()) < 1e-5
+
+
 def test_bfloat16_codes_are_a_store_of_their_own_within_one_percent(image_folder, tmp_path):
     def extract(precision):
         return extract_codes(ImageFolder(image_folder), Recipe(WEIGHTS, image_size=32, precision=precision),
