@@ -70,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from classifiers import ZOO, make_model  # noqa: E402
 from features import PRECISIONS, Forward, check_taps, get_backbone, load_image, read_codes, resolve_weights  # noqa: E402,E501
 from features.pooling import pool  # noqa: E402
+from features.backbones import meta_model  # noqa: E402
 from features.forward import HostPixels  # noqa: E402
 from features.store import SampleTable, rewrite_store  # noqa: E402
 from features.weights import build_tap_extractor, preprocessing  # noqa: E402
@@ -213,8 +214,7 @@ def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, ba
     ``per-layer`` (one ``extract_features`` call, one pass over the images, per tap) or
     ``one-pass`` (all taps in one call, which its recent versions allow).
     """
-    with torch.device("meta"):  # module names only: thingsvision hooks modules, not graph nodes
-        names = dict(torchvision.models.get_model(backbone).named_modules())
+    names = dict(meta_model(backbone).named_modules())  # thingsvision hooks modules, not graph nodes
     modules = [tap if tap in names else get_backbone(backbone).node(tap) for tap in taps]
 
     def measure(count: int) -> float:
