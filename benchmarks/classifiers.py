@@ -1,6 +1,8 @@
 """Which classifier on which layer: the zoo's default grids against one untuned logreg.
 
-For every complete (tap, pooling) in each feature store given, this fits the baseline
+For every complete (tap, pooling) in each feature store given, and the fused cells that
+``fit`` adds (``classifiers.fuse``: the store's tables side by side, fitted with the
+classifiers of the best two single-table cells), this fits the baseline
 (standardised codes, LogisticRegression(C=0.1), no search: what ``../shared/bench``
 measured) and every zoo entry asked for, tuned by stratified CV on the train (+ val) rows,
 then scores each once on the test rows. It prints a Markdown table, one row per store x
@@ -24,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-from classifiers import DEFAULT_PREPROCESSING, ZOO, benchmark, load_codes, make_model, score  # noqa: E402
+from classifiers import DEFAULT_PREPROCESSING, ZOO, benchmark, load_fused_codes, make_model, parts_of, score  # noqa: E402
 from features import MAP, FeatureStore  # noqa: E402
 
 DEFAULT_MODELS = ["logreg", "linsvm", "svm-rbf", "sgd", "ridge", "knn"]
@@ -38,8 +40,9 @@ def baseline_accuracy(codes, seed: int) -> float:
 
 
 def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
-    """One row per complete pooled (tap, pooling) of the store: baseline and tuned test
-    accuracies, the zoo's tuned as ``fit`` tunes them (``classifiers.benchmark``)."""
+    """One row per cell (a complete pooled (tap, pooling) of the store, or a fused cell):
+    baseline and tuned test accuracies, the zoo's tuned as ``fit`` tunes them
+    (``classifiers.benchmark``)."""
     with FeatureStore(path) as store:
         pooled = [f"{tap}/{pooling}" for tap, pooling in store.available() if pooling != MAP]  # maps: map heads
         results = benchmark(store, models, pooled, progress=False, preprocessing=args.preprocessing,
@@ -48,24 +51,28 @@ def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
     for cell in results.rows:
         key = (cell["tap"], cell["pooling"])
         if key not in rows:
-            codes = load_codes(path, *key)
+            codes = load_fused_codes(path, parts_of(cell))
             rows[key] = {"store": path.name, "backbone": cell["backbone"], "weights": cell["weights"], "tap": key[0],
                          "pooling": key[1], "n_train": len(codes.y_fit), "n_test": len(codes.y_test),
                          "baseline": baseline_accuracy(codes, args.seed)}
         rows[key][cell["classifier"]] = cell["test_accuracy"]
         rows[key][f"{cell['classifier']} cv"] = cell["cv_accuracy"]
-    return [rows[tuple(name.split("/", 1))] for name in pooled]  # in the store's order
+    order = [tuple(name.split("/", 1)) for name in pooled]  # the store's tables in its order, then fused cells
+    return [rows[key] for key in order] + [row for key, row in rows.items() if key not in order]
 
 
 def markdown_table(rows: list[dict], models: list[str]) -> str:
-    """Test accuracy per tap (rows) and classifier (columns); the best of each row in bold."""
+    """Test accuracy per cell (rows) and classifier (columns); the best of each row in bold, "-"
+    where the cell was not fitted with that classifier (a fused cell takes the best two)."""
     header = ["backbone", "weights", "tap", "pooling", "train", "test", "untuned logreg", *models,
               "CV picks", "its test", "gain"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
-        best = max(models, key=lambda name: row[name])
-        picked = max(models, key=lambda name: row[f"{name} cv"])
-        cells = [f"**{100 * row[name]:.1f}**" if name == best else f"{100 * row[name]:.1f}" for name in models]
+        fitted = [name for name in models if name in row]
+        best = max(fitted, key=lambda name: row[name])
+        picked = max(fitted, key=lambda name: row[f"{name} cv"])
+        cells = ["-" if name not in row else f"**{100 * row[name]:.1f}**" if name == best else
+                 f"{100 * row[name]:.1f}" for name in models]
         lines.append("| " + " | ".join([
             row["backbone"], row["weights"], row["tap"], row["pooling"], str(row["n_train"]), str(row["n_test"]),
             f"{100 * row['baseline']:.1f}", *cells, picked, f"{100 * row[picked]:.1f}",

@@ -119,7 +119,8 @@ def stage_rates(backbone: str, size: int, args) -> tuple[list[dict], dict]:
         for precision in args.precisions:
             cache = args.cache / f"{backbone}-{size}" / precision
             shutil.rmtree(cache, ignore_errors=True)
-            recipe = Recipe.resolve(backbone, weights, image_size=size, precision=precision)
+            recipe = Recipe.resolve(backbone, weights, image_size=size, precision=precision,
+                                    calibration_images=args.calibration_images)
             started = time.perf_counter()
             done = extract_codes(source, recipe, taps=taps, poolings=["avg"], cache_dir=cache, runtime=runtime)
             rates[precision] = done.images / (time.perf_counter() - started)
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     timing.add_argument("--taps", nargs="+", help="VGG16's taps (default: its default taps)")
     timing.add_argument("--weights", default="random", help="VGG16's weights (ResNet50's are random)")
     timing.add_argument("--workers", type=int, default=2, help="DataLoader workers of the stage")
+    timing.add_argument("--calibration-images", type=int, default=Recipe.calibration_images,
+                        help="int8's calibration sample in the stage (features.calibration_images; default %(default)s)")
     timing.add_argument("--cache", type=Path, default=Path("benchmarks/cache/precision"))
     compare = commands.add_parser("codes", help="relative differences of stores' codes")
     compare.add_argument("reference", type=Path, help="the float32 store")

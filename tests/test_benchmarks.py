@@ -61,3 +61,24 @@ def test_the_forward_benchmark_compares_the_networks_settings(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| resnet50 | 32 | 2 |")]
     assert [row.split(" | ")[3] for row in rows] == ["plain", "channels_last", "folded", "bfloat16"]
     assert rows[0].endswith("| +0 % |")
+
+
+def test_the_classifier_benchmark_has_a_row_per_table_and_one_for_the_fused_tables(image_folder, tmp_path, capsys):
+    import importlib.util
+
+    from features import ImageFolder, Recipe, Runtime, extract_codes, resolve_weights
+
+    store = extract_codes(ImageFolder(image_folder), Recipe(resolve_weights("resnet50", "random"), image_size=32),
+                          taps=["layer1", "pool"], poolings=["avg"], cache_dir=tmp_path,
+                          runtime=Runtime(batch_size=8, progress=False)).path
+    spec = importlib.util.spec_from_file_location("classifier_benchmark", Path(extraction.__file__).with_name(
+        "classifiers.py"))  # by its path: the name "classifiers" is the package's
+    benchmark_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark_script)
+    assert benchmark_script.main([str(store), "--models", "logreg", "ridge", "sgd", "--cv-folds", "2",
+                                  "--n-jobs", "1", "--out", str(tmp_path / "table.md")]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| resnet50 |")]
+    assert [(row[2], row[3]) for row in rows] == [("layer1", "avg"), ("pool", "avg"), ("layer1+pool", "avg+avg")]
+    assert all("-" not in row[7:10] for row in rows[:2])
+    assert 1 <= rows[2][7:10].count("-") <= 2  # the fused cell: the classifiers of the best two cells only
+    assert (tmp_path / "table.md").read_text().count("| resnet50 |") == 3
