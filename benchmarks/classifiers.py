@@ -2,7 +2,8 @@
 
 For every complete (tap, pooling) in each feature store given, and the fused cells that
 ``fit`` adds (``classifiers.fuse``: the store's tables side by side, fitted with the
-classifiers of the best two single-table cells), this fits the baseline
+classifiers of the best two single-table cells) and the stacked ensemble of the best
+cells (``classifiers.ensemble``, a row of its own), this fits the baseline
 (standardised codes, LogisticRegression(C=0.1), no search: what ``../shared/bench``
 measured) and every zoo entry asked for, tuned by stratified CV on the train (+ val) rows,
 then scores each once on the test rows. It prints a Markdown table, one row per store x
@@ -26,7 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-from classifiers import DEFAULT_PREPROCESSING, ZOO, benchmark, load_fused_codes, make_model, parts_of, score  # noqa: E402
+from classifiers import (  # noqa: E402
+    DEFAULT_PREPROCESSING,
+    ENSEMBLE,
+    ZOO,
+    benchmark,
+    load_fused_codes,
+    make_model,
+    parts_of,
+    score,
+)
 from features import MAP, FeatureStore  # noqa: E402
 
 DEFAULT_MODELS = ["logreg", "linsvm", "svm-rbf", "sgd", "ridge", "knn"]
@@ -40,7 +50,7 @@ def baseline_accuracy(codes, seed: int) -> float:
 
 
 def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
-    """One row per cell (a complete pooled (tap, pooling) of the store, or a fused cell):
+    """One row per cell (a complete pooled (tap, pooling) of the store, a fused cell, the ensemble):
     baseline and tuned test accuracies, the zoo's tuned as ``fit`` tunes them
     (``classifiers.benchmark``)."""
     with FeatureStore(path) as store:
@@ -49,7 +59,7 @@ def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
                             cv_folds=args.cv_folds, n_jobs=args.n_jobs, seed=args.seed)
     rows = {}
     for cell in results.rows:
-        key = (cell["tap"], cell["pooling"])
+        key = (cell["tap"], cell["pooling"], cell["classifier"] == ENSEMBLE)
         if key not in rows:
             codes = load_fused_codes(path, parts_of(cell))
             rows[key] = {"store": path.name, "backbone": cell["backbone"], "weights": cell["weights"], "tap": key[0],
@@ -57,13 +67,14 @@ def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
                          "baseline": baseline_accuracy(codes, args.seed)}
         rows[key][cell["classifier"]] = cell["test_accuracy"]
         rows[key][f"{cell['classifier']} cv"] = cell["cv_accuracy"]
-    order = [tuple(name.split("/", 1)) for name in pooled]  # the store's tables in its order, then fused cells
+    order = [(*name.split("/", 1), False) for name in pooled]  # the store's tables in its order, then the others
     return [rows[key] for key in order] + [row for key, row in rows.items() if key not in order]
 
 
 def markdown_table(rows: list[dict], models: list[str]) -> str:
     """Test accuracy per cell (rows) and classifier (columns); the best of each row in bold, "-"
     where the cell was not fitted with that classifier (a fused cell takes the best two)."""
+    models = models + [ENSEMBLE] * any(ENSEMBLE in row for row in rows)
     header = ["backbone", "weights", "tap", "pooling", "train", "test", "untuned logreg", *models,
               "CV picks", "its test", "gain"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
