@@ -7,7 +7,7 @@ cells (``classifiers.ensemble``, a row of its own), this fits the baseline
 (standardised codes, LogisticRegression(C=0.1), no search: what ``../shared/bench``
 measured) and every zoo entry asked for, tuned by stratified CV on the train (+ val) rows,
 then scores each once on the test rows. It prints a Markdown table, one row per store x
-tap x pooling: test accuracy per classifier (the highest in bold), the classifier that
+cell (named by its store file, tap and pooling): test accuracy per classifier (the highest in bold), the classifier that
 cross-validation picks among them (what the pipeline's ``best`` would be, chosen without
 the test rows), its test accuracy, and its gain over the baseline; ``--out`` writes the
 same table to a file.
@@ -75,7 +75,7 @@ def markdown_table(rows: list[dict], models: list[str]) -> str:
     """Test accuracy per cell (rows) and classifier (columns); the best of each row in bold, "-"
     where the cell was not fitted with that classifier (a fused cell takes the best two)."""
     models = models + [ENSEMBLE] * any(ENSEMBLE in row for row in rows)
-    header = ["backbone", "weights", "tap", "pooling", "train", "test", "untuned logreg", *models,
+    header = ["store", "backbone", "weights", "tap", "pooling", "train", "test", "untuned logreg", *models,
               "CV picks", "its test", "gain"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
@@ -85,7 +85,7 @@ def markdown_table(rows: list[dict], models: list[str]) -> str:
         cells = ["-" if name not in row else f"**{100 * row[name]:.1f}**" if name == best else
                  f"{100 * row[name]:.1f}" for name in models]
         lines.append("| " + " | ".join([
-            row["backbone"], row["weights"], row["tap"], row["pooling"], str(row["n_train"]), str(row["n_test"]),
+            row["store"], row["backbone"], row["weights"], row["tap"], row["pooling"], str(row["n_train"]), str(row["n_test"]),
             f"{100 * row['baseline']:.1f}", *cells, picked, f"{100 * row[picked]:.1f}",
             f"{100 * (row[picked] - row['baseline']):+.1f}",
         ]) + " |")

@@ -77,10 +77,11 @@ def test_the_classifier_benchmark_has_a_row_per_table_and_one_for_the_fused_tabl
     spec.loader.exec_module(benchmark_script)
     assert benchmark_script.main([str(store), "--models", "logreg", "ridge", "sgd", "--cv-folds", "2",
                                   "--n-jobs", "1", "--out", str(tmp_path / "table.md")]) == 0
-    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| resnet50 |")]
+    rows = [line.split(" | ")[1:] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(f"| {store.name} | resnet50 |")]
     assert [(row[2], row[3]) for row in rows] == [("layer1", "avg"), ("pool", "avg"), ("layer1+pool", "avg+avg"),
                                                   ("layer1+pool", "avg+avg")]
     assert all("-" not in row[7:10] and row[10] == "-" for row in rows[:2])
     assert 1 <= rows[2][7:10].count("-") <= 2 and rows[2][10] == "-"  # fused: the classifiers of the best two cells
     assert rows[3][7:10] == ["-"] * 3 and rows[3][10] != "-" and rows[3][11] == "ensemble"  # stacked: its own row
-    assert (tmp_path / "table.md").read_text().count("| resnet50 |") == 4
+    assert (tmp_path / "table.md").read_text().count(" | resnet50 |") == 4
