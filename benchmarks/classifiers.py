@@ -6,11 +6,11 @@ classifiers of the best two single-table cells) and the stacked ensemble of the 
 cells (``classifiers.ensemble``, a row of its own), this fits the baseline
 (standardised codes, LogisticRegression(C=0.1), no search: what ``../shared/bench``
 measured) and every zoo entry asked for, tuned by stratified CV on the train (+ val) rows,
-then scores each once on the test rows. It prints a Markdown table, one row per store x
-cell (named by its store file, tap and pooling): test accuracy per classifier (the highest in bold), the classifier that
-cross-validation picks among them (what the pipeline's ``best`` would be, chosen without
-the test rows), its test accuracy, and its gain over the baseline; ``--out`` writes the
-same table to a file.
+then scores each once on the test rows. It prints a Markdown table, one row per cell
+(named by its store file, tap and pooling): test accuracy per classifier (the highest
+in bold), the classifier that cross-validation picks among them (what the pipeline's
+``best`` would be, chosen without the test rows), its test accuracy, and its gain over
+the baseline; ``--out`` writes the same table to a file.
 
     python benchmarks/classifiers.py cache/fashion-vgg16-*.h5 --out benchmarks/fashion.md
     python benchmarks/classifiers.py STORE.h5 --models logreg svm-rbf --cv-folds 3 --n-jobs 2
