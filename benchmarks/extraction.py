@@ -5,7 +5,9 @@ For each backbone x input size x batch size it measures, in one run and on one m
 - ``bare``: the tap extractor's forward on a normalised batch already on the device (same
   model, taps, batch, memory format (``--layouts``), precision and threads): the ceiling;
 - ``pipeline``: ``python -m pipeline extract`` on JPEG photos on disk, into a fresh HDF5
-  cache, as a user runs it (a separate process: its start-up is counted);
+  cache, as a user runs it (a separate process: its start-up is counted); with
+  ``--in-process``, ``features.extract`` in the benchmark's own process (the same stage
+  without a second interpreter, whose start-up varies by seconds on a busy machine);
 - ``naive``: the tutorial loop: decode each image in the main process, float32, no
   workers, codes gathered in Python lists, saved with numpy;
 - ``peer`` (with ``--peer PYTHON``, a python of a venv with thingsvision installed): the
@@ -67,6 +69,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
+import features  # noqa: E402
 from classifiers import ZOO, make_model  # noqa: E402
 from features import PRECISIONS, Forward, check_taps, get_backbone, load_image, read_codes, resolve_weights  # noqa: E402,E501
 from features.pooling import pool  # noqa: E402
@@ -228,34 +231,35 @@ def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, ba
 
 
 def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict, workers: int,
-             decode: str, forward: Forward, scratch: Path) -> tuple[float, float, float]:
-    """``python -m pipeline extract`` as a user runs it, into a fresh cache each time."""
+             decode: str, forward: Forward, scratch: Path, in_process: bool = False) -> tuple[float, float, float]:
+    """``python -m pipeline extract`` as a user runs it, into a fresh cache each time; or,
+    ``in_process``, ``features.extract`` (what the command runs) in this process, which
+    leaves a second interpreter's start-up out of both runs of the margin."""
+    settings = dict(weights="random", image_size=size, batch_size=batch, num_workers=workers,
+                    fast_decode=decode == "fast", decode_on_device=decode == "device", device=forward.device,
+                    precision=forward.precision, channels_last=forward.channels_last, compile=forward.compile)
 
     def measure(count: int) -> float:
         run = scratch / f"run-{count}-{time.perf_counter_ns()}"
-        config = run / "config.toml"
         run.mkdir(parents=True)
+        if in_process:
+            started = time.perf_counter()
+            features.extract(folders[count], backbone, taps, cache_dir=run / "cache", progress=False,
+                             **settings).close()
+            return time.perf_counter() - started
+        config = run / "config.toml"
         config.write_text(textwrap.dedent(f"""\
             [data]
             root = "{folders[count]}"
             [features]
             backbones = ["{backbone}"]
-            weights = "random"
-            image_size = {size}
-            batch_size = {batch}
-            num_workers = {json.dumps(workers)}
-            fast_decode = {str(decode == "fast").lower()}
-            decode_on_device = {str(decode == "device").lower()}
-            device = "{forward.device}"
-            precision = "{forward.precision}"
-            channels_last = {str(forward.channels_last).lower()}
-            compile = {str(forward.compile).lower()}
             cache_dir = "cache"
+            """) + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items()) + textwrap.dedent(f"""\
             [features.taps]
-            {backbone} = {taps!r}
+            {backbone} = {json.dumps(taps)}
             [run]
             dir = "run"
-            """).replace("'", '"'))
+            """))
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pipeline", "extract", "-q", "-c", str(config)], cwd=ROOT, check=True)
         return time.perf_counter() - started
@@ -288,7 +292,8 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
                 plain = Forward(args.device, channels_last=False)  # the tutorial's model: float32, default layout
                 contenders = {  # name: (the forward whose bare run comes first, the contender)
                     **{variant: (forwards[variant[2]], partial(pipeline, backbone, taps, size, batch, n, folders,
-                                                               variant[1], variant[0], forwards[variant[2]], scratch))
+                                                               variant[1], variant[0], forwards[variant[2]], scratch,
+                                                               args.in_process))
                        for variant in variants},
                     "naive": (plain, partial(naive, backbone, taps, size, batch, n, folders, args.device)),
                     **{f"peer {passes}": (plain, partial(peer, args.peer, passes, backbone, taps, size, batch, n,
@@ -518,6 +523,9 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="the pipeline's and its bare forward's precision (the naive loop stays float32)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the pipeline's and its bare network")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the pipeline as features.extract in this process, not as the command: no "
+                             "interpreter start-up in the margin (steadier on a machine whose speed drifts)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per case; medians are reported (default 3)")
     parser.add_argument("--models", nargs="*", default=[name for name in ZOO if not name.endswith("head")],
                         help="zoo entries to time on 10,000 x 2,048 codes (none: skip)")

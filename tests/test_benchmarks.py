@@ -23,6 +23,16 @@ def test_the_extraction_benchmark_prints_and_appends_its_tables(tmp_path, capsys
         assert line in printed
 
 
+def test_the_extraction_benchmark_runs_the_stage_in_its_own_process(tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(extraction.subprocess, "run", lambda *args, **kwargs: calls.append(args))
+    assert extraction.main(["--backbones", "resnet50", "--sizes", "32", "--batch-sizes", "4", "--n", "8",
+                            "--repeats", "1", "--taps", "layer1", "--files", "200x150", "--workers", "0",
+                            "--in-process", "--models", "--read-rows", "400", "--answer-repeats", "0"]) == 0
+    assert not calls  # no `python -m pipeline extract`: features.extract ran here
+    assert "| resnet50 | 32 | 200x150 | fast | 0 | channels_last | 4 | 1 | 8 |" in capsys.readouterr().out
+
+
 def test_the_precision_benchmark_compares_stores(image_folder, tmp_path, capsys):
     import precision
 
