@@ -57,14 +57,17 @@ def benchmark_store(path: Path, models: list[str], args) -> list[dict]:
         pooled = [f"{tap}/{pooling}" for tap, pooling in store.available() if pooling != MAP]  # maps: map heads
         results = benchmark(store, models, pooled, progress=False, preprocessing=args.preprocessing,
                             cv_folds=args.cv_folds, n_jobs=args.n_jobs, seed=args.seed)
-    rows = {}
+    rows, baselines = {}, {}  # baselines by parts: the ensemble's often are the fused cell's
     for cell in results.rows:
         key = (cell["tap"], cell["pooling"], cell["classifier"] == ENSEMBLE)
         if key not in rows:
-            codes = load_fused_codes(path, parts_of(cell))
+            parts = tuple(parts_of(cell))
+            if parts not in baselines:
+                codes = load_fused_codes(path, list(parts))
+                baselines[parts] = len(codes.y_fit), len(codes.y_test), baseline_accuracy(codes, args.seed)
+            n_train, n_test, baseline = baselines[parts]
             rows[key] = {"store": path.name, "backbone": cell["backbone"], "weights": cell["weights"], "tap": key[0],
-                         "pooling": key[1], "n_train": len(codes.y_fit), "n_test": len(codes.y_test),
-                         "baseline": baseline_accuracy(codes, args.seed)}
+                         "pooling": key[1], "n_train": n_train, "n_test": n_test, "baseline": baseline}
         rows[key][cell["classifier"]] = cell["test_accuracy"]
         rows[key][f"{cell['classifier']} cv"] = cell["cv_accuracy"]
     order = [(*name.split("/", 1), False) for name in pooled]  # the store's tables in its order, then the others
@@ -85,7 +88,8 @@ def markdown_table(rows: list[dict], models: list[str]) -> str:
         cells = ["-" if name not in row else f"**{100 * row[name]:.1f}**" if name == best else
                  f"{100 * row[name]:.1f}" for name in models]
         lines.append("| " + " | ".join([
-            row["store"], row["backbone"], row["weights"], row["tap"], row["pooling"], str(row["n_train"]), str(row["n_test"]),
+            row["store"], row["backbone"], row["weights"], row["tap"], row["pooling"], str(row["n_train"]),
+            str(row["n_test"]),
             f"{100 * row['baseline']:.1f}", *cells, picked, f"{100 * row[picked]:.1f}",
             f"{100 * (row[picked] - row['baseline']):+.1f}",
         ]) + " |")

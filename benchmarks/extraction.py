@@ -69,9 +69,17 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-import features  # noqa: E402
 from classifiers import ZOO, make_model  # noqa: E402
-from features import PRECISIONS, Forward, check_taps, get_backbone, load_image, read_codes, resolve_weights  # noqa: E402,E501
+from features import (  # noqa: E402
+    PRECISIONS,
+    Forward,
+    check_taps,
+    extract,
+    get_backbone,
+    load_image,
+    read_codes,
+    resolve_weights,
+)
 from features.pooling import pool  # noqa: E402
 from features.backbones import meta_model  # noqa: E402
 from features.forward import HostPixels  # noqa: E402
@@ -244,8 +252,7 @@ def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, fold
         run.mkdir(parents=True)
         if in_process:
             started = time.perf_counter()
-            features.extract(folders[count], backbone, taps, cache_dir=run / "cache", progress=False,
-                             **settings).close()
+            extract(folders[count], backbone, taps, cache_dir=run / "cache", progress=False, **settings).close()
             return time.perf_counter() - started
         config = run / "config.toml"
         config.write_text(textwrap.dedent(f"""\

@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     timing.add_argument("--weights", default="random", help="VGG16's weights (ResNet50's are random)")
     timing.add_argument("--workers", type=int, default=2, help="DataLoader workers of the stage")
     timing.add_argument("--calibration-images", type=int, default=Recipe.calibration_images,
-                        help="int8's calibration sample in the stage (features.calibration_images; default %(default)s)")
+                        help="int8's calibration sample in the stage (features.calibration_images; "
+                             "default %(default)s)")
     timing.add_argument("--cache", type=Path, default=Path("benchmarks/cache/precision"))
     compare = commands.add_parser("codes", help="relative differences of stores' codes")
     compare.add_argument("reference", type=Path, help="the float32 store")
