@@ -112,6 +112,8 @@ class FinetuneHead(TorchClassifier):
         the statistics of small fine-tuning batches are noisier than the pre-trained ones.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss, as in scikit-learn's linear models.
+    precision : {"float32", "bfloat16"}, default="float32"
+        The arithmetic of training's forward and backward passes (``TorchHead``'s).
     device : str, default="auto"
         ``auto`` trains on CUDA when available, else the CPU; or ``cpu``, ``cuda:1``, ...
     random_state : int, RandomState or None, default=None
@@ -160,6 +162,7 @@ class FinetuneHead(TorchClassifier):
         validation_fraction=0.1,
         train_batchnorm=False,
         class_weight=None,
+        precision="float32",
         device="auto",
         random_state=None,
     ):
@@ -181,6 +184,7 @@ class FinetuneHead(TorchClassifier):
         self.validation_fraction = validation_fraction
         self.train_batchnorm = train_batchnorm
         self.class_weight = class_weight
+        self.precision = precision
         self.device = device
         self.random_state = random_state
 

@@ -34,11 +34,14 @@ from torch import nn
 
 from features import resolve_device
 from features.errors import SettingError
+from features.quantize import cpu_instructions
 
-__all__ = ["SCHEDULES", "TorchHead"]
+__all__ = ["SCHEDULES", "TRAINING_PRECISIONS", "TorchHead"]
 
 SCHEDULES = ("constant", "cosine")
 """How the learning rate moves over training (``learning_rate_schedule``)."""
+TRAINING_PRECISIONS = ("float32", "bfloat16")
+"""The arithmetic of training's forward and backward passes (``precision``)."""
 
 
 def _device(name: str) -> torch.device:
@@ -102,7 +105,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     predicts (``_predictor``). It needs the parameters ``dropout``, ``hidden_units``,
     ``weight_decay``, ``learning_rate``, ``learning_rate_schedule``, ``label_smoothing``,
     ``batch_size``, ``max_iter``, ``n_iter_no_change``, ``validation_fraction``,
-    ``class_weight``, ``device`` and ``random_state`` (see ``TorchHead``).
+    ``class_weight``, ``precision``, ``device`` and ``random_state`` (see ``TorchHead``).
     """
 
     _predict_batch = 8192
@@ -115,6 +118,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise SettingError(f"dropout = {self.dropout} must be in [0, 1)")
         if self.learning_rate_schedule not in SCHEDULES:
             raise SettingError(f"learning_rate_schedule = {self.learning_rate_schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.precision not in TRAINING_PRECISIONS:
+            raise SettingError(f"precision = {self.precision!r}; valid: {', '.join(TRAINING_PRECISIONS)}")
         if not 0 <= self.label_smoothing < 1:
             raise SettingError(f"label_smoothing = {self.label_smoothing} must be in [0, 1)")
         if not 0 <= self.validation_fraction < 1:
@@ -197,6 +202,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got 1 class")
         seed = self._seed()
         device = _device(self.device)
+        self._check_precision(device)
         host = torch.Generator().manual_seed(seed)
         on_device = _device_generator(host, seed, device)
 
@@ -238,6 +244,14 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             network.load_state_dict(best_state)
         return network.cpu().eval()
 
+    def _check_precision(self, device: torch.device) -> None:
+        """Warn where ``bfloat16`` training is emulated: a CPU without ``avx512_bf16`` or AMX."""
+        found = cpu_instructions()
+        if self.precision == "bfloat16" and device.type == "cpu" and not (found["avx512_bf16"] or found["amx"]):
+            warnings.warn("precision = \"bfloat16\" on a CPU without avx512_bf16 or AMX: its matrix products are "
+                          "emulated and may train slower than float32 (docs/classifiers.md, Heads)", UserWarning,
+                          stacklevel=3)
+
     def _seed(self) -> int:
         """The fit's seed, drawn from ``random_state``; every generator of the fit starts from it."""
         return int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -257,14 +271,16 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         first, small ones to settle at the end, which early stopping at a constant rate
         does not reach (measured in docs/classifiers.md).
         """
-        network, optimiser, loss_of, on_device, device = training
+        network, optimiser, loss_of, on_device, device = training  # the loss and the weights stay float32
         order = torch.from_numpy(rows)[torch.randperm(len(rows), generator=generator)].to(X.device)
         batches = order.split(int(self.batch_size))
         total = 0.0
         for index, batch in enumerate(batches):
             if self.learning_rate_schedule == "cosine":
                 _anneal(optimiser, (epoch - 1 + index / len(batches)) / int(self.max_iter))
-            loss = loss_of(network(X[batch].to(device, torch.float32), on_device), y[batch].to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+                logits = network(X[batch].to(device, torch.float32), on_device)
+            loss = loss_of(logits.float(), y[batch].to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -311,6 +327,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has labels {unknown.tolist()} that are not in classes {self.classes_.tolist()}")
         network, optimiser, generator = self._partial
         device = _device(self.device)
+        self._check_precision(device)
         loss_of = self._loss(y, device)
         _move(network, optimiser, device)
         self.n_iter_ += 1
@@ -401,6 +418,12 @@ class TorchHead(TorchClassifier):
         too few samples for that, or it is 0, all data is trained on for ``max_iter``.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss, as in scikit-learn's linear models.
+    precision : {"float32", "bfloat16"}, default="float32"
+        The arithmetic of training's forward and backward passes. ``bfloat16`` autocasts
+        them (the weights, their updates and the loss stay float32): faster where the
+        device multiplies bfloat16 natively (GPUs; CPUs with ``avx512_bf16`` or AMX, where
+        it warns otherwise), at the same accuracy in docs/classifiers.md's measurements.
+        Predictions are float32 either way.
     device : str, default="auto"
         ``auto`` trains on CUDA when available, else the CPU; or ``cpu``, ``cuda:1``, ...
     random_state : int, RandomState or None, default=None
@@ -433,6 +456,7 @@ class TorchHead(TorchClassifier):
         n_iter_no_change=10,
         validation_fraction=0.1,
         class_weight=None,
+        precision="float32",
         device="auto",
         random_state=None,
     ):
@@ -448,6 +472,7 @@ class TorchHead(TorchClassifier):
         self.n_iter_no_change = n_iter_no_change
         self.validation_fraction = validation_fraction
         self.class_weight = class_weight
+        self.precision = precision
         self.device = device
         self.random_state = random_state
 

@@ -95,3 +95,36 @@ def test_the_classifier_benchmark_has_a_row_per_table_and_one_for_the_fused_tabl
     assert 1 <= rows[2][7:10].count("-") <= 2 and rows[2][10] == "-"  # fused: the classifiers of the best two cells
     assert rows[3][7:10] == ["-"] * 3 and rows[3][10] != "-" and rows[3][11] == "ensemble"  # stacked: its own row
     assert (tmp_path / "table.md").read_text().count(" | resnet50 |") == 4
+
+
+def test_the_heads_benchmark_times_settings_and_scores_soft_votes(image_folder, tmp_path, capsys):
+    import joblib
+    import numpy as np
+
+    import heads
+    from classifiers import make_model
+    from classifiers.cells import load_fused_codes
+    from features import ImageFolder, Recipe, Runtime, extract_codes, resolve_weights
+
+    store = extract_codes(ImageFolder(image_folder), Recipe(resolve_weights("resnet50", "random"), image_size=32),
+                          taps=["layer1", "pool"], poolings=["avg"], cache_dir=tmp_path,
+                          runtime=Runtime(batch_size=8, progress=False)).path
+    parts = ["layer1/avg", "pool/avg"]
+    heads.main([str(store), "--parts", *parts, "--settings", '{"max_iter": 2}', '{"max_iter": 2, "hidden_units": [8]}'])
+    out = capsys.readouterr().out
+    assert "layer1+pool / avg+avg" in out and "avx512_bf16" in out
+    assert [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| `{")] == [
+        '| `{"max_iter": 2}`', '| `{"max_iter": 2, "hidden_units": [8]}`']
+
+    codes = load_fused_codes(store, [("layer1", "avg"), ("pool", "avg")])
+    held = np.arange(0, len(codes.y_fit), 3)
+    models = tmp_path / "models"
+    models.mkdir()
+    for name, columns in [("layer1-avg", slice(0, 256)), ("pool-avg", slice(256, None)),
+                          ("layer1+pool-avg+avg", slice(None))]:
+        model = make_model("mlp-head", params={"max_iter": 2}).fit(codes.X_fit[:, columns], codes.y_fit,
+                                                                    classifier__validation_rows=held)
+        joblib.dump(model, models / f"{name}-mlp-head.joblib")
+    heads.main([str(store), "--parts", *parts, "--vote", str(models)])
+    votes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")]
+    assert sorted(line.count("`") // 2 for line in votes) == [1, 1, 1, 2, 2, 2, 3]  # each alone, the pairs, all

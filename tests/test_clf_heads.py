@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -78,7 +79,8 @@ def test_grid_search_pickle_and_string_labels(blobs):
      ({"hidden_units": (0,)}, "hidden_units = \\(0,\\) must be positive"),
      ({"input_dropout": -0.1}, "input_dropout = -0.1 must be in"),
      ({"learning_rate_schedule": "step"}, "learning_rate_schedule = 'step'; valid: constant, cosine"),
-     ({"label_smoothing": 1.0}, "label_smoothing = 1.0 must be in")],
+     ({"label_smoothing": 1.0}, "label_smoothing = 1.0 must be in"),
+     ({"precision": "float16"}, "precision = 'float16'; valid: float32, bfloat16")],
 )
 def test_bad_parameters_fail_in_fit_with_their_name(blobs, params, message):
     X, y = blobs
@@ -137,3 +139,26 @@ def test_label_smoothing_makes_the_head_less_certain(blobs):
     sure = clone(head).fit(X, y).predict_proba(X).max(axis=1).mean()
     smoothed = clone(head).set_params(label_smoothing=0.3).fit(X, y).predict_proba(X).max(axis=1).mean()
     assert smoothed < sure - 0.05
+
+
+def test_bfloat16_training_learns_as_float32_does_and_predicts_in_float32(blobs, monkeypatch):
+    import classifiers.heads as heads
+
+    X, y = blobs
+    monkeypatch.setattr(heads, "cpu_instructions", lambda: {"avx512_bf16": True, "amx": False})
+    head = TorchHead(hidden_units=(32,), dropout=0.1, learning_rate=0.01, max_iter=30, device="cpu", random_state=0)
+    single = clone(head).fit(X, y)
+    half = clone(head).set_params(precision="bfloat16").fit(X, y)
+    assert half.score(X, y) > 0.75 and abs(half.score(X, y) - single.score(X, y)) < 0.05
+    assert not np.array_equal(half.predict_proba(X), single.predict_proba(X)), "the passes ran in bfloat16"
+    assert half.predict_proba(X).dtype == np.float64 and next(half.network_.parameters()).dtype == torch.float32
+    np.testing.assert_array_equal(clone(half).fit(X, y).predict_proba(X), half.predict_proba(X))  # reproducible
+
+
+def test_bfloat16_training_warns_on_a_cpu_without_it(blobs, monkeypatch):
+    import classifiers.heads as heads
+
+    X, y = blobs
+    monkeypatch.setattr(heads, "cpu_instructions", lambda: {"avx512_bf16": False, "amx": False})
+    with pytest.warns(UserWarning, match="without avx512_bf16 or AMX"):
+        TorchHead(max_iter=2, precision="bfloat16", device="cpu", random_state=0).fit(X, y)

@@ -10,6 +10,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from torchvision.models.vgg import cfgs, make_layers
 
 import classifiers.finetune
+import classifiers.heads
 from classifiers.finetune import FinetuneHead
 from features import resolve_weights
 from features.backbones import top_block
@@ -173,3 +174,12 @@ def test_groups_never_straddle_the_validation_split():
     assert head.fit(X, y, groups=groups).validation_loss_curve_  # a validation fold was carved
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         head.fit(X, y, groups=groups[1:])
+
+
+def test_bfloat16_training_trains_the_block_in_float32_weights(vgg_maps, fitted, vgg_block, monkeypatch):
+    monkeypatch.setattr(classifiers.heads, "cpu_instructions", lambda: {"avx512_bf16": True, "amx": False})
+    X, y = vgg_maps
+    half = _head(precision="bfloat16", device="cpu").fit(X, y)
+    assert not _same_weights(half.block_, vgg_block) and not _same_weights(half.block_, fitted.block_)
+    assert next(half.block_.parameters()).dtype == torch.float32
+    np.testing.assert_allclose(half.predict_proba(X).sum(axis=1), 1)

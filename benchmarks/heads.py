@@ -1,0 +1,132 @@
+"""The MLP head on one cell of a store, in other settings: what moves its accuracy and its fit time.
+
+Fits the zoo's ``mlp-head`` on the codes of ``--parts`` of a feature store (two or more
+parts: side by side, each standardised on its own, as a fused cell), scored as model
+selection scores it (``classifiers.selection.select_model``: from ``holdout_rows`` images on
+the shared held-out tenth, where the head stops early; below, by k folds), once per
+``--settings`` entry: a JSON object of the head's parameters over the zoo's
+(``'{"precision": "bfloat16"}'``, ``'{"max_iter": 40}'``). Prints the selection score, the
+test accuracy and the seconds of each, in the order given, in one process, so that ratios
+of seconds are measured on one machine at one time. ``--out benchmarks/RESULTS.md`` also
+appends the tables there.
+
+``--vote RUN/models/BACKBONE`` also scores the soft vote (mean probabilities) of every
+combination of that run folder's fitted torch heads on those parts, on the held-out rows
+the heads watched and on the test split: the held-out estimate of an ensemble that costs
+no fit at scale.
+
+    python benchmarks/heads.py benchmarks/cache/fashion-mnist-full-vgg16-*.h5 \\
+        --parts pool3/avg pool3/grid2 pool4/avg pool4/grid2 \\
+        --settings '{}' '{"precision": "bfloat16"}' '{"precision": "bfloat16", "max_iter": 40}'
+
+Not a test: minutes per setting at 60,000 images on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from benchmarks.extraction import publish  # noqa: E402
+from benchmarks.precision import cpu_line  # noqa: E402
+from classifiers.cells import load_fused_codes  # noqa: E402
+from classifiers.fusion import joined_names  # noqa: E402
+from classifiers.selection import select_model  # noqa: E402
+from classifiers.tuning import Tuning  # noqa: E402
+from classifiers.zoo import ZOO  # noqa: E402
+
+HEAD = "mlp-head"
+
+
+def settings_rows(codes, settings: list[str]) -> list[str]:
+    """One Markdown row per setting: the selection score, test accuracy, epochs and seconds."""
+    rows = []
+    for text in settings:
+        setting = json.loads(text)
+        grid = {**ZOO[HEAD].grid, **{key: [tuple(value) if isinstance(value, list) else value]
+                                      for key, value in setting.items()}}
+        started = time.perf_counter()
+        chosen = select_model(HEAD, codes.X_fit, codes.y_fit, Tuning(grid={HEAD: grid}), codes.groups_fit,
+                              views=codes.views_fit, part_widths=codes.part_widths)
+        seconds = time.perf_counter() - started
+        test = float(np.mean(chosen.model.predict(codes.X_test) == codes.y_test))
+        head = chosen.model[-1]
+        rows.append(f"| `{text}` | {100 * chosen.cv_accuracy:.2f} | {100 * test:.2f} | "
+                    f"{head.n_iter_} (best {head.best_epoch_}) | {seconds:.0f} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def _model_parts(path: Path) -> list[str]:
+    """The parts (``tap/pooling``) a run folder's model file was fitted on, from its name."""
+    stem = path.name.removesuffix(".joblib").removesuffix(f"-{HEAD}")
+    taps, poolings = stem.split("-", 1)
+    return [f"{tap}/{pooling}" for tap, pooling in zip(taps.split("+"), poolings.split("+"))]
+
+
+def vote_rows(codes, part_widths: list[tuple[str, int]], folder: Path) -> list[str]:
+    """Markdown rows: the soft vote of each combination of ``folder``'s heads on the parts of
+    ``codes`` (``part_widths``: each part's name and width, in column order)."""
+    widths = [width for _, width in part_widths]
+    columns = dict(zip([name for name, _ in part_widths], np.split(np.arange(sum(widths)), np.cumsum(widths)[:-1])))
+    held, test, held_rows = {}, {}, None
+    for path in sorted(folder.glob(f"*-{HEAD}.joblib")):
+        parts = _model_parts(path)
+        if not set(parts) <= set(columns):
+            continue
+        model = joblib.load(path)
+        take = np.concatenate([columns[part] for part in parts])
+        rows = model[-1].validation_rows_
+        if held_rows is not None and not np.array_equal(rows, held_rows):
+            raise SystemExit(f"{path} watched other held-out rows than the heads before it")
+        held_rows = rows
+        name = " + ".join(parts)
+        held[name] = model.predict_proba(codes.X_fit[rows][:, take])
+        test[name] = model.predict_proba(codes.X_test[:, take])
+    if held_rows is None:
+        raise SystemExit(f"no {HEAD} of these parts in {folder}")
+    results = []
+    for size in range(1, len(held) + 1):
+        for members in itertools.combinations(held, size):
+            on_held = np.mean(np.argmax(np.mean([held[m] for m in members], 0), 1) == codes.y_fit[held_rows])
+            on_test = np.mean(np.argmax(np.mean([test[m] for m in members], 0), 1) == codes.y_test)
+            results.append((on_held, on_test, members))
+    results.sort(key=lambda result: (-result[0], len(result[2])))
+    return [f"| {'; '.join(f'`{m}`' for m in members)} | {100 * on_held:.2f} | {100 * on_test:.2f} |"
+            for on_held, on_test, members in results]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--parts", nargs="+", required=True, help="tap/pooling, e.g. pool4/grid2")
+    parser.add_argument("--settings", nargs="*", default=[], help="JSON objects of the head's parameters")
+    parser.add_argument("--vote", type=Path, help="a run folder's models/BACKBONE: soft votes of its heads")
+    parser.add_argument("--out", type=Path, help="also append the tables here (benchmarks/RESULTS.md)")
+    args = parser.parse_args(argv)
+    parts = [tuple(part.split("/")) for part in args.parts]
+    codes = load_fused_codes(args.store, parts)
+    tap, pooling = joined_names(parts)
+    lines = [f"`{HEAD}` on {tap} / {pooling} of {args.store.name}: {len(codes.y_fit)} training and "
+             f"{len(codes.y_test)} test rows. {cpu_line()}", ""]
+    if args.settings:
+        lines += ["| setting (over the zoo's) | selection score % | test % | epochs | seconds |",
+                  "| --- | --- | --- | --- | --- |", *settings_rows(codes, args.settings), ""]
+    if args.vote:
+        part_widths = codes.part_widths or [(args.parts[0], codes.X_fit.shape[1])]
+        lines += ["| soft vote of | held-out % | test % |", "| --- | --- | --- |",
+                  *vote_rows(codes, part_widths, args.vote)]
+    publish("\n".join(lines), args.out)
+
+
+if __name__ == "__main__":
+    main()
