@@ -245,9 +245,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return network.cpu().eval()
 
     def _check_precision(self, device: torch.device) -> None:
-        """Warn where ``bfloat16`` training is emulated: a CPU without ``avx512_bf16`` or AMX."""
+        """Refuse ``bfloat16`` on a GPU without it; warn where it is emulated (a CPU without
+        ``avx512_bf16`` or AMX)."""
+        if self.precision != "bfloat16":
+            return
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise SettingError(f"precision = \"bfloat16\": {torch.cuda.get_device_name(device)} has no bfloat16; "
+                               f"train in \"float32\" there")
         found = cpu_instructions()
-        if self.precision == "bfloat16" and device.type == "cpu" and not (found["avx512_bf16"] or found["amx"]):
+        if device.type == "cpu" and not (found["avx512_bf16"] or found["amx"]):
             warnings.warn("precision = \"bfloat16\" on a CPU without avx512_bf16 or AMX: its matrix products are "
                           "emulated and may train slower than float32 (docs/classifiers.md, Heads)", UserWarning,
                           stacklevel=3)
@@ -421,8 +427,9 @@ class TorchHead(TorchClassifier):
     precision : {"float32", "bfloat16"}, default="float32"
         The arithmetic of training's forward and backward passes. ``bfloat16`` autocasts
         them (the weights, their updates and the loss stay float32): faster where the
-        device multiplies bfloat16 natively (GPUs; CPUs with ``avx512_bf16`` or AMX, where
-        it warns otherwise), at the same accuracy in docs/classifiers.md's measurements.
+        device multiplies bfloat16 natively (GPUs from Ampere on; CPUs with ``avx512_bf16``
+        or AMX), at the same accuracy in docs/classifiers.md's measurements. A GPU without
+        bfloat16 is refused; a CPU without it is warned about (emulated, maybe slower).
         Predictions are float32 either way.
     device : str, default="auto"
         ``auto`` trains on CUDA when available, else the CPU; or ``cpu``, ``cuda:1``, ...

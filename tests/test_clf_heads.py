@@ -162,3 +162,10 @@ def test_bfloat16_training_warns_on_a_cpu_without_it(blobs, monkeypatch):
     monkeypatch.setattr(heads, "cpu_instructions", lambda: {"avx512_bf16": False, "amx": False})
     with pytest.warns(UserWarning, match="without avx512_bf16 or AMX"):
         TorchHead(max_iter=2, precision="bfloat16", device="cpu", random_state=0).fit(X, y)
+
+
+def test_bfloat16_training_is_refused_on_a_gpu_without_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args, **kwargs: "Tesla V100")
+    with pytest.raises(ValueError, match="Tesla V100 has no bfloat16; train in \"float32\""):
+        TorchHead(precision="bfloat16")._check_precision(torch.device("cuda"))
