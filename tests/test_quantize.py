@@ -150,3 +150,29 @@ def test_int8_without_torchao_says_what_to_install(split_image_folder, tmp_path,
     with pytest.raises(ValueError, match=r'needs torchao: pip install "cnn-codes\[int8\]"'):
         extract_codes(ImageFolder(split_image_folder), Recipe(WEIGHTS, image_size=32, precision="int8"), taps=TAPS,
                       poolings=["avg"], cache_dir=tmp_path, runtime=RUNTIME)
+
+
+def test_a_short_last_batch_is_padded_in_its_memory_format_and_compiles_no_second_graph():
+    import torch
+
+    graphs = []
+
+    def counting_backend(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    class Taps(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, images):
+            return {"conv": torch.relu(self.conv(images))}
+
+    network = Taps().eval()
+    batched = quantize._Batched(torch.compile(network, backend=counting_backend), batch_size=4)
+    images = torch.randn(6, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    codes = batched(images)["conv"]  # a whole batch of 4, then 2 padded to 4
+    assert len(graphs) == 1, "the padded batch's strides differ from the first batch's: compiled again"
+    with torch.no_grad():
+        torch.testing.assert_close(codes, network(images)["conv"])
