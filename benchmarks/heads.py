@@ -31,7 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
@@ -39,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from benchmarks.extraction import publish  # noqa: E402
 from benchmarks.precision import cpu_line  # noqa: E402
 from classifiers.cells import load_fused_codes  # noqa: E402
-from classifiers.fusion import joined_names  # noqa: E402
+from classifiers.fusion import joined_names, parts_of  # noqa: E402
+from classifiers.persistence import load_model, read_sidecar  # noqa: E402
 from classifiers.selection import select_model  # noqa: E402
 from classifiers.tuning import Tuning  # noqa: E402
-from classifiers.zoo import ZOO  # noqa: E402
 
 HEAD = "mlp-head"
 
@@ -51,11 +50,10 @@ def settings_rows(codes, settings: list[str]) -> list[str]:
     """One Markdown row per setting: the selection score, test accuracy, epochs and seconds."""
     rows = []
     for text in settings:
-        setting = json.loads(text)
-        grid = {**ZOO[HEAD].grid, **{key: [tuple(value) if isinstance(value, list) else value]
-                                      for key, value in setting.items()}}
+        fixed = {key: [tuple(value)] if isinstance(value, list) else value  # a JSON list: one tuple, not a grid
+                 for key, value in json.loads(text).items()}
         started = time.perf_counter()
-        chosen = select_model(HEAD, codes.X_fit, codes.y_fit, Tuning(grid={HEAD: grid}), codes.groups_fit,
+        chosen = select_model(HEAD, codes.X_fit, codes.y_fit, Tuning(grid={HEAD: fixed}), codes.groups_fit,
                               views=codes.views_fit, part_widths=codes.part_widths)
         seconds = time.perf_counter() - started
         test = float(np.mean(chosen.model.predict(codes.X_test) == codes.y_test))
@@ -66,24 +64,18 @@ def settings_rows(codes, settings: list[str]) -> list[str]:
     return rows
 
 
-def _model_parts(path: Path) -> list[str]:
-    """The parts (``tap/pooling``) a run folder's model file was fitted on, from its name."""
-    stem = path.name.removesuffix(".joblib").removesuffix(f"-{HEAD}")
-    taps, poolings = stem.split("-", 1)
-    return [f"{tap}/{pooling}" for tap, pooling in zip(taps.split("+"), poolings.split("+"))]
-
-
 def vote_rows(codes, part_widths: list[tuple[str, int]], folder: Path) -> list[str]:
     """Markdown rows: the soft vote of each combination of ``folder``'s heads on the parts of
     ``codes`` (``part_widths``: each part's name and width, in column order)."""
     widths = [width for _, width in part_widths]
     columns = dict(zip([name for name, _ in part_widths], np.split(np.arange(sum(widths)), np.cumsum(widths)[:-1])))
     held, test, held_rows = {}, {}, None
-    for path in sorted(folder.glob(f"*-{HEAD}.joblib")):
-        parts = _model_parts(path)
-        if not set(parts) <= set(columns):
+    for path in sorted(folder.glob("*.joblib")):
+        sidecar = read_sidecar(path)
+        parts = ["/".join(part) for part in parts_of(sidecar["spec"])]
+        if sidecar["classifier"] != HEAD or not set(parts) <= set(columns):
             continue
-        model = joblib.load(path)
+        model, _ = load_model(path)
         take = np.concatenate([columns[part] for part in parts])
         rows = model[-1].validation_rows_
         if held_rows is not None and not np.array_equal(rows, held_rows):

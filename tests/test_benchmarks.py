@@ -98,11 +98,11 @@ def test_the_classifier_benchmark_has_a_row_per_table_and_one_for_the_fused_tabl
 
 
 def test_the_heads_benchmark_times_settings_and_scores_soft_votes(image_folder, tmp_path, capsys):
-    import joblib
     import numpy as np
 
     import heads
     from classifiers import make_model
+    from classifiers.persistence import save_model
     from classifiers.cells import load_fused_codes
     from features import ImageFolder, Recipe, Runtime, extract_codes, resolve_weights
 
@@ -120,11 +120,14 @@ def test_the_heads_benchmark_times_settings_and_scores_soft_votes(image_folder, 
     held = np.arange(0, len(codes.y_fit), 3)
     models = tmp_path / "models"
     models.mkdir()
-    for name, columns in [("layer1-avg", slice(0, 256)), ("pool-avg", slice(256, None)),
-                          ("layer1+pool-avg+avg", slice(None))]:
+    both = [("layer1", "avg"), ("pool", "avg")]
+    for fitted_on, columns in [(both[:1], slice(0, 256)), (both[1:], slice(256, None)), (both, slice(None))]:
         model = make_model("mlp-head", params={"max_iter": 2}).fit(codes.X_fit[:, columns], codes.y_fit,
                                                                     classifier__validation_rows=held)
-        joblib.dump(model, models / f"{name}-mlp-head.joblib")
+        save_model(model, models / f"{len(fitted_on)}-{fitted_on[-1][0]}-mlp-head.joblib", {"parts": fitted_on}, {},
+                   classifier="mlp-head")
+    save_model(make_model("ridge").fit(codes.X_fit, codes.y_fit), models / "ridge.joblib", {"parts": both}, {},
+               classifier="ridge")  # not a head: left out
     heads.main([str(store), "--parts", *parts, "--vote", str(models)])
     votes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")]
     assert sorted(line.count("`") // 2 for line in votes) == [1, 1, 1, 2, 2, 2, 3]  # each alone, the pairs, all
