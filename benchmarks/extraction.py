@@ -7,7 +7,10 @@ For each backbone x input size x batch size it measures, in one run and on one m
 - ``pipeline``: ``python -m pipeline extract`` on JPEG photos on disk, into a fresh HDF5
   cache, as a user runs it (a separate process: its start-up is counted); with
   ``--in-process``, ``features.extract`` in the benchmark's own process (the same stage
-  without a second interpreter, whose start-up varies by seconds on a busy machine);
+  without a second interpreter, whose start-up varies by seconds on a busy machine), and
+  then also its forward share (``ForwardClock``): the seconds in the network's forward over
+  the stage's from its first batch to its last, both from the same run, so that the
+  machine's drift, which moves two runs' rates by 10-30 %, cancels out;
 - ``naive``: the tutorial loop: decode each image in the main process, float32, no
   workers, codes gathered in Python lists, saved with numpy;
 - ``peer`` (with ``--peer PYTHON``, a python of a venv with thingsvision installed): the
@@ -58,9 +61,11 @@ import sys
 import tempfile
 import textwrap
 import time
+import contextlib
 from datetime import date
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -69,6 +74,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
+import features.extraction  # noqa: E402
 from classifiers import ZOO, make_model  # noqa: E402
 from features import (  # noqa: E402
     PRECISIONS,
@@ -238,22 +244,58 @@ def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, ba
     return at_margin(measure, n)
 
 
+class ForwardClock:
+    """When the stage's network runs, from hooks on the tap extractor that ``features.extract``
+    builds in this process: the stage's time split, within one run, into the network's
+    forward and everything else between its first batch and its last (waiting for decoded
+    images, moving them, pooling, the store). The machine's speed moves both alike, so the
+    share is steady where two rates measured a minute apart are not."""
+
+    def __init__(self):
+        self.calls = []  # (start, end) of each forward
+
+    @contextlib.contextmanager
+    def watching(self):
+        def build(*args, **kwargs):
+            network = build_tap_extractor(*args, **kwargs)
+            network.register_forward_pre_hook(lambda *_: self.calls.append([time.perf_counter(), None]))
+            network.register_forward_hook(lambda *_: self.calls[-1].__setitem__(1, time.perf_counter()))
+            return network
+
+        self.calls = []
+        with mock.patch.object(features.extraction, "build_tap_extractor", build):
+            yield self
+
+    def reading(self, images: int) -> tuple[float, float]:
+        """``(forward share, images/s of the forward inside the stage)`` of the last run: the
+        forward's seconds over those from the first batch's start to the last one's end."""
+        seconds = sum(end - start for start, end in self.calls)
+        return seconds / (self.calls[-1][1] - self.calls[0][0]), images / seconds
+
+
 def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict, workers: int,
-             decode: str, forward: Forward, scratch: Path, in_process: bool = False) -> tuple[float, float, float]:
+             decode: str, forward: Forward, scratch: Path, in_process: bool = False
+             ) -> tuple[float, float, float, tuple[float, float] | None]:
     """``python -m pipeline extract`` as a user runs it, into a fresh cache each time; or,
     ``in_process``, ``features.extract`` (what the command runs) in this process, which
-    leaves a second interpreter's start-up out of both runs of the margin."""
+    leaves a second interpreter's start-up out of both runs of the margin and, for a float
+    network on the CPU (where a forward returns when its work is done), also gives the 3N
+    run's ``ForwardClock.reading`` (None otherwise)."""
     settings = dict(weights="random", image_size=size, batch_size=batch, num_workers=workers,
                     fast_decode=decode == "fast", decode_on_device=decode == "device", device=forward.device,
                     precision=forward.precision, channels_last=forward.channels_last, compile=forward.compile)
+    clock = ForwardClock()
+    clocked = in_process and torch.device(forward.device).type == "cpu" and forward.precision != "int8" \
+        and not forward.compile  # a compiled or exported network would trace the clock's hooks
 
     def measure(count: int) -> float:
         run = scratch / f"run-{count}-{time.perf_counter_ns()}"
         run.mkdir(parents=True)
         if in_process:
-            started = time.perf_counter()
-            extract(folders[count], backbone, taps, cache_dir=run / "cache", progress=False, **settings).close()
-            return time.perf_counter() - started
+            with clock.watching() if clocked else contextlib.nullcontext():
+                started = time.perf_counter()
+                extract(folders[count], backbone, taps, cache_dir=run / "cache", progress=False, **settings).close()
+                return time.perf_counter() - started
         config = run / "config.toml"
         config.write_text(textwrap.dedent(f"""\
             [data]
@@ -271,7 +313,7 @@ def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, fold
         subprocess.run([sys.executable, "-m", "pipeline", "extract", "-q", "-c", str(config)], cwd=ROOT, check=True)
         return time.perf_counter() - started
 
-    return at_margin(measure, n)
+    return (*at_margin(measure, n), clock.reading(3 * n) if clocked else None)  # the last run: 3N images
 
 
 def extraction_rows(args, scratch: Path) -> list[dict]:
@@ -330,6 +372,9 @@ def extraction_rows(args, scratch: Path) -> list[dict]:
                     "start-up": median([r[variant][1][1] for r in rounds]),
                     "pipeline / bare": median([of_bare(r, variant) for r in rounds]),
                     "pipeline / naive": median([rate_of(r, variant) / rate_of(r, "naive") for r in rounds]),
+                    "clock": None if rounds[0][variant][1][3] is None else {  # in-process on the CPU only
+                        "share": [r[variant][1][3][0] for r in rounds],
+                        "forward / bare": [r[variant][1][3][1] / r[variant][0][0] for r in rounds]},
                     "peers": {name: (median([rate_of(r, name) for r in rounds]),
                                      median([rate_of(r, variant) / rate_of(r, name) for r in rounds]),
                                      median([r[variant][1][2] for r in rounds]),
@@ -456,6 +501,21 @@ def markdown(extraction: list[dict], answers: dict, reading: dict | None, fits: 
             f"{r['start-up']:.1f} | {r['naive']:.1f} | {r['pipeline / naive']:.2f}x |"
             for r in extraction
         ]
+        clocked = [r for r in extraction if r["clock"]]
+        if clocked:
+            lines += ["", "Inside the stage (`--in-process`, the 3N run, each round): the forward share is the "
+                      "seconds in the network's forward over those from the first batch's start to the last "
+                      "one's end, what the stage would reach of a forward running at the same speed; measured "
+                      "within one run, the machine's drift moves both alike. The forward inside the stage / "
+                      "bare: its images/s against the bare forward of the round (decoding workers sharing the "
+                      "cores show here, as does the drift between the two runs):",
+                      "", "| backbone | input | workers | forward share, median | rounds | forward inside the "
+                      "stage / bare, median | rounds |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            percent = lambda values: " / ".join(f"{100 * value:.0f}" for value in values) + " %"  # noqa: E731
+            lines += [f"| {r['backbone']} | {r['size']} | {r['workers']} | "
+                      f"{100 * np.median(r['clock']['share']):.1f} % | {percent(r['clock']['share'])} | "
+                      f"{100 * np.median(r['clock']['forward / bare']):.0f} % | {percent(r['clock']['forward / bare'])} |"
+                      for r in clocked]
         peers = [(r, name, *numbers) for r in extraction for name, numbers in r["peers"].items()]
         if peers:
             lines += ["", "Against thingsvision (`--peer`, its own venv), same files, model, input size, batch and "

@@ -1,15 +1,17 @@
 """int8 codes on the CPU: static post-training quantization of the backbone up to its taps.
 
 ``features.precision = "int8"`` runs the convolutions in 8-bit integers where the CPU has
-them (VNNI: ``avx512_vnni`` or ``avx_vnni``): 3.5-4.2 times the float32 forward of VGG16
-at 64 px on this project's AMD EPYC, codes 2-4 % away from float32's (``docs/speed.md``).
+them (VNNI: ``avx512_vnni`` or ``avx_vnni``): 4.3 times the float32 forward of VGG16
+at 64 px on this project's AMD EPYC, codes 1-2 % away from float32's (``docs/speed.md``).
 
 The path is PyTorch's maintained one, PT2E in torchao (``pip install
 "cnn-codes[int8]"``): ``torch.export`` captures the tap extractor (BatchNorms folded),
-``X86InductorQuantizer`` marks what runs in int8 (activations ``uint8`` per tensor from
-histograms, weights ``int8`` per output channel), a calibration runs the float network
-on a seeded, stratified sample of the training images to set the activations' ranges,
-and ``torch.compile`` with freezing lowers the graph to oneDNN's int8 kernels. The FX
+``X86InductorQuantizer`` marks what runs in int8 (activations ``uint8`` per tensor, weights
+``int8`` per output channel), a calibration runs the float network on a seeded, stratified
+sample of the training images to set the activations' ranges (their minimum and maximum
+over the sample: the quantizer's default histograms cost 1.4 s more a run and gave codes
+further from float32's, docs/speed.md), and ``torch.compile`` with freezing lowers the
+graph to oneDNN's int8 kernels. The FX
 mode of ``torch.ao.quantization`` (deprecated) and ONNX Runtime's ``quantize_static``
 (whose export path, TorchScript's, is deprecated too) ran as fast here; see docs/speed.md.
 
@@ -30,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -47,8 +50,8 @@ log = logging.getLogger(__name__)
 
 INT8 = "int8"
 CALIBRATION_BATCH = 32
-"""Images per calibration batch, fixed: the histograms' merges depend on the batches, and
-the codes must not depend on the runtime's batch size."""
+"""Images per calibration batch, fixed, so that the calibration's cost does not depend on
+the runtime's batch size (the ranges, a minimum and a maximum, do not depend on it)."""
 
 INSTRUCTIONS = {"avx512_bf16": ("avx512_bf16",), "amx": ("amx_bf16", "amx_int8", "amx_tile"),
                 "avx512_vnni": ("avx512_vnni",), "avx_vnni": ("avx_vnni",)}
@@ -74,7 +77,7 @@ def has_vnni() -> bool:
 
 def quantization_settings() -> dict:
     """How the network is quantized on this machine: part of the codes' recipe."""
-    return {"method": "pt2e-x86-inductor", "activations": "uint8 per tensor, histogram",
+    return {"method": "pt2e-x86-inductor", "activations": "uint8 per tensor, min-max",
             "weights": "int8 per channel, min-max", "reduce_range": not has_vnni()}
 
 
@@ -125,12 +128,16 @@ def calibration_path(cache_dir, backbone: str, key: dict) -> Path:
 def _pt2e():
     """``(prepare_pt2e, convert_pt2e, the x86 quantizer set to quantization_settings())``, from torchao."""
     try:
+        from torchao.quantization.pt2e import MinMaxObserver
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
     except ImportError as error:
         raise SettingError("features.precision = \"int8\" needs torchao: pip install \"cnn-codes[int8]\" "
                            "(or pip install torchao)") from error
-    config = x86.get_default_x86_inductor_quantization_config(reduce_range=quantization_settings()["reduce_range"])
+    default = x86.get_default_x86_inductor_quantization_config(reduce_range=quantization_settings()["reduce_range"])
+    # the default's activations with min-max observers in place of its histograms (same eps)
+    activations = replace(default.input_activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2 ** -12))
+    config = replace(default, input_activation=activations, output_activation=activations)
     return prepare_pt2e, convert_pt2e, x86.X86InductorQuantizer().set_global(config)
 
 

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (tiny sizes; their numbers mean nothing here)."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def test_the_extraction_benchmark_runs_the_stage_in_its_own_process(tmp_path, ca
                             "--repeats", "1", "--taps", "layer1", "--files", "200x150", "--workers", "0",
                             "--in-process", "--models", "--read-rows", "400", "--answer-repeats", "0"]) == 0
     assert not calls  # no `python -m pipeline extract`: features.extract ran here
-    assert "| resnet50 | 32 | 200x150 | fast | 0 | channels_last | 4 | 1 | 8 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| resnet50 | 32 | 200x150 | fast | 0 | channels_last | 4 | 1 | 8 |" in printed
+    share = re.search(r"\| resnet50 \| 32 \| 0 \| ([\d.]+) % \|", printed)  # the forward's share, clocked in the stage
+    assert share and 0 < float(share.group(1)) <= 100
 
 
 def test_the_precision_benchmark_compares_stores(image_folder, tmp_path, capsys):
