@@ -176,3 +176,25 @@ def test_a_short_last_batch_is_padded_in_its_memory_format_and_compiles_no_secon
     assert len(graphs) == 1, "the padded batch's strides differ from the first batch's: compiled again"
     with torch.no_grad():
         torch.testing.assert_close(codes, network(images)["conv"])
+
+
+
+def test_int8_ranges_cover_the_calibration_extremes_so_outlying_pixels_are_not_clipped(tmp_path):
+    import torch
+
+    class Taps(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, images):
+            return {"conv": torch.relu(self.conv(images))}
+
+    torch.manual_seed(0)
+    network, images = Taps().eval(), torch.randn(64, 3, 16, 16)
+    images[0, :, 7:9, 7:9] *= 40  # a few pixels far out: a histogram's range clips them (9 steps off)
+    int8 = quantize.int8_model(network, tmp_path / "ranges.pt", 16, 64, lambda: images.split(32))
+    with torch.no_grad():
+        codes, expected = int8(images)["conv"], network(images)["conv"]
+    step = expected.max() / 255  # uint8 over [0, the largest activation]
+    assert (codes - expected).abs().max() < 4 * step  # min-max: 2.3 steps at most
