@@ -247,18 +247,20 @@ def peer(python: str, passes: str, backbone: str, taps: list[str], size: int, ba
 class ForwardClock:
     """When the stage's network runs, from hooks on the tap extractor that ``features.extract``
     builds in this process: the stage's time split, within one run, into the network's
-    forward and everything else between its first batch and its last (waiting for decoded
-    images, moving them, pooling, the store). The machine's speed moves both alike, so the
-    share is steady where two rates measured a minute apart are not."""
+    forward and everything else (waiting for decoded images, moving them, pooling, the
+    store), from the end of the first batch's forward (which pays first-call costs, as the
+    bare forward's warm-up does) to the end of the last. The machine's speed moves both
+    alike, so the share is steady where two rates measured a minute apart are not."""
 
     def __init__(self):
-        self.calls = []  # (start, end) of each forward
+        self.calls = []  # [start, end, images] of each forward
 
     @contextlib.contextmanager
     def watching(self):
         def build(*args, **kwargs):
             network = build_tap_extractor(*args, **kwargs)
-            network.register_forward_pre_hook(lambda *_: self.calls.append([time.perf_counter(), None]))
+            network.register_forward_pre_hook(
+                lambda _, inputs: self.calls.append([time.perf_counter(), None, len(inputs[0])]))
             network.register_forward_hook(lambda *_: self.calls[-1].__setitem__(1, time.perf_counter()))
             return network
 
@@ -266,11 +268,13 @@ class ForwardClock:
         with mock.patch.object(features.extraction, "build_tap_extractor", build):
             yield self
 
-    def reading(self, images: int) -> tuple[float, float]:
-        """``(forward share, images/s of the forward inside the stage)`` of the last run: the
-        forward's seconds over those from the first batch's start to the last one's end."""
-        seconds = sum(end - start for start, end in self.calls)
-        return seconds / (self.calls[-1][1] - self.calls[0][0]), images / seconds
+    def reading(self) -> tuple[float, float]:
+        """``(forward share, images/s of the forward inside the stage)`` of the last run,
+        the first batch left out: the forward's seconds over those from the end of the
+        first batch's forward to the end of the last one's."""
+        later = self.calls[1:]
+        seconds = sum(end - start for start, end, _ in later)
+        return seconds / (later[-1][1] - self.calls[0][1]), sum(images for *_, images in later) / seconds
 
 
 def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, folders: dict, workers: int,
@@ -313,7 +317,7 @@ def pipeline(backbone: str, taps: list[str], size: int, batch: int, n: int, fold
         subprocess.run([sys.executable, "-m", "pipeline", "extract", "-q", "-c", str(config)], cwd=ROOT, check=True)
         return time.perf_counter() - started
 
-    return (*at_margin(measure, n), clock.reading(3 * n) if clocked else None)  # the last run: 3N images
+    return (*at_margin(measure, n), clock.reading() if clocked else None)  # the last run's: 3N images
 
 
 def extraction_rows(args, scratch: Path) -> list[dict]:
@@ -504,11 +508,12 @@ def markdown(extraction: list[dict], answers: dict, reading: dict | None, fits: 
         clocked = [r for r in extraction if r["clock"]]
         if clocked:
             lines += ["", "Inside the stage (`--in-process`, the 3N run, each round): the forward share is the "
-                      "seconds in the network's forward over those from the first batch's start to the last "
-                      "one's end, what the stage would reach of a forward running at the same speed; measured "
-                      "within one run, the machine's drift moves both alike. The forward inside the stage / "
-                      "bare: its images/s against the bare forward of the round (decoding workers sharing the "
-                      "cores show here, as does the drift between the two runs):",
+                      "seconds in the network's forward over those from the end of the first batch's forward "
+                      "to the end of the last one's (the first batch, with its first-call costs, left out): "
+                      "what the stage would reach of a forward running at the same speed; measured within one "
+                      "run, the machine's drift moves both alike. The forward inside the stage / bare: its "
+                      "images/s against the bare forward of the round (decoding workers sharing the cores show "
+                      "here, as does the drift between the two runs):",
                       "", "| backbone | input | workers | forward share, median | rounds | forward inside the "
                       "stage / bare, median | rounds |", "| --- | --- | --- | --- | --- | --- | --- |"]
             percent = lambda values: " / ".join(f"{100 * value:.0f}" for value in values) + " %"  # noqa: E731
