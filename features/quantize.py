@@ -11,9 +11,9 @@ The path is PyTorch's maintained one, PT2E in torchao (``pip install
 sample of the training images to set the activations' ranges (their minimum and maximum
 over the sample: the quantizer's default histograms cost 1.4 s more a run and gave codes
 further from float32's, docs/speed.md), and ``torch.compile`` with freezing lowers the
-graph to oneDNN's int8 kernels. The FX
-mode of ``torch.ao.quantization`` (deprecated) and ONNX Runtime's ``quantize_static``
-(whose export path, TorchScript's, is deprecated too) ran as fast here; see docs/speed.md.
+graph to oneDNN's int8 kernels. The FX mode of ``torch.ao.quantization`` (deprecated) and
+ONNX Runtime's ``quantize_static`` (whose export path, TorchScript's, is deprecated too)
+ran as fast here; see docs/speed.md.
 
 What changes the codes is in the recipe (``Recipe.calibration``): the sample's size,
 seed and fingerprint, and these settings. The calibrated ranges (the observers' states,
