@@ -53,6 +53,7 @@ Not a test: minutes on a laptop CPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -61,7 +62,6 @@ import sys
 import tempfile
 import textwrap
 import time
-import contextlib
 from datetime import date
 from functools import partial
 from pathlib import Path

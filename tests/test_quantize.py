@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from features import (
     FeatureStore,
@@ -152,24 +153,25 @@ def test_int8_without_torchao_says_what_to_install(split_image_folder, tmp_path,
                       poolings=["avg"], cache_dir=tmp_path, runtime=RUNTIME)
 
 
-def test_a_short_last_batch_is_padded_in_its_memory_format_and_compiles_no_second_graph():
-    import torch
+class ConvTaps(torch.nn.Module):
+    """A one-convolution tap extractor, ``{"conv": activation}``: int8's machinery in milliseconds."""
 
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, images):
+        return {"conv": torch.relu(self.conv(images))}
+
+
+def test_a_short_last_batch_is_padded_in_its_memory_format_and_compiles_no_second_graph():
     graphs = []
 
     def counting_backend(graph, example_inputs):
         graphs.append(graph)
         return graph.forward
 
-    class Taps(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 4, 3)
-
-        def forward(self, images):
-            return {"conv": torch.relu(self.conv(images))}
-
-    network = Taps().eval()
+    network = ConvTaps().eval()
     batched = quantize._Batched(torch.compile(network, backend=counting_backend), batch_size=4)
     images = torch.randn(6, 3, 8, 8).contiguous(memory_format=torch.channels_last)
     codes = batched(images)["conv"]  # a whole batch of 4, then 2 padded to 4
@@ -178,20 +180,9 @@ def test_a_short_last_batch_is_padded_in_its_memory_format_and_compiles_no_secon
         torch.testing.assert_close(codes, network(images)["conv"])
 
 
-
 def test_int8_ranges_cover_the_calibration_extremes_so_outlying_pixels_are_not_clipped(tmp_path):
-    import torch
-
-    class Taps(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 4, 3)
-
-        def forward(self, images):
-            return {"conv": torch.relu(self.conv(images))}
-
     torch.manual_seed(0)
-    network, images = Taps().eval(), torch.randn(64, 3, 16, 16)
+    network, images = ConvTaps().eval(), torch.randn(64, 3, 16, 16)
     images[0, :, 7:9, 7:9] *= 40  # a few pixels far out: a histogram's range clips them (9 steps off)
     int8 = quantize.int8_model(network, tmp_path / "ranges.pt", 16, 64, lambda: images.split(32))
     with torch.no_grad():
