@@ -58,7 +58,8 @@ from features import (  # noqa: E402
     open_source,
 )
 from features.forward import fold_batchnorm  # noqa: E402
-from features.quantize import calibration_path, cpu_instructions, int8_model  # noqa: E402
+from features.cpu import cpu_instructions  # noqa: E402
+from features.quantize import calibration_path, int8_model  # noqa: E402
 from features.weights import build_tap_extractor  # noqa: E402
 
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from features import resolve_device
 from features.errors import SettingError
-from features.quantize import cpu_instructions
+from features.cpu import has_native_bfloat16
 
 __all__ = ["SCHEDULES", "TRAINING_PRECISIONS", "TorchHead"]
 
@@ -252,8 +252,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise SettingError(f"precision = \"bfloat16\": {torch.cuda.get_device_name(device)} has no bfloat16; "
                                f"train in \"float32\" there")
-        found = cpu_instructions()
-        if device.type == "cpu" and not (found["avx512_bf16"] or found["amx"]):
+        if device.type == "cpu" and not has_native_bfloat16():
             warnings.warn("precision = \"bfloat16\" on a CPU without avx512_bf16 or AMX: its matrix products are "
                           "emulated and may train slower than float32 (docs/classifiers.md, Heads)", UserWarning,
                           stacklevel=3)

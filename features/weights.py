@@ -275,11 +275,16 @@ def build_model(weights: ResolvedWeights, taps=(), image_size: int | None = None
     Otherwise it starts from seeded random weights: all there is for ``random``, and what
     a partial weights file leaves in the parameters it lacks (which no tap in ``taps`` needs).
     """
-    model = _built(weights, taps).eval().requires_grad_(False)
-    return resize_inputs(model, weights.backbone, image_size) if image_size else model
+    return _ready(_built(weights, taps), weights.backbone, image_size)
 
 
-def _built(weights: ResolvedWeights, taps) -> nn.Module:
+def _ready(model: nn.Module, backbone: str, image_size: int | None) -> nn.Module:
+    """``model`` frozen, in eval mode, for ``image_size`` inputs (None: as it is)."""
+    model = model.eval().requires_grad_(False)
+    return resize_inputs(model, backbone, image_size) if image_size else model
+
+
+def _built(weights: ResolvedWeights, taps, state: dict | None = None) -> nn.Module:
     if weights.url and _is_timm(weights.backbone):
         from .timm_backbones import build_timm, pretrained_checkpoint
 
@@ -290,7 +295,8 @@ def _built(weights: ResolvedWeights, taps) -> nn.Module:
             model = get_model(weights.backbone, weights=None)
         model.load_state_dict(state, assign=True)
         return model
-    state = _load_file(weights, taps) if weights.file else None  # checked before the costly build
+    if weights.file and state is None:
+        state = _load_file(weights, taps)  # checked before the costly build
     with torch.random.fork_rng(devices=[]):  # seed without touching the caller's RNG
         torch.manual_seed(weights.seed)
         model = library_of(weights.backbone).build(weights.backbone)
@@ -308,7 +314,32 @@ def build_tap_extractor(weights: ResolvedWeights, taps: list[str], image_size: i
     """
     for tap in taps:  # names first: a typo should not wait for a model build
         get_backbone(weights.backbone).node(tap)
-    return tap_extractor(build_model(weights, taps, image_size), weights.backbone, taps)
+    state = _load_file(weights, taps) if weights.file else None
+    if state is not None:
+        extractor = _file_tap_extractor(weights, state, taps, image_size)
+        if extractor is not None:
+            return extractor
+    return tap_extractor(_ready(_built(weights, taps, state), weights.backbone, image_size), weights.backbone, taps)
+
+
+def _file_tap_extractor(weights: ResolvedWeights, state: dict, taps, image_size: int | None) -> nn.Module | None:
+    """The tap extractor made of the weights file's tensors alone, or None where the taps
+    would use a tensor the file does not hold (a buffer it lacks, one that no state dict
+    keeps, a builder that cannot run on the ``meta`` device).
+
+    A file holds every parameter the taps need (``_load_file`` checks it), so initialising
+    the model first is wasted work: for VGG16's conv-only file, a second of random fully
+    connected layers that no tap reads. Built on the ``meta`` device, those never exist.
+    """
+    try:
+        with torch.device("meta"):
+            model = library_of(weights.backbone).build(weights.backbone)
+    except NotImplementedError:
+        return None
+    model.load_state_dict(state, strict=False, assign=True)
+    extractor = tap_extractor(_ready(model, weights.backbone, image_size), weights.backbone, taps)
+    unset = any(tensor.is_meta for tensor in [*extractor.parameters(), *extractor.buffers()])
+    return None if unset else extractor
 
 
 def preprocessing(weights: ResolvedWeights, image_size: int):

@@ -165,6 +165,27 @@ def test_a_partial_file_allows_the_taps_it_covers_and_refuses_the_others(tmp_pat
         assert torch.allclose(extractor(image)["pool5"], conv(image))
 
 
+def test_a_file_covering_the_taps_builds_no_random_model_and_one_that_cannot_go_on_meta_still_loads(
+        tmp_path, monkeypatch):
+    """The seeded build (a second of VGG16's fully connected layers) only runs where the
+    model cannot be made from the file alone: RegNet's builder computes with tensors."""
+    conv = make_layers(cfgs["D"])
+    torch.save({f"features.{key}": value for key, value in conv.state_dict().items()}, tmp_path / "conv.pth")
+    seeded_build = weights_module._built
+    monkeypatch.setattr(weights_module, "_built", lambda *args: pytest.fail("built a random model first"))
+    extractor = build_tap_extractor(resolve_weights("vgg16", str(tmp_path / "conv.pth")), ["pool4"])
+    image = torch.rand(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(extractor(image)["pool4"], conv[:24](image))
+
+    monkeypatch.setattr(weights_module, "_built", seeded_build)
+    reference = _state_dict_file(tmp_path / "regnet.pth", "regnet_x_400mf", seed=3)
+    extractor = build_tap_extractor(resolve_weights("regnet_x_400mf", str(tmp_path / "regnet.pth")), ["trunk_output"])
+    with torch.inference_mode():
+        expected = tap_extractor(reference, "regnet_x_400mf", ["trunk_output"])(image)["trunk_output"]
+        assert torch.equal(extractor(image)["trunk_output"], expected)
+
+
 def test_weights_files_that_do_not_fit_get_a_clear_message(tmp_path):
     _state_dict_file(tmp_path / "resnet.pth", "resnet50", keep=lambda key: key.startswith("layer1."))
     with pytest.raises(WeightsUnavailable, match="has parameters that mobilenet_v3_small does not have .*another"):

@@ -145,7 +145,7 @@ def test_bfloat16_training_learns_as_float32_does_and_predicts_in_float32(blobs,
     import classifiers.heads as heads
 
     X, y = blobs
-    monkeypatch.setattr(heads, "cpu_instructions", lambda: {"avx512_bf16": True, "amx": False})
+    monkeypatch.setattr(heads, "has_native_bfloat16", lambda: True)
     head = TorchHead(hidden_units=(32,), dropout=0.1, learning_rate=0.01, max_iter=30, device="cpu", random_state=0)
     single = clone(head).fit(X, y)
     half = clone(head).set_params(precision="bfloat16").fit(X, y)
@@ -159,7 +159,7 @@ def test_bfloat16_training_warns_on_a_cpu_without_it(blobs, monkeypatch):
     import classifiers.heads as heads
 
     X, y = blobs
-    monkeypatch.setattr(heads, "cpu_instructions", lambda: {"avx512_bf16": False, "amx": False})
+    monkeypatch.setattr(heads, "has_native_bfloat16", lambda: False)
     with pytest.warns(UserWarning, match="without avx512_bf16 or AMX"):
         TorchHead(max_iter=2, precision="bfloat16", device="cpu", random_state=0).fit(X, y)
 

@@ -177,7 +177,7 @@ def test_groups_never_straddle_the_validation_split():
 
 
 def test_bfloat16_training_trains_the_block_in_float32_weights(vgg_maps, fitted, vgg_block, monkeypatch):
-    monkeypatch.setattr(classifiers.heads, "cpu_instructions", lambda: {"avx512_bf16": True, "amx": False})
+    monkeypatch.setattr(classifiers.heads, "has_native_bfloat16", lambda: True)
     X, y = vgg_maps
     half = _head(precision="bfloat16", device="cpu").fit(X, y)
     assert not _same_weights(half.block_, vgg_block) and not _same_weights(half.block_, fitted.block_)

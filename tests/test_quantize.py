@@ -20,7 +20,7 @@ from features import (
     resolve_weights,
     spec_of_store,
 )
-from features import quantize
+from features import cpu, quantize
 from features.extraction import with_calibration_sample
 from features.quantize import calibration_sample, check_int8_device
 
@@ -133,9 +133,10 @@ def test_int8_is_refused_on_a_gpu_by_name(device):
 
 def test_a_cpu_without_vnni_runs_int8_in_seven_bits_and_says_so(int8_run, tmp_path, monkeypatch, caplog):
     _, source, int8, float32 = int8_run
-    monkeypatch.setattr(quantize, "cpu_instructions", lambda: dict.fromkeys(quantize.INSTRUCTIONS, False))
+    monkeypatch.setattr(cpu, "cpu_instructions", lambda: dict.fromkeys(cpu.INSTRUCTIONS, False))
     recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
     assert recipe.calibration["reduce_range"] is True  # part of the codes: another store, another spec
+    assert recipe.calibration["calibration forward"] == "float32"  # no bfloat16 in hardware either
     done = extract_codes(source, recipe, taps=["layer1"], poolings=["avg"], cache_dir=tmp_path, runtime=RUNTIME)
     assert done.path.name != int8.path.name
     assert "this CPU has no VNNI" in caplog.text
@@ -164,6 +165,17 @@ class ConvTaps(torch.nn.Module):
         return {"conv": torch.relu(self.conv(images))}
 
 
+class TwoConvTaps(ConvTaps):
+    """Two convolutions: the second's input range is an activation's, so the calibration's forward sets it."""
+
+    def __init__(self):
+        super().__init__()
+        self.second = torch.nn.Conv2d(4, 4, 3)
+
+    def forward(self, images):
+        return {"conv": self.second(super().forward(images)["conv"])}
+
+
 def test_a_short_last_batch_is_padded_in_its_memory_format_and_compiles_no_second_graph():
     graphs = []
 
@@ -189,3 +201,21 @@ def test_int8_ranges_cover_the_calibration_extremes_so_outlying_pixels_are_not_c
         codes, expected = int8(images)["conv"], network(images)["conv"]
     step = expected.max() / 255  # uint8 over [0, the largest activation]
     assert (codes - expected).abs().max() < 4 * step  # min-max: 2.3 steps at most
+
+
+def test_the_calibration_runs_in_bfloat16_where_the_cpu_has_it_and_sets_float32s_ranges_within_a_step(
+        tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    network, images = TwoConvTaps().eval(), torch.randn(64, 3, 16, 16)
+    ranges = {}
+    for native in (True, False):
+        monkeypatch.setattr(cpu, "cpu_instructions", lambda: {**dict.fromkeys(cpu.INSTRUCTIONS, True), "amx": False,
+                                                              "avx512_bf16": native})
+        assert quantize.quantization_settings()["calibration forward"] == ("bfloat16" if native else "float32")
+        quantize.int8_model(network, tmp_path / f"{native}.pt", 16, 64, lambda: images.split(32))  # compiles later
+        ranges[native] = torch.load(tmp_path / f"{native}.pt", weights_only=True)
+    half, single = ([value for observer in ranges[native].values() for value in observer.values()]
+                    for native in (True, False))
+    assert any(not torch.equal(a, b) for a, b in zip(half, single)), "the calibration ran in float32"
+    for a, b in zip(half, single):
+        torch.testing.assert_close(a, b, rtol=0.005, atol=1e-6)  # a uint8 step is 1/255 of the range: 0.4 %
