@@ -204,8 +204,8 @@ class FinetuneHead(TorchClassifier):
     def _keep(self, network):
         self.block_, self.network_ = network.block, network.head
 
-    def _check_params(self):
-        super()._check_params()
+    def _validate_params(self):
+        super()._validate_params()
         if int(self.warmup_epochs) < 0:
             raise SettingError(f"warmup_epochs = {self.warmup_epochs} must be at least 0")
         if (self.backbone is None) != (self.tap is None):

@@ -113,7 +113,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     _data_on_device = True
     """Move the whole training set to the device once (codes are small), rather than batch by batch."""
 
-    def _check_params(self) -> None:
+    def _validate_params(self) -> None:
+        """Raise ``SettingError`` on a parameter no fit could use (scikit-learn's name for the
+        check that its estimators run first in ``fit``; the zoo runs it on grids early)."""
+        if not self.learning_rate > 0:
+            raise SettingError(f"learning_rate = {self.learning_rate} must be more than 0")
+        if not self.weight_decay >= 0:
+            raise SettingError(f"weight_decay = {self.weight_decay} must be at least 0")
         if not 0 <= self.dropout < 1:
             raise SettingError(f"dropout = {self.dropout} must be in [0, 1)")
         if self.learning_rate_schedule not in SCHEDULES:
@@ -190,7 +196,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         ``validation_loss_curve_`` and ``validation_rows_`` (the held-out rows early stopping
         watched, empty when none were held out; model selection scores on them).
         """
-        self._check_params()
+        self._validate_params()
         self.__dict__.pop("_partial", None)  # a fit starts afresh, also after partial_fit
         X, y = self._validate(X, y)
         check_classification_targets(y)
@@ -308,7 +314,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         the optimiser's state wait on the CPU, so the estimator pickles like a fitted one.
         """
         if not hasattr(self, "_partial"):
-            self._check_params()
+            self._validate_params()
             if isinstance(self.class_weight, str):
                 raise SettingError(f"class_weight = {self.class_weight!r} needs every label at once; give a dict of "
                                    f"weights, or use fit")
@@ -496,8 +502,8 @@ class TorchHead(TorchClassifier):
     def _keep(self, network):
         self.network_ = network
 
-    def _check_params(self):
-        super()._check_params()
+    def _validate_params(self):
+        super()._validate_params()
         if self.input_dropout is not None and not 0 <= self.input_dropout < 1:
             raise SettingError(f"input_dropout = {self.input_dropout} must be in [0, 1), or None (as dropout)")
 

@@ -17,6 +17,8 @@ import difflib
 from dataclasses import dataclass, field
 from importlib import import_module
 
+from sklearn.base import clone
+
 from features.errors import SettingError
 
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
@@ -231,14 +233,28 @@ def make_model(
 
 
 def check_grid(name: str, grid: dict) -> None:
-    """Raise ``SettingError`` (a ``ValueError``) when ``grid`` names a parameter that entry ``name`` lacks."""
-    valid = _entry(name).build(0).get_params(deep=False)
-    for key in grid:
+    """Raise ``SettingError`` (a ``ValueError``) when ``grid`` names a parameter that entry
+    ``name`` lacks, or gives one a value that its estimator refuses.
+
+    The values get the check each estimator runs first in ``fit`` (``_validate_params``:
+    scikit-learn's parameter constraints, the torch heads' own), here without data, so a
+    bad value fails when the config is read rather than after the extraction and the
+    other classifiers' fits.
+    """
+    estimator = _entry(name).build(0)
+    valid = estimator.get_params(deep=False)
+    for key, values in grid.items():
         if key not in valid:
             lowered = {param.lower(): param for param in valid}  # C, not c
             close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
             hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
             raise SettingError(f"{name} has no parameter {key!r}{hint}; valid: {', '.join(sorted(valid))}")
+        for value in values if isinstance(values, list) else [values]:
+            try:
+                clone(estimator).set_params(**{key: value})._validate_params()
+            except (TypeError, ValueError) as error:  # a ValueError's message names the parameter already
+                raise SettingError(str(error) if isinstance(error, ValueError) else f"{key} = {value!r}: {error}"
+                                   ) from None
 
 
 def estimator_params(params: dict) -> dict:

@@ -58,9 +58,13 @@ def test_signed_square_root_keeps_the_sign():
         (lambda: make_model("svm"), "unknown classifier 'svm'"),
         (lambda: make_model("linsv"), "did you mean 'linsvm'?"),
         (lambda: check_grid("logreg", {"c": [1.0]}), "logreg has no parameter 'c' (did you mean 'C'?)"),
+        (lambda: check_grid("logreg", {"C": [1.0, -1]}), "The 'C' parameter of LogisticRegression must be a float in "
+                                                        "the range (0.0, inf]. Got -1 instead."),
+        (lambda: check_grid("mlp-head", {"learning_rate": 0}), "learning_rate = 0 must be more than 0"),
+        (lambda: check_grid("mlp-head", {"hidden_units": [512]}), "hidden_units = 512: 'int' object is not iterable"),
     ],
 )
-def test_bad_names_are_refused_with_the_valid_ones(call, message):
+def test_bad_names_and_values_are_refused_with_the_valid_ones(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
         call()
 

@@ -136,8 +136,12 @@ def test_answers_that_need_no_network_import_no_torch(cli, config, image_folder,
         assert _modules_loaded(*argv, cwd=tmp_path) == [code, []], argv
 
 
-def test_names_only_the_libraries_know_are_checked_before_any_work(cli, config, tmp_path):
+def test_names_and_values_only_the_libraries_know_are_checked_before_any_work(cli, config, tmp_path):
     cases = [("classifiers.grid.logreg.c=[1.0]", "classifiers.grid.logreg: logreg has no parameter 'c' (did you mean 'C'?)"),
+             ("classifiers.grid.logreg.C=[0.1,-1.0]", "classifiers.grid.logreg: The 'C' parameter of LogisticRegression "
+                                                     "must be a float in the range (0.0, inf]. Got -1.0 instead."),
+             ("classifiers.grid.mlp-head.weight_decay=[-0.01]", "classifiers.grid.mlp-head: weight_decay = -0.01 must be "
+                                                               "at least 0"),
              ('features.backbones=["resnet5"]', "features.backbones = 'resnet5' is not valid (did you mean 'resnet50' or"),
              ('features.taps.resnet18=["layer9"]', "features.taps.resnet18 (or its default taps) with features.pooling: "
                                                  "unknown tap 'layer9' for backbone 'resnet18' (did you mean"),
