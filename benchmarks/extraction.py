@@ -157,7 +157,7 @@ def bare(backbone: str, taps: list[str], size: int, batch: int, n: int, forward:
          ) -> tuple[float, float, float]:
     """The network alone on one batch already on the device, normalised: the ceiling of ``forward``'s settings."""
     weights = resolve_weights(backbone, "random")
-    extractor = forward.model(build_tap_extractor(weights, taps, size))
+    extractor = forward.model(build_tap_extractor(weights, taps, size), batch)
     pixels = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     images = forward.inputs(pixels, preprocessing(weights, size))
     synchronize = torch.cuda.synchronize if forward.on_cuda else lambda: None

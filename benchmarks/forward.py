@@ -42,10 +42,10 @@ VARIANTS = {
 """name: (settings, whether the BatchNorms are folded)."""
 
 
-def network(backbone: str, taps: list[str], forward: Forward, fold: bool, size: int | None = None):
+def network(backbone: str, taps: list[str], forward: Forward, fold: bool, size: int, batch_size: int):
     extractor = build_tap_extractor(resolve_weights(backbone, "random"), taps, size)
     if fold:
-        return forward.model(extractor)
+        return forward.model(extractor, batch_size)
     return extractor.to(forward.device, memory_format=forward.memory_format)
 
 
@@ -70,7 +70,8 @@ def measure(backbone: str, size: int, args) -> list[str]:
                            generator=torch.Generator().manual_seed(0))
     variants = {name: (Forward(args.device, forward.precision, forward.channels_last), fold)
                 for name, (forward, fold) in VARIANTS.items() if name in args.variants}
-    models = {name: network(backbone, taps, forward, fold, size) for name, (forward, fold) in variants.items()}
+    models = {name: network(backbone, taps, forward, fold, size, args.batch_size)
+              for name, (forward, fold) in variants.items()}
     inputs = {name: forward.inputs(pixels, preprocessing(weights, size)) for name, (forward, _) in variants.items()}
     rounds = []
     for _ in range(args.repeats):

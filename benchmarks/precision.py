@@ -89,7 +89,7 @@ def bare_rates(backbone: str, size: int, args) -> list[dict]:
             path.unlink(missing_ok=True)
             models[precision] = int8_model(fold_batchnorm(network), path, size, args.batch_size, lambda: [images])
         else:
-            models[precision] = forward.model(network)
+            models[precision] = forward.model(network, args.batch_size)
     inputs = {precision: forwards[precision].inputs(pixels, recipe.transform) for precision in args.precisions}
     rounds = []
     for _ in range(args.rounds):

@@ -195,7 +195,7 @@ def _extractor(source: ImageSource, recipe: Recipe, taps: list[str], runtime: Ru
     calibrated on ``source[sample]`` unless ``cache_dir`` keeps the ranges already."""
     network = build_tap_extractor(recipe.weights, taps, recipe.image_size)
     if recipe.precision != INT8:
-        return forward.model(network)
+        return forward.model(network, runtime.batch_size)
     if cache_dir is None:
         raise ValueError("int8 codes need the cache folder that keeps their calibration (cache_dir)")
 
@@ -250,7 +250,7 @@ def forward_seconds(recipe: Recipe, taps: list[str], *, runtime: Runtime = Runti
     epochs and rows to show how much training on cached maps saved.
     """
     forward = runtime.forward(recipe)
-    extractor = forward.model(build_tap_extractor(recipe.weights, taps, recipe.image_size))
+    extractor = forward.model(build_tap_extractor(recipe.weights, taps, recipe.image_size), runtime.batch_size)
     size = recipe.image_size
     pixels = torch.randint(0, 256, (runtime.batch_size, 3, size, size), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))

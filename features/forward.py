@@ -31,9 +31,8 @@ from torchvision.transforms import functional
 
 from .errors import SettingError
 from .names import PRECISIONS
-from .quantize import check_int8_device
 
-__all__ = ["Forward", "HostPixels", "fold_batchnorm", "resolve_device"]
+__all__ = ["Forward", "HostPixels", "OneBatchShape", "fold_batchnorm", "resolve_device"]
 
 
 def resolve_device(name: str) -> str:
@@ -59,6 +58,34 @@ class HostPixels:
         image = functional.resize(image, transform.resize_size, interpolation=transform.interpolation,
                                   antialias=transform.antialias)
         return functional.pil_to_tensor(functional.center_crop(image, transform.crop_size))
+
+
+class OneBatchShape(nn.Module):
+    """``network`` (returning ``{tap: activation}``) fed batches of exactly ``batch_size``
+    images: a smaller batch is padded with zeros, in its memory format, and the padding's
+    rows are cut off the outputs again.
+
+    For a compiled network, which compiles once per input shape and strides: a short last
+    batch would compile a second graph (tens of seconds for a float network, 1.5 s for
+    int8's), for the sake of a few images.
+    """
+
+    def __init__(self, network: nn.Module, batch_size: int):
+        super().__init__()
+        self.network = network
+        self.batch_size = batch_size
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        blocks = []
+        for block in images.split(self.batch_size):
+            rows = len(block)
+            if rows < self.batch_size:
+                layout = torch.channels_last if block.is_contiguous(memory_format=torch.channels_last) else \
+                    torch.contiguous_format
+                block = torch.cat([block, block.new_zeros((self.batch_size - rows, *block.shape[1:]))]).contiguous(
+                    memory_format=layout)
+            blocks.append({tap: value[:rows] for tap, value in self.network(block).items()})
+        return {tap: torch.cat([block[tap] for block in blocks]) for tap in blocks[0]}
 
 
 def fold_batchnorm(network: fx.GraphModule) -> fx.GraphModule:
@@ -126,6 +153,8 @@ class Forward:
         if self.precision not in PRECISIONS:
             raise SettingError(f"precision = {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
         if self.precision == "int8":  # the int8 network itself is features.quantize's
+            from .quantize import check_int8_device
+
             check_int8_device(self.device)
 
     @property
@@ -136,11 +165,12 @@ class Forward:
     def on_cuda(self) -> bool:
         return self.device.startswith("cuda")
 
-    def model(self, network: fx.GraphModule) -> nn.Module:
+    def model(self, network: fx.GraphModule, batch_size: int) -> nn.Module:
         """The frozen ``network`` (a tap extractor) with its BatchNorms folded
-        (``fold_batchnorm``), on the device, in the memory format, compiled if asked."""
+        (``fold_batchnorm``), on the device, in the memory format, compiled if asked, for
+        batches of at most ``batch_size`` images."""
         network = fold_batchnorm(network).to(self.device, memory_format=self.memory_format)
-        return torch.compile(network) if self.compile else network
+        return OneBatchShape(torch.compile(network), batch_size) if self.compile else network
 
     def inputs(self, pixels: torch.Tensor, transform) -> torch.Tensor:
         """``uint8`` ``(N, 3, H, W)`` pixels -> the network's normalised float input on the device."""

@@ -43,6 +43,7 @@ from torch import nn
 from .cpu import has_native_bfloat16, has_vnni
 from .errors import SettingError
 from .files import write_atomic
+from .forward import OneBatchShape
 
 __all__ = ["INT8", "calibration_sample", "sample_fingerprint", "quantization_settings",
            "check_int8_device", "calibration_path", "int8_model"]
@@ -139,15 +140,10 @@ def _observers(prepared: nn.Module) -> dict[str, nn.Module]:
     return named
 
 
-class _Batched(nn.Module):
-    """The compiled int8 network at one batch size: a smaller batch is padded with zeros
-    and the rows cut off again, so ``torch.compile`` compiles once (tens of seconds)."""
+class _Frozen(OneBatchShape):
+    """The compiled int8 network, run with inductor's freezing, at one batch shape."""
 
-    def __init__(self, network: nn.Module, batch_size: int):
-        super().__init__()
-        self.network = network
-        self.batch_size = batch_size
-        self.compiled = False
+    compiled = False
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         # freezing (which needs grad off) folds the weights' int8 packing into constants: without it,
@@ -156,24 +152,12 @@ class _Batched(nn.Module):
 
         with torch.no_grad(), config.patch(freezing=True):
             if self.compiled:
-                return self._forward(images)
+                return super().forward(images)
             started = time.perf_counter()
-            outputs = self._forward(images)
+            outputs = super().forward(images)
             self.compiled = True
             log.info("int8: compiled and ran the first batch in %.1f s", time.perf_counter() - started)
             return outputs
-
-    def _forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        blocks = []
-        for block in images.split(self.batch_size):
-            rows = len(block)
-            if rows < self.batch_size:  # in the batch's memory format: other strides would compile again (1.5 s)
-                layout = torch.channels_last if block.is_contiguous(memory_format=torch.channels_last) else \
-                    torch.contiguous_format
-                block = torch.cat([block, block.new_zeros((self.batch_size - rows, *block.shape[1:]))]).contiguous(
-                    memory_format=layout)
-            blocks.append({tap: value[:rows] for tap, value in self.network(block).items()})
-        return {tap: torch.cat([block[tap] for block in blocks]) for tap in blocks[0]}
 
 
 def int8_model(network: nn.Module, path: Path, image_size: int, batch_size: int,
@@ -226,4 +210,4 @@ def int8_model(network: nn.Module, path: Path, image_size: int, batch_size: int,
         log.info("int8: %d ranges calibrated on %d images in %.1f s -> %s", len(observers), count,
                  time.perf_counter() - started, path)
     quantized = convert_pt2e(prepared)
-    return _Batched(torch.compile(quantized), batch_size)
+    return _Frozen(torch.compile(quantized), batch_size)

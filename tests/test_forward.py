@@ -52,7 +52,7 @@ def test_batchnorms_fold_into_convolutions_without_changing_the_codes(backbone, 
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         expected = network(images)
-        folded = Forward(channels_last=False).model(build_tap_extractor(weights, taps, 64))
+        folded = Forward(channels_last=False).model(build_tap_extractor(weights, taps, 64), batch_size=8)
         outputs = folded(images)
     assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in folded.modules())
     assert any(isinstance(module, torch.nn.BatchNorm2d) for module in network.modules())
@@ -139,3 +139,30 @@ def test_jpegs_decoded_on_the_device_match_the_host_and_keep_their_order(tmp_pat
     # nvJPEG ignores EXIF orientation: a turned photo is decoded on the host, so exactly as there
     np.testing.assert_array_equal(device_codes["a/turned.jpg"], host_codes["a/turned.jpg"])
     np.testing.assert_allclose(device_codes["a/turned.jpg"], device_codes["a/photo0.jpg"], rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_a_compiled_network_pads_a_short_last_batch_in_its_memory_format_and_compiles_no_second_graph(
+        precision, tmp_path, monkeypatch):
+    graphs = []
+
+    def counting_backend(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda network: compile_(network, backend=counting_backend))
+    network = build_tap_extractor(WEIGHTS, ["layer1"], 32)
+    with torch.inference_mode():  # as the stage makes its inputs
+        images = torch.randn(6, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    if precision == "int8":
+        from features.quantize import int8_model
+
+        compiled = int8_model(network, tmp_path / "ranges.pt", 32, 4, lambda: [images])
+    else:
+        compiled = Forward(compile=True).model(network, batch_size=4)
+    with torch.inference_mode():
+        codes = torch.cat([compiled(batch)["layer1"] for batch in images.split(4)])  # the last batch padded to 4
+        assert len(graphs) == 1, "the padded batch's shape or strides differ from the first batch's: compiled again"
+        if precision == "float32":
+            torch.testing.assert_close(codes, network(images)["layer1"])

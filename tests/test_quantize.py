@@ -176,22 +176,6 @@ class TwoConvTaps(ConvTaps):
         return {"conv": self.second(super().forward(images)["conv"])}
 
 
-def test_a_short_last_batch_is_padded_in_its_memory_format_and_compiles_no_second_graph():
-    graphs = []
-
-    def counting_backend(graph, example_inputs):
-        graphs.append(graph)
-        return graph.forward
-
-    network = ConvTaps().eval()
-    batched = quantize._Batched(torch.compile(network, backend=counting_backend), batch_size=4)
-    images = torch.randn(6, 3, 8, 8).contiguous(memory_format=torch.channels_last)
-    codes = batched(images)["conv"]  # a whole batch of 4, then 2 padded to 4
-    assert len(graphs) == 1, "the padded batch's strides differ from the first batch's: compiled again"
-    with torch.no_grad():
-        torch.testing.assert_close(codes, network(images)["conv"])
-
-
 def test_int8_ranges_cover_the_calibration_extremes_so_outlying_pixels_are_not_clipped(tmp_path):
     torch.manual_seed(0)
     network, images = ConvTaps().eval(), torch.randn(64, 3, 16, 16)
