@@ -11,7 +11,7 @@ The path is PyTorch's maintained one, PT2E in torchao (``pip install
 sample of the training images to set the activations' ranges (their minimum and maximum
 over the sample: the quantizer's default histograms cost 1.4 s more a run and gave codes
 further from float32's, docs/speed.md; the forward in bfloat16 where the CPU has it in
-hardware, 1.5 s less again), and ``torch.compile`` with freezing lowers the
+hardware, 1.3 s less again), and ``torch.compile`` with freezing lowers the
 graph to oneDNN's int8 kernels. The FX mode of ``torch.ao.quantization`` (deprecated) and
 ONNX Runtime's ``quantize_static`` (whose export path, TorchScript's, is deprecated too)
 ran as fast here; see docs/speed.md.
@@ -60,8 +60,8 @@ def quantization_settings() -> dict:
     """How the network is quantized on this machine: part of the codes' recipe.
 
     The calibration's forward runs in bfloat16 where the CPU has it natively (1.65 times
-    float32's speed here: 1.5 s less a run) and sets ranges within 0.25 % of float32's,
-    under a tenth of one of the 256 steps; elsewhere in float32."""
+    float32's speed here: 1.3 s less a run) and sets ranges within 0.25 % of float32's,
+    less than one of the 256 steps (0.4 %); elsewhere in float32."""
     return {"method": "pt2e-x86-inductor", "activations": "uint8 per tensor, min-max",
             "weights": "int8 per channel, min-max", "reduce_range": not has_vnni(),
             "calibration forward": "bfloat16" if has_native_bfloat16() else "float32"}
