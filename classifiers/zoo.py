@@ -17,8 +17,6 @@ import difflib
 from dataclasses import dataclass, field
 from importlib import import_module
 
-from sklearn.base import clone
-
 from features.errors import SettingError
 
 from .preprocessing import DEFAULT_PREPROCESSING, make_preprocessing
@@ -241,8 +239,7 @@ def check_grid(name: str, grid: dict) -> None:
     bad value fails when the config is read rather than after the extraction and the
     other classifiers' fits.
     """
-    estimator = _entry(name).build(0)
-    valid = estimator.get_params(deep=False)
+    valid = _entry(name).build(0).get_params(deep=False)
     for key, values in grid.items():
         if key not in valid:
             lowered = {param.lower(): param for param in valid}  # C, not c
@@ -251,7 +248,7 @@ def check_grid(name: str, grid: dict) -> None:
             raise SettingError(f"{name} has no parameter {key!r}{hint}; valid: {', '.join(sorted(valid))}")
         for value in values if isinstance(values, list) else [values]:
             try:
-                clone(estimator).set_params(**{key: value})._validate_params()
+                _entry(name).build(0).set_params(**{key: value})._validate_params()
             except (TypeError, ValueError) as error:  # a ValueError's message names the parameter already
                 raise SettingError(str(error) if isinstance(error, ValueError) else f"{key} = {value!r}: {error}"
                                    ) from None

@@ -32,7 +32,15 @@ from torchvision.transforms import functional
 from .errors import SettingError
 from .names import PRECISIONS
 
-__all__ = ["Forward", "HostPixels", "OneBatchShape", "fold_batchnorm", "resolve_device"]
+__all__ = ["Forward", "HostPixels", "OneBatchShape", "check_int8_device", "fold_batchnorm", "resolve_device"]
+
+
+def check_int8_device(device: str) -> None:
+    """Refuse ``int8`` on anything but the CPU, by name (``bfloat16`` is the GPU's fast precision)."""
+    if torch.device(device).type != "cpu":
+        raise SettingError(f"features.precision = \"int8\" runs on the CPU only (its kernels are oneDNN's x86 "
+                           f"ones), not on {device!r}: on a GPU use precision = \"bfloat16\", or set "
+                           f"features.device = \"cpu\"")
 
 
 def resolve_device(name: str) -> str:
@@ -153,8 +161,6 @@ class Forward:
         if self.precision not in PRECISIONS:
             raise SettingError(f"precision = {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
         if self.precision == "int8":  # the int8 network itself is features.quantize's
-            from .quantize import check_int8_device
-
             check_int8_device(self.device)
 
     @property

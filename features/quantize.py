@@ -45,8 +45,8 @@ from .errors import SettingError
 from .files import write_atomic
 from .forward import OneBatchShape
 
-__all__ = ["INT8", "calibration_sample", "sample_fingerprint", "quantization_settings",
-           "check_int8_device", "calibration_path", "int8_model"]
+__all__ = ["INT8", "calibration_sample", "sample_fingerprint", "quantization_settings", "calibration_path",
+           "int8_model"]
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +65,6 @@ def quantization_settings() -> dict:
     return {"method": "pt2e-x86-inductor", "activations": "uint8 per tensor, min-max",
             "weights": "int8 per channel, min-max", "reduce_range": not has_vnni(),
             "calibration forward": "bfloat16" if has_native_bfloat16() else "float32"}
-
-
-def check_int8_device(device: str) -> None:
-    """Refuse ``int8`` on anything but the CPU, by name (``bfloat16`` is the GPU's fast precision)."""
-    if torch.device(device).type != "cpu":
-        raise SettingError(f"features.precision = \"int8\" runs on the CPU only (its kernels are oneDNN's x86 "
-                           f"ones), not on {device!r}: on a GPU use precision = \"bfloat16\", or set "
-                           f"features.device = \"cpu\"")
 
 
 def calibration_sample(labels: np.ndarray, splits: np.ndarray, images: int, seed: int) -> np.ndarray:

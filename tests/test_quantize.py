@@ -22,7 +22,8 @@ from features import (
 )
 from features import cpu, quantize
 from features.extraction import with_calibration_sample
-from features.quantize import calibration_sample, check_int8_device
+from features.forward import check_int8_device
+from features.quantize import calibration_sample
 
 WEIGHTS = resolve_weights("resnet50", "random")
 TAPS = ["layer1"]
