@@ -137,7 +137,6 @@ def test_a_cpu_without_vnni_runs_int8_in_seven_bits_and_says_so(int8_run, tmp_pa
     monkeypatch.setattr(cpu, "cpu_instructions", lambda: dict.fromkeys(cpu.INSTRUCTIONS, False))
     recipe = Recipe(WEIGHTS, image_size=32, precision="int8", calibration_images=8)
     assert recipe.calibration["reduce_range"] is True  # part of the codes: another store, another spec
-    assert recipe.calibration["calibration forward"] == "float32"  # no bfloat16 in hardware either
     done = extract_codes(source, recipe, taps=["layer1"], poolings=["avg"], cache_dir=tmp_path, runtime=RUNTIME)
     assert done.path.name != int8.path.name
     assert "this CPU has no VNNI" in caplog.text
@@ -192,11 +191,11 @@ def test_the_calibration_runs_in_bfloat16_where_the_cpu_has_it_and_sets_float32s
         tmp_path, monkeypatch):
     torch.manual_seed(0)
     network, images = TwoConvTaps().eval(), torch.randn(64, 3, 16, 16)
-    ranges = {}
+    ranges, settings = {}, []
     for native in (True, False):
         monkeypatch.setattr(cpu, "cpu_instructions", lambda: {**dict.fromkeys(cpu.INSTRUCTIONS, True), "amx": False,
                                                               "avx512_bf16": native})
-        assert quantize.quantization_settings()["calibration forward"] == ("bfloat16" if native else "float32")
+        settings.append(quantize.quantization_settings())
         quantize.int8_model(network, tmp_path / f"{native}.pt", 16, 64, lambda: images.split(32))  # compiles later
         ranges[native] = torch.load(tmp_path / f"{native}.pt", weights_only=True)
     half, single = ([value for observer in ranges[native].values() for value in observer.values()]
@@ -204,3 +203,4 @@ def test_the_calibration_runs_in_bfloat16_where_the_cpu_has_it_and_sets_float32s
     assert any(not torch.equal(a, b) for a, b in zip(half, single)), "the calibration ran in float32"
     for a, b in zip(half, single):
         torch.testing.assert_close(a, b, rtol=0.005, atol=1e-6)  # a uint8 step is 1/255 of the range: 0.4 %
+    assert settings[0] == settings[1], "the codes' name depends on it: a CPU without bfloat16 could not reuse the ranges"
