@@ -195,6 +195,8 @@ def int8_model(network: nn.Module, path: Path, image_size: int, batch_size: int,
             for images in calibration_inputs():
                 prepared(images)
                 count += len(images)
+        for name in set(observers) & set(saved):  # a range that made codes stays, whichever CPU calibrates now
+            observers[name].load_state_dict(saved[name])
         states = {**saved, **{name: observer.state_dict() for name, observer in observers.items()}}
         write_atomic(path, lambda partial: torch.save(states, partial))
         log.info("int8: %d ranges calibrated on %d images in %.1f s (forward in %s) -> %s", len(observers), count,

@@ -204,3 +204,32 @@ def test_the_calibration_runs_in_bfloat16_where_the_cpu_has_it_and_sets_float32s
     for a, b in zip(half, single):
         torch.testing.assert_close(a, b, rtol=0.005, atol=1e-6)  # a uint8 step is 1/255 of the range: 0.4 %
     assert settings[0] == settings[1], "the codes' name depends on it: a CPU without bfloat16 could not reuse the ranges"
+
+
+class ThreeConvTaps(TwoConvTaps):
+    """``TwoConvTaps`` and one convolution more: a deeper tap, whose graph shares the first two's observers."""
+
+    def __init__(self):
+        super().__init__()
+        self.third = torch.nn.Conv2d(4, 4, 3)
+
+    def forward(self, images):
+        return {"conv": self.third(super().forward(images)["conv"])}
+
+
+def test_a_deeper_tap_calibrated_on_another_cpu_keeps_the_ranges_that_made_codes(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    deeper, images, path = ThreeConvTaps().eval(), torch.randn(64, 3, 16, 16), tmp_path / "ranges.pt"
+    shallower = TwoConvTaps().eval()
+    shallower.load_state_dict(deeper.state_dict(), strict=False)  # the same layers, one fewer
+    ranges = []
+    for network, native in ((shallower, True), (deeper, False)):  # a CPU with bfloat16, then one without
+        monkeypatch.setattr(cpu, "cpu_instructions", lambda: {**dict.fromkeys(cpu.INSTRUCTIONS, True), "amx": False,
+                                                              "avx512_bf16": native})
+        quantize.int8_model(network, path, 16, 64, lambda: images.split(32))
+        ranges.append(torch.load(path, weights_only=True))
+    first, both = ranges
+    assert set(first) < set(both), "the deeper tap's ranges were added"
+    for name in first:
+        for key, value in first[name].items():
+            assert torch.equal(both[name][key], value), f"{name}: calibrated again in float32"
