@@ -155,25 +155,18 @@ def test_int8_without_torchao_says_what_to_install(split_image_folder, tmp_path,
 
 
 class ConvTaps(torch.nn.Module):
-    """A one-convolution tap extractor, ``{"conv": activation}``: int8's machinery in milliseconds."""
+    """``depth`` 3x3 convolutions, each followed by a ReLU, ``{"conv": the last one's output}``:
+    int8's machinery in milliseconds. From the second convolution on, an input's range is an
+    activation's, which the calibration's forward sets."""
 
-    def __init__(self):
+    def __init__(self, depth: int = 1):
         super().__init__()
-        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(3 if index == 0 else 4, 4, 3) for index in range(depth))
 
     def forward(self, images):
-        return {"conv": torch.relu(self.conv(images))}
-
-
-class TwoConvTaps(ConvTaps):
-    """Two convolutions: the second's input range is an activation's, so the calibration's forward sets it."""
-
-    def __init__(self):
-        super().__init__()
-        self.second = torch.nn.Conv2d(4, 4, 3)
-
-    def forward(self, images):
-        return {"conv": self.second(super().forward(images)["conv"])}
+        for conv in self.convs:
+            images = torch.relu(conv(images))
+        return {"conv": images}
 
 
 def test_int8_ranges_cover_the_calibration_extremes_so_outlying_pixels_are_not_clipped(tmp_path):
@@ -190,7 +183,7 @@ def test_int8_ranges_cover_the_calibration_extremes_so_outlying_pixels_are_not_c
 def test_the_calibration_runs_in_bfloat16_where_the_cpu_has_it_and_sets_float32s_ranges_within_a_step(
         tmp_path, monkeypatch):
     torch.manual_seed(0)
-    network, images = TwoConvTaps().eval(), torch.randn(64, 3, 16, 16)
+    network, images = ConvTaps(depth=2).eval(), torch.randn(64, 3, 16, 16)
     ranges, settings = {}, []
     for native in (True, False):
         monkeypatch.setattr(cpu, "cpu_instructions", lambda: {**dict.fromkeys(cpu.INSTRUCTIONS, True), "amx": False,
@@ -206,21 +199,10 @@ def test_the_calibration_runs_in_bfloat16_where_the_cpu_has_it_and_sets_float32s
     assert settings[0] == settings[1], "the codes' name depends on it: a CPU without bfloat16 could not reuse the ranges"
 
 
-class ThreeConvTaps(TwoConvTaps):
-    """``TwoConvTaps`` and one convolution more: a deeper tap, whose graph shares the first two's observers."""
-
-    def __init__(self):
-        super().__init__()
-        self.third = torch.nn.Conv2d(4, 4, 3)
-
-    def forward(self, images):
-        return {"conv": self.third(super().forward(images)["conv"])}
-
-
 def test_a_deeper_tap_calibrated_on_another_cpu_keeps_the_ranges_that_made_codes(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    deeper, images, path = ThreeConvTaps().eval(), torch.randn(64, 3, 16, 16), tmp_path / "ranges.pt"
-    shallower = TwoConvTaps().eval()
+    deeper, images, path = ConvTaps(depth=3).eval(), torch.randn(64, 3, 16, 16), tmp_path / "ranges.pt"
+    shallower = ConvTaps(depth=2).eval()
     shallower.load_state_dict(deeper.state_dict(), strict=False)  # the same layers, one fewer
     ranges = []
     for network, native in ((shallower, True), (deeper, False)):  # a CPU with bfloat16, then one without
