@@ -324,18 +324,14 @@ def build_tap_extractor(weights: ResolvedWeights, taps: list[str], image_size: i
 
 def _file_tap_extractor(weights: ResolvedWeights, state: dict, taps, image_size: int | None) -> nn.Module | None:
     """The tap extractor made of the weights file's tensors alone, or None where the taps
-    would use a tensor the file does not hold (a buffer it lacks, one that no state dict
-    keeps, a builder that cannot run on the ``meta`` device).
+    would use a tensor the file does not hold (a buffer it lacks, or one that no state
+    dict keeps and the model computes when built).
 
     A file holds every parameter the taps need (``_load_file`` checks it), so initialising
     the model first is wasted work: for VGG16's conv-only file, a second of random fully
     connected layers that no tap reads. Built on the ``meta`` device, those never exist.
     """
-    try:
-        with torch.device("meta"):
-            model = library_of(weights.backbone).build(weights.backbone)
-    except NotImplementedError:
-        return None
+    model = meta_model(weights.backbone)
     model.load_state_dict(state, strict=False, assign=True)
     extractor = tap_extractor(_ready(model, weights.backbone, image_size), weights.backbone, taps)
     unset = any(tensor.is_meta for tensor in [*extractor.parameters(), *extractor.buffers()])

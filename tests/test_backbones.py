@@ -165,25 +165,37 @@ def test_a_partial_file_allows_the_taps_it_covers_and_refuses_the_others(tmp_pat
         assert torch.allclose(extractor(image)["pool5"], conv(image))
 
 
-def test_a_file_covering_the_taps_builds_no_random_model_and_one_that_cannot_go_on_meta_still_loads(
-        tmp_path, monkeypatch):
-    """The seeded build (a second of VGG16's fully connected layers) only runs where the
-    model cannot be made from the file alone: RegNet's builder computes with tensors."""
+def test_a_file_covering_the_taps_builds_no_random_model(tmp_path, monkeypatch):
+    """The seeded build (a second of VGG16's fully connected layers) is skipped when the file
+    holds what the taps use, also for a builder that computes with tensors (RegNet's)."""
     conv = make_layers(cfgs["D"])
     torch.save({f"features.{key}": value for key, value in conv.state_dict().items()}, tmp_path / "conv.pth")
-    seeded_build = weights_module._built
+    regnet = _state_dict_file(tmp_path / "regnet.pth", "regnet_x_400mf", seed=3)
     monkeypatch.setattr(weights_module, "_built", lambda *args: pytest.fail("built a random model first"))
-    extractor = build_tap_extractor(resolve_weights("vgg16", str(tmp_path / "conv.pth")), ["pool4"])
+    vgg = build_tap_extractor(resolve_weights("vgg16", str(tmp_path / "conv.pth")), ["pool4"])
+    trunk = build_tap_extractor(resolve_weights("regnet_x_400mf", str(tmp_path / "regnet.pth")), ["trunk_output"])
     image = torch.rand(2, 3, 32, 32)
     with torch.inference_mode():
-        assert torch.equal(extractor(image)["pool4"], conv[:24](image))
+        assert torch.equal(vgg(image)["pool4"], conv[:24](image))
+        expected = tap_extractor(regnet, "regnet_x_400mf", ["trunk_output"])(image)["trunk_output"]
+        assert torch.equal(trunk(image)["trunk_output"], expected)
 
-    monkeypatch.setattr(weights_module, "_built", seeded_build)
-    reference = _state_dict_file(tmp_path / "regnet.pth", "regnet_x_400mf", seed=3)
-    extractor = build_tap_extractor(resolve_weights("regnet_x_400mf", str(tmp_path / "regnet.pth")), ["trunk_output"])
+
+def test_a_file_without_a_tensor_the_model_computes_when_built_loads_into_the_seeded_build(tmp_path, monkeypatch):
+    """timm's CoAtNet keeps its attention's relative position index out of the state dict."""
+    pytest.importorskip("timm")
+    name, taps = "timm/test_coatnet", ["stages.1", "stages.2"]
+    reference = _state_dict_file(tmp_path / "coatnet.pth", name, seed=3)
+    seeded_builds = []
+    seeded_build = weights_module._built
+    monkeypatch.setattr(weights_module, "_built", lambda *args: seeded_builds.append(1) or seeded_build(*args))
+    extractor = build_tap_extractor(resolve_weights(name, str(tmp_path / "coatnet.pth")), taps)
+    assert seeded_builds, "the index would have stayed on the meta device"
+    image = torch.rand(2, 3, 160, 160)
     with torch.inference_mode():
-        expected = tap_extractor(reference, "regnet_x_400mf", ["trunk_output"])(image)["trunk_output"]
-        assert torch.equal(extractor(image)["trunk_output"], expected)
+        expected = tap_extractor(reference, name, taps)(image)
+        for tap, activation in extractor(image).items():
+            assert torch.equal(activation, expected[tap]), tap
 
 
 def test_weights_files_that_do_not_fit_get_a_clear_message(tmp_path):
