@@ -10,20 +10,21 @@ ridge, fitted on all 60,000 rows in about 20 s, 92.0-92.1 % test accuracy (4,000
 92.4-92.5 %), where the exact SVM took 23 s to fit 10,000 rows and 58 s to predict the
 10,000 test rows, for 91.6 %.
 
-It takes ``C`` like ``SVC`` (ridge's penalty is ``1 / C``) and ``gamma="scale"`` as
-``SVC`` computes it, so that the ``svm-rbf`` grid tunes it unchanged.
+It takes ``C`` like ``SVC`` (ridge's penalty is ``1 / C``) and ``gamma`` as ``SVC`` does
+(``"scale"``, ``"auto"`` or a number), so that the ``svm-rbf`` grid tunes it unchanged.
 """
 
 from __future__ import annotations
+
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import RidgeClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-
-from features.errors import SettingError
 
 __all__ = ["NystroemClassifier"]
 
@@ -35,13 +36,21 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
     ----------
     C : float, default=1.0
         Inverse of the ridge penalty, as ``SVC``'s ``C``: larger fits the training rows closer.
-    gamma : "scale" or float, default="scale"
-        The RBF kernel's width; ``"scale"`` is ``1 / (n_features * X.var())``, as ``SVC``.
+    gamma : "scale", "auto" or float, default="scale"
+        The RBF kernel's width; ``"scale"`` is ``1 / (n_features * X.var())`` and
+        ``"auto"`` is ``1 / n_features``, as ``SVC``.
     n_components : int, default=2000
         Rows sampled to build the features (fewer when there are fewer rows).
     random_state : int, default=None
         Which rows are sampled.
     """
+
+    _parameter_constraints = {  # SVC's, checked by fit (and by the zoo when a config is read)
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "gamma": [StrOptions({"scale", "auto"}), Interval(Real, 0, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, C: float = 1.0, gamma="scale", n_components: int = 2000, random_state=None):
         self.C = C
@@ -50,10 +59,11 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):
+        self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float32)
-        if self.C <= 0:
-            raise SettingError(f"C = {self.C} must be more than 0")
-        gamma = 1.0 / (X.shape[1] * X.var()) if self.gamma == "scale" else self.gamma
+        gamma = self.gamma
+        if gamma in ("scale", "auto"):
+            gamma = 1.0 / (X.shape[1] * (X.var() if gamma == "scale" else 1.0))
         self.pipeline_ = Pipeline([
             ("nystroem", Nystroem(gamma=gamma, n_components=min(self.n_components, len(X)),
                                   random_state=self.random_state)),

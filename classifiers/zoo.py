@@ -237,21 +237,30 @@ def check_grid(name: str, grid: dict) -> None:
     The values get the check each estimator runs first in ``fit`` (``_validate_params``:
     scikit-learn's parameter constraints, the torch heads' own), here without data, so a
     bad value fails when the config is read rather than after the extraction and the
-    other classifiers' fits.
+    other classifiers' fits. An entry with an ``at_scale`` form is checked as both: the
+    grid must serve it at any number of rows.
     """
-    valid = _entry(name).build(0).get_params(deep=False)
+    entry = _entry(name)
+    forms = (entry, entry.at_scale) if entry.at_scale else (entry,)
+    own = [set(form.build(0).get_params(deep=False)) for form in forms]
+    valid = set.intersection(*own)
+
+    def at_scale(form: ZooEntry) -> str:
+        return f" (past {SCALE_ROWS:,} training rows {name} runs as {form.estimator.rsplit('.', 1)[1]})"
+
     for key, values in grid.items():
         if key not in valid:
             lowered = {param.lower(): param for param in valid}  # C, not c
             close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
-            hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+            hint = at_scale(forms[-1]) if key in own[0] else f" (did you mean {lowered[close[0]]!r}?)" if close else ""
             raise SettingError(f"{name} has no parameter {key!r}{hint}; valid: {', '.join(sorted(valid))}")
-        for value in values if isinstance(values, list) else [values]:
-            try:
-                _entry(name).build(0).set_params(**{key: value})._validate_params()
-            except (TypeError, ValueError) as error:  # a ValueError's message names the parameter already
-                raise SettingError(str(error) if isinstance(error, ValueError) else f"{key} = {value!r}: {error}"
-                                   ) from None
+        for form in forms:
+            for value in values if isinstance(values, list) else [values]:
+                try:
+                    form.build(0).set_params(**{key: value})._validate_params()
+                except (TypeError, ValueError) as error:  # a ValueError's message names the parameter already
+                    message = str(error) if isinstance(error, ValueError) else f"{key} = {value!r}: {error}"
+                    raise SettingError(message + (at_scale(form) if form is not entry else "")) from None
 
 
 def estimator_params(params: dict) -> dict:

@@ -59,6 +59,17 @@ def test_a_search_on_a_sample_refits_the_chosen_setting_on_every_row(codes):
     assert select_model("logreg", X, y, Tuning(cv_folds=3, n_jobs=1, tune_rows=10_000)).tuned_rows is None
 
 
+def test_the_nystroem_form_takes_every_gamma_the_svm_grid_takes(codes, monkeypatch):
+    X, y = codes
+    monkeypatch.setattr(classifiers.zoo, "SCALE_ROWS", 400)
+    chosen = select_model("svm-rbf", X, y, Tuning(grid={"svm-rbf": {"gamma": ["auto"]}}, cv_folds=3, n_jobs=1))
+    assert isinstance(chosen.model[-1], NystroemClassifier) and chosen.params["gamma"] == "auto"
+    fitted = NystroemClassifier(gamma="auto", n_components=50, random_state=0).fit(X, y)
+    assert fitted.pipeline_.named_steps["nystroem"].gamma == 1 / X.shape[1]  # as SVC's "auto"
+    with pytest.raises(ValueError, match="The 'C' parameter of NystroemClassifier must be a float"):
+        NystroemClassifier(C=0).fit(X, y)
+
+
 def test_past_scale_rows_the_rbf_svm_runs_as_nystroem_features_and_the_row_says_so(codes, monkeypatch, tmp_path):
     X, y = codes
     monkeypatch.setattr(classifiers.zoo, "SCALE_ROWS", 400)

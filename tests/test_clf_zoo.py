@@ -61,6 +61,9 @@ def test_signed_square_root_keeps_the_sign():
         (lambda: check_grid("logreg", {"C": [1.0, -1]}), "The 'C' parameter of LogisticRegression must be a float in "
                                                         "the range (0.0, inf]. Got -1 instead."),
         (lambda: check_grid("mlp-head", {"learning_rate": 0}), "learning_rate = 0 must be more than 0"),
+        (lambda: check_grid("svm-rbf", {"kernel": ["poly"]}),  # fine for SVC, not for its form at scale
+         "svm-rbf has no parameter 'kernel' (past 20,000 training rows svm-rbf runs as NystroemClassifier)"),
+        (lambda: check_grid("svm-rbf", {"gamma": ["scale", "auto", 0.1, "none"]}), "The 'gamma' parameter of SVC"),
         (lambda: check_grid("mlp-head", {"hidden_units": [512]}), "hidden_units = 512: 'int' object is not iterable"),
     ],
 )
