@@ -16,12 +16,15 @@ per split, the preprocessing is fitted once and then:
   ridge is scored like every other classifier.
 
 ``path_scores`` returns the accuracy of every value on every split, as a grid search's
-``cv_results_`` would.
+``cv_results_`` would. A path stands in for the estimator's own fits only where it gives
+their solution (``walks``): the closed form of ridge knows no class weights, so a ridge
+with ``class_weight = "balanced"`` is grid-searched instead.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Callable, NamedTuple
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -30,7 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer
 
-__all__ = ["PATHS", "path_scores"]
+__all__ = ["PATHS", "Path", "path_scores", "walks"]
 
 
 def _warm_start(estimator, param: str, values: list, X, y, X_val, y_val) -> list[float]:
@@ -68,8 +71,26 @@ def _ridge(estimator, param: str, values: list, X, y, X_val, y_val) -> list[floa
     return scores
 
 
-PATHS = {"warm_start": _warm_start, "ridge": _ridge}
-"""How a path is walked, by the name a zoo entry gives (``ZooEntry.path``)."""
+def _solves_ridge(estimator) -> bool:
+    """``_ridge`` is ``RidgeClassifier``'s solution with an intercept, without class weights
+    or a sign constraint (the solver and its tolerance only decide how it is reached)."""
+    return bool(estimator.fit_intercept) and estimator.class_weight is None and not estimator.positive
+
+
+class Path(NamedTuple):
+    """How a path is walked, and which estimators' fits it reproduces."""
+
+    walk: Callable
+    solves: Callable[[object], bool] = lambda estimator: True  # the estimator's own fits, warm-started
+
+
+PATHS = {"warm_start": Path(_warm_start), "ridge": Path(_ridge, _solves_ridge)}
+"""The paths, by the name a zoo entry gives (``ZooEntry.path``)."""
+
+
+def walks(kind: str, model: Pipeline) -> bool:
+    """Whether path ``kind`` scores what ``model`` (a zoo pipeline, its fixed settings set) would fit."""
+    return bool(kind) and PATHS[kind].solves(model.steps[-1][1])
 
 
 def _on_split(model: Pipeline, kind: str, param: str, values: list, X, y, train, test) -> list[float]:
@@ -78,7 +99,7 @@ def _on_split(model: Pipeline, kind: str, param: str, values: list, X, y, train,
     if preprocessing is not None:
         X_train = preprocessing.fit_transform(X_train, y[train])
         X_test = preprocessing.transform(X_test)
-    return PATHS[kind](clone(model.steps[-1][1]), param, values, X_train, y[train], X_test, y[test])
+    return PATHS[kind].walk(clone(model.steps[-1][1]), param, values, X_train, y[train], X_test, y[test])
 
 
 def path_scores(model: Pipeline, kind: str, param: str, values: list, X: np.ndarray, y: np.ndarray,

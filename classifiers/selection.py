@@ -39,7 +39,7 @@ from sklearn.utils.validation import has_fit_parameter
 
 from features.errors import SettingError
 
-from .paths import path_scores
+from .paths import path_scores, walks
 from .tuning import Tuning
 from .zoo import STEP, entry_for, estimator_params, make_model, param_grid
 
@@ -223,9 +223,11 @@ def select_model(name: str, X: np.ndarray, y: np.ndarray, tuning: Tuning = Tunin
         if len(splits) == 1 and tuning.tune_rows:  # the others train on a sample of the rows not held out
             train = splits[0][0]
             splits = [(train[tuning_rows(y[train], tuning.tune_rows, seed, _take(groups, train))], splits[0][1])]
-        evaluate = _cv_evaluator(entry.path, model, X, y, splits, tuning.n_jobs,
+        fixed_by_grid = {key: values[0] for key, values in grid.items() if len(values) == 1}
+        path = entry.path if walks(entry.path, clone(model).set_params(**fixed_by_grid)) else ""
+        evaluate = _cv_evaluator(path, model, X, y, splits, tuning.n_jobs,
                                  grouped_fit_params(model, search_groups, with_groups=True))
-        walked = entry.path and sum(len(values) > 1 for values in grid.values()) == 1  # a path costs about a fit
+        walked = path and sum(len(values) > 1 for values in grid.values()) == 1  # a path costs about a fit
         fits = (1 if walked else len(ParameterGrid(grid))) * len(splits)
         plan = _Plan(fits, len(splits[0][0]), min(fits, effective_n_jobs(tuning.n_jobs)), refit=True)
     _announce(name, model, grid, X, y, plan)

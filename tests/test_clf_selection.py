@@ -125,3 +125,22 @@ def test_wide_grids_are_searched_fast_and_say_their_spread(codes):
     assert 0 < chosen.cv_std < 0.2
     ridge = select_model("ridge", X, y, Tuning(cv_folds=3, n_jobs=1))
     assert ridge.candidates == 33
+
+
+@pytest.mark.parametrize("fixed", [{"class_weight": "balanced"}, {"fit_intercept": False}])
+def test_a_ridge_its_closed_form_cannot_solve_is_scored_by_its_own_fits(fixed):
+    """The ridge path knows no class weights and always fits an intercept: with either
+    setting each alpha is fitted as set, so the score is that of the model refitted."""
+    from sklearn.model_selection import GridSearchCV
+
+    from classifiers import make_model, selection_splits
+
+    X, y = make_classification(n_samples=300, n_features=15, n_informative=6, n_classes=3, weights=[0.8, 0.15, 0.05],
+                               shift=3.0, class_sep=0.8, random_state=0)
+    alphas = [1e4, 1e2, 1.0]
+    tuning = Tuning(cv_folds=3, n_jobs=1, grid={"ridge": {"alpha": alphas, **fixed}})
+    chosen = select_model("ridge", X, y, tuning)
+    splits, _ = selection_splits(y, tuning)
+    search = GridSearchCV(make_model("ridge", params=fixed), {"classifier__alpha": alphas}, cv=splits).fit(X, y)
+    assert chosen.params["alpha"] == search.best_params_["classifier__alpha"]
+    assert chosen.cv_accuracy == pytest.approx(search.best_score_)
