@@ -5,9 +5,14 @@ parts: side by side, each standardised on its own, as a fused cell), scored as m
 selection scores it (``classifiers.selection.select_model``: from ``holdout_rows`` images on
 the shared held-out tenth, where the head stops early; below, by k folds), once per
 ``--settings`` entry: a JSON object of the head's parameters over the zoo's
-(``'{"precision": "bfloat16"}'``, ``'{"max_iter": 40}'``). Prints the selection score, the
-test accuracy and the seconds of each, in the order given, in one process, so that ratios
-of seconds are measured on one machine at one time. ``--out benchmarks/RESULTS.md`` also
+(``'{"precision": "bfloat16"}'``, ``'{"max_iter": 40}'``). Two keys are not the head's:
+``"tuning"``, an object of ``Tuning`` fields (``{"fuse_width": 1024}``, ``{"preprocessing":
+["standard"]}``), and ``"refit": true``, which fits the head on every training row with no
+held-out fold (so no early stopping and no selection score), as the linear-probe protocols
+refit on train + val. Prints the selection score, the test accuracy and the seconds of
+each, in the order given, in one process, so that ratios of seconds are measured on one
+machine at one time; ``--vote-settings`` adds the soft vote of the settings' heads so far
+after each (seeds, say: ``'{"random_state": 1}'``). ``--out benchmarks/RESULTS.md`` also
 appends the tables there.
 
 ``--vote RUN/models/BACKBONE`` also scores the soft vote (mean probabilities) of every
@@ -29,6 +34,7 @@ import itertools
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,26 +48,52 @@ from classifiers.fusion import joined_names, parts_of  # noqa: E402
 from classifiers.persistence import load_model, read_sidecar  # noqa: E402
 from classifiers.selection import select_model  # noqa: E402
 from classifiers.tuning import Tuning  # noqa: E402
+from classifiers.zoo import make_model  # noqa: E402
 
 HEAD = "mlp-head"
 
 
-def settings_rows(codes, settings: list[str]) -> list[str]:
-    """One Markdown row per setting: the selection score, test accuracy, epochs and seconds."""
-    rows = []
+def settings_rows(codes, settings: list[str], vote: bool = False) -> list[str]:
+    """One Markdown row per setting: the selection score, test accuracy, epochs and seconds
+    (with ``vote``, after each a row for the soft vote of the heads so far)."""
+    rows, held, test = [], [], []
     for text in settings:
+        setting = json.loads(text)
+        tuning, refit = Tuning(**setting.pop("tuning", {})), setting.pop("refit", False)
         fixed = {key: [tuple(value)] if isinstance(value, list) else value  # a JSON list: one tuple, not a grid
-                 for key, value in json.loads(text).items()}
+                 for key, value in setting.items()}
         started = time.perf_counter()
-        chosen = select_model(HEAD, codes.X_fit, codes.y_fit, Tuning(grid={HEAD: fixed}), codes.groups_fit,
-                              views=codes.views_fit, part_widths=codes.part_widths)
+        if refit:
+            model = make_model(HEAD, tuning.preprocessing, tuning.seed, part_widths=codes.part_widths,
+                               fuse_width=tuning.fuse_width, params={**fixed, "validation_fraction": 0.0})
+            model.fit(codes.X_fit, codes.y_fit)
+            held_out = None
+        else:
+            chosen = select_model(HEAD, codes.X_fit, codes.y_fit, replace(tuning, grid={HEAD: fixed}),
+                                  codes.groups_fit, views=codes.views_fit, part_widths=codes.part_widths)
+            model, held_out = chosen.model, chosen.model[-1].validation_rows_
         seconds = time.perf_counter() - started
-        test = float(np.mean(chosen.model.predict(codes.X_test) == codes.y_test))
-        head = chosen.model[-1]
-        rows.append(f"| `{text}` | {100 * chosen.cv_accuracy:.2f} | {100 * test:.2f} | "
-                    f"{head.n_iter_} (best {head.best_epoch_}) | {seconds:.0f} |")
-        print(rows[-1], file=sys.stderr, flush=True)
+        test.append(model.predict_proba(codes.X_test))
+        accuracy = f"{100 * np.mean(model.classes_[test[-1].argmax(1)] == codes.y_test):.2f}"
+        score = "(refit)"
+        if held_out is not None:
+            held.append((held_out, model.predict_proba(codes.X_fit[held_out])))
+            score = f"{100 * np.mean(model.classes_[held[-1][1].argmax(1)] == codes.y_fit[held_out]):.2f}"
+        head = model[-1]
+        rows.append(f"| `{text}` | {score} | {accuracy} | {head.n_iter_} (best {head.best_epoch_}) | {seconds:.0f} |")
+        if vote and len(test) > 1:
+            score = _vote(held, codes.y_fit, model.classes_) if len(held) == len(test) else ""
+            rows.append(f"| soft vote of the {len(test)} above | {score} | "
+                        f"{100 * np.mean(model.classes_[np.mean(test, 0).argmax(1)] == codes.y_test):.2f} | | |")
+        print(*rows[-1 - (vote and len(test) > 1):], sep="\n", file=sys.stderr, flush=True)
     return rows
+
+
+def _vote(held: list, y: np.ndarray, classes: np.ndarray) -> str:
+    """The soft vote's accuracy on the held-out rows, where every head held out the same ones."""
+    if any(not np.array_equal(rows, held[0][0]) for rows, _ in held):
+        return ""
+    return f"{100 * np.mean(classes[np.mean([p for _, p in held], 0).argmax(1)] == y[held[0][0]]):.2f}"
 
 
 def vote_rows(codes, part_widths: list[tuple[str, int]], folder: Path) -> list[str]:
@@ -102,6 +134,7 @@ def main(argv=None) -> None:
     parser.add_argument("store", type=Path)
     parser.add_argument("--parts", nargs="+", required=True, help="tap/pooling, e.g. pool4/grid2")
     parser.add_argument("--settings", nargs="*", default=[], help="JSON objects of the head's parameters")
+    parser.add_argument("--vote-settings", action="store_true", help="also the soft vote of the settings' heads")
     parser.add_argument("--vote", type=Path, help="a run folder's models/BACKBONE: soft votes of its heads")
     parser.add_argument("--out", type=Path, help="also append the tables here (benchmarks/RESULTS.md)")
     args = parser.parse_args(argv)
@@ -112,7 +145,7 @@ def main(argv=None) -> None:
              f"{len(codes.y_test)} test rows. {cpu_line()}", ""]
     if args.settings:
         lines += ["| setting (over the zoo's) | selection score % | test % | epochs | seconds |",
-                  "| --- | --- | --- | --- | --- |", *settings_rows(codes, args.settings), ""]
+                  "| --- | --- | --- | --- | --- |", *settings_rows(codes, args.settings, args.vote_settings), ""]
     if args.vote:
         part_widths = codes.part_widths or [(args.parts[0], codes.X_fit.shape[1])]
         lines += ["| soft vote of | held-out % | test % |", "| --- | --- | --- |",

@@ -119,6 +119,13 @@ def test_the_heads_benchmark_times_settings_and_scores_soft_votes(image_folder, 
     assert "layer1+pool / avg+avg" in out and "avx512_bf16" in out
     assert [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| `{")] == [
         '| `{"max_iter": 2}`', '| `{"max_iter": 2, "hidden_units": [8]}`']
+    seeds = ['{"max_iter": 2}', '{"max_iter": 2, "random_state": 1, "tuning": {"preprocessing": ["standard"]}}']
+    heads.main([str(store), "--parts", *parts, "--vote-settings", "--settings", *seeds, '{"max_iter": 2, "refit": true}'])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
+    assert [row[0] for row in rows] == ["| `" + seeds[0] + "`", "| `" + seeds[1] + "`", "| soft vote of the 2 above",
+                                        '| `{"max_iter": 2, "refit": true}`', "| soft vote of the 3 above"]
+    assert 0 < float(rows[2][1]) <= 100 and rows[3][1] == "(refit)" and rows[4][1] == ""  # no held-out rows: no score
+    assert rows[3][3] == "2 (best 2)" and 0 < float(rows[4][2]) <= 100
 
     codes = load_fused_codes(store, [("layer1", "avg"), ("pool", "avg")])
     held = np.arange(0, len(codes.y_fit), 3)
