@@ -72,6 +72,8 @@ def settings_rows(codes, settings: list[str], vote: bool = False) -> list[str]:
             chosen = select_model(HEAD, codes.X_fit, codes.y_fit, replace(tuning, grid={HEAD: fixed}),
                                   codes.groups_fit, views=codes.views_fit, part_widths=codes.part_widths)
             model, held_out = chosen.model, chosen.model[-1].validation_rows_
+            if codes.views_fit is not None:  # scored on its plain images, as the selection score
+                held_out = held_out[~codes.views_fit[held_out]]
         seconds = time.perf_counter() - started
         test.append(model.predict_proba(codes.X_test))
         accuracy = f"{100 * np.mean(model.classes_[test[-1].argmax(1)] == codes.y_test):.2f}"
