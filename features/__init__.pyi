@@ -23,7 +23,7 @@ from .extraction import (
 )
 from .shards import Shard, distributed_rank
 from .sources import ImageSource, ImageFolder, ImageManifest, ImageFiles, ImageArrays, Split
-from .views import AugmentedViews
+from .views import VIEW_AREA, AugmentedViews
 from .images import ImageError, load_image
 from .datasets import (
     NAMED_DATASETS, SOURCE_KINDS, DatasetUnavailable, dataset_fingerprint, dataset_root, open_named_dataset, open_source,

@@ -42,7 +42,7 @@ from .recipe import Recipe, Runtime
 from .shards import Shard, join_shards
 from .sources import ImageSource, Split
 from .store import FeatureStore, SampleTable, read_table, rewrite_store
-from .views import AugmentedViews
+from .views import VIEW_AREA, AugmentedViews
 from .weights import build_tap_extractor
 
 __all__ = ["Extraction", "extract", "extraction_source", "extract_backbone", "compute_codes", "extract_codes",
@@ -542,13 +542,13 @@ def _run(job: _Job, todo, runtime: Runtime, on_error: str, cache_dir, sample) ->
                 )
 
 
-def extraction_source(source, *, split: Split = Split(), views: int = 0, seed: int = 0, cache_dir="cache",
-                      kind: str = "", root=None) -> ImageSource:
+def extraction_source(source, *, split: Split = Split(), views: int = 0, seed: int = 0, view_area: float = VIEW_AREA,
+                      cache_dir="cache", kind: str = "", root=None) -> ImageSource:
     """The rows an extraction runs over: ``source`` opened (``open_source``: ``kind``, ``split``,
     ``cache_dir`` and ``root``) and, with ``views``, that many augmented views of each training
-    image (``AugmentedViews``, seeded by ``seed``)."""
+    image (``AugmentedViews``, seeded by ``seed``, crops keeping ``view_area`` or more)."""
     source = open_source(source, kind=kind, split=split, cache_dir=cache_dir, root=root)
-    return AugmentedViews(source, views=views, seed=seed) if views else source
+    return AugmentedViews(source, views=views, seed=seed, view_area=view_area) if views else source
 
 
 def extract_backbone(source: ImageSource, backbone: str, *, taps: list[str] | None = None, poolings=("avg",),
@@ -566,7 +566,7 @@ _RECIPE_OPTIONS = tuple(field.name for field in fields(Recipe)
                         if field.name not in ("weights", "image_size", "calibration_sample"))
 _RUNTIME_OPTIONS = tuple(field.name for field in fields(Runtime))
 _SPLIT_OPTIONS = tuple(field.name for field in fields(Split))
-_SOURCE_OPTIONS = ("seed", "views", "on_error", *_SPLIT_OPTIONS)
+_SOURCE_OPTIONS = ("seed", "views", "view_area", "on_error", *_SPLIT_OPTIONS)
 
 
 def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pooling=("avg",), *,
@@ -599,7 +599,7 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
         one), ``batch_size``, ``num_workers``, ``channels_last``, ``compile``,
         ``map_budget_gb``, ``progress`` (the ``Runtime``); ``test_size``, ``val_size``
         (the ``Split``, with ``seed``); ``seed`` (of random weights, augmented views and the
-        split), ``views``, ``on_error``.
+        split), ``views``, ``view_area``, ``on_error``.
 
     Returns
     -------
@@ -615,7 +615,7 @@ def extract(source, backbone: str = "vgg16", taps: list[str] | None = None, pool
 
     seed, runtime = options.get("seed", 0), Runtime(**of(_RUNTIME_OPTIONS))
     source = extraction_source(source, split=Split(**of(_SPLIT_OPTIONS)), views=options.get("views", 0), seed=seed,
-                               cache_dir=cache_dir)
+                               view_area=options.get("view_area", VIEW_AREA), cache_dir=cache_dir)
     done = extract_backbone(source, backbone, taps=taps, poolings=pooling, cache_dir=cache_dir, runtime=runtime,
                             on_error=options.get("on_error", "skip"), weights=weights, seed=seed, image_size=image_size,
                             **of(_RECIPE_OPTIONS))

@@ -38,6 +38,7 @@ from features import (
     NAMED_DATASETS,
     ON_ERROR,
     POOLING_CHOICES,
+    VIEW_AREA,
     WEIGHTS_CHOICES,
     AugmentedViews,
     Recipe,
@@ -136,6 +137,7 @@ class FeaturesSection:
     map_dtype: str = Recipe.map_dtype
     map_budget_gb: float = field(default=Runtime.map_budget_gb, metadata=RUNTIME)
     views: int = 0
+    view_area: float = VIEW_AREA
     fast_decode: bool = Recipe.fast_decode
     precision: str = Recipe.precision
     channels_last: bool = field(default=Runtime.channels_last, metadata=RUNTIME)
@@ -164,7 +166,7 @@ class FeaturesSection:
                 raise ConfigError(str(choice_error("features.pooling", pooling, POOLING_CHOICES))) from None
         with _section("features"):
             check_settings(Recipe, self.recipe())  # the weights resolve (torchvision) when extract runs
-            check_settings(AugmentedViews, {"views": self.views, "seed": self.seed})
+            check_settings(AugmentedViews, {"views": self.views, "seed": self.seed, "view_area": self.view_area})
         self.runtime()
 
     def taps_of(self, backbone: str) -> list[str]:

@@ -38,7 +38,8 @@ def extract(config: Config, progress: bool = True) -> None:
     """
     run_dir = run_folder(config)
     features = config.features
-    source = extraction_source(**config.source(), views=features.views, seed=features.seed)
+    source = extraction_source(**config.source(), views=features.views, seed=features.seed,
+                               view_area=features.view_area)
     images = source.source if features.views else source
     log.info("extract: %s, %d images, %d classes", source.name, len(images), len(source.classes))
     if features.views:

@@ -87,6 +87,8 @@ def test_set_values_are_toml_and_bare_words_are_strings():
         ('[data]\nroot = "p"\n', ["features.num_workers=1.5"], r"expected integer or string"),
         ('[data]\nroot = "p"\n', ["features.fast_decode=yes"], r"features.fast_decode = 'yes' has the wrong type; expected boolean"),
         ('[data]\nroot = "p"\n', ["features.views=-1"], r"features.views = -1 must be at least 0"),
+        ('[data]\nroot = "p"\n', ["features.view_area=0"], r"features.view_area = 0.0 must be between 0 and 1 "
+                                                            r"\(more than 0, at most 1\)"),
         ('[data]\nroot = "p"\n', ["features.map_budget_gb=0"], r"features.map_budget_gb = 0.0 must be more than 0"),
         ('[data]\nroot = "p"\n', ["features.map_dtype=int8"], r"features.map_dtype = 'int8' is not valid"),
         ('[data]\nroot = "p"\n', ["features.precision=\"float16\""],

@@ -74,6 +74,23 @@ def test_views_are_extra_training_rows_with_their_image_as_group(split_image_fol
     assert other.row_fingerprints[len(source)] != views.row_fingerprints[len(source)]
 
 
+def test_a_view_of_the_whole_area_is_the_picture_or_its_mirror(split_image_folder):
+    """view_area = 1 for small centred objects that a crop would lose: only mirrors; the
+    default's views keep the fingerprints (and store rows) they had before the setting."""
+    source = ImageFolder(split_image_folder)
+    whole = AugmentedViews(source, views=3, seed=0, view_area=1.0)
+    default = AugmentedViews(source, views=3, seed=0)
+    first = int(np.flatnonzero(source.splits == "train")[0])
+    plain = np.asarray(source.load(first))
+    loaded = [np.asarray(whole.load(len(source) + view)) for view in range(3)]
+    assert all(np.array_equal(pixels, plain) or np.array_equal(pixels, plain[:, ::-1]) for pixels in loaded)
+    assert any(np.array_equal(pixels, plain[:, ::-1]) for pixels in loaded)
+    assert default.row_fingerprints[len(source)] == source.row_fingerprints[first] + "|view1|seed0"
+    assert whole.row_fingerprints[len(source)] == default.row_fingerprints[len(source)] + "|area1"
+    with pytest.raises(ValueError, match="view_area = 0 must be between 0 and 1"):
+        AugmentedViews(source, views=1, view_area=0)
+
+
 def test_a_view_crops_the_same_region_of_a_reduced_scale_decode(tmp_path):
     """fast_decode may hand the views a smaller picture: the crop is drawn in fractions of it."""
     gradient = np.tile(np.linspace(0, 255, 800, dtype=np.float32), (600, 1))
