@@ -2,13 +2,14 @@
 
 ``features.views = N`` adds N views of every training image to the store, beside the plain
 one; ``features.view_area`` is the smallest share of the picture a crop keeps (1: the whole
-picture, mirrored half the time, for small centred objects that a crop loses). A view is an image of its own to the rest of extraction: the crop and flip happen when
-the picture is loaded, then the weights' usual transform resizes and centres it like every
-other image, and its codes (or map) become a row. Each view row keeps its image's id as its
+picture, mirrored half the time, for small centred objects that a crop loses). A view is
+an image of its own to the rest of extraction: the crop and flip happen when the picture
+is loaded, then the weights' usual transform resizes and centres it like every other
+image, and its codes (or map) become a row. Each view row keeps its image's id as its
 group, so that cross-validation and early stopping never see one image on both sides of a
 split. Validation and test images keep their plain view only: they are what is measured.
 
-The crop of view ``k`` of an image depends only on (seed, image id, k): a resumed or
+The crop of view ``k`` of an image depends only on (seed, area, image id, k): a resumed or
 repeated extraction makes the same pixels, in any DataLoader worker, and raising N keeps the
 first views. The crop is drawn in fractions of the picture, so reduced-scale JPEG decoding
 (``fast_decode``) cuts the same region.
