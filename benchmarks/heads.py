@@ -75,27 +75,27 @@ def settings_rows(codes, settings: list[str], vote: bool = False) -> list[str]:
             if codes.views_fit is not None:  # scored on its plain images, as the selection score
                 held_out = held_out[~codes.views_fit[held_out]]
         seconds = time.perf_counter() - started
+        classes, head = model.classes_, model[-1]
         test.append(model.predict_proba(codes.X_test))
-        accuracy = f"{100 * np.mean(model.classes_[test[-1].argmax(1)] == codes.y_test):.2f}"
         score = "(refit)"
         if held_out is not None:
             held.append((held_out, model.predict_proba(codes.X_fit[held_out])))
-            score = f"{100 * np.mean(model.classes_[held[-1][1].argmax(1)] == codes.y_fit[held_out]):.2f}"
-        head = model[-1]
-        rows.append(f"| `{text}` | {score} | {accuracy} | {head.n_iter_} (best {head.best_epoch_}) | {seconds:.0f} |")
-        if vote and len(test) > 1:
-            score = _vote(held, codes.y_fit, model.classes_) if len(held) == len(test) else ""
-            rows.append(f"| soft vote of the {len(test)} above | {score} | "
-                        f"{100 * np.mean(model.classes_[np.mean(test, 0).argmax(1)] == codes.y_test):.2f} | | |")
-        print(*rows[-1 - (vote and len(test) > 1):], sep="\n", file=sys.stderr, flush=True)
+            score = _percent(classes, held[-1][1], codes.y_fit[held_out])
+        new = [f"| `{text}` | {score} | {_percent(classes, test[-1], codes.y_test)} | "
+               f"{head.n_iter_} (best {head.best_epoch_}) | {seconds:.0f} |"]
+        if vote and len(test) > 1:  # held out: only where every head held out the same rows
+            same = len(held) == len(test) and all(np.array_equal(watched, held[0][0]) for watched, _ in held)
+            score = _percent(classes, np.mean([p for _, p in held], 0), codes.y_fit[held[0][0]]) if same else ""
+            new.append(f"| soft vote of the {len(test)} above | {score} | "
+                       f"{_percent(classes, np.mean(test, 0), codes.y_test)} | | |")
+        print(*new, sep="\n", file=sys.stderr, flush=True)
+        rows += new
     return rows
 
 
-def _vote(held: list, y: np.ndarray, classes: np.ndarray) -> str:
-    """The soft vote's accuracy on the held-out rows, where every head held out the same ones."""
-    if any(not np.array_equal(rows, held[0][0]) for rows, _ in held):
-        return ""
-    return f"{100 * np.mean(classes[np.mean([p for _, p in held], 0).argmax(1)] == y[held[0][0]]):.2f}"
+def _percent(classes: np.ndarray, probabilities: np.ndarray, y: np.ndarray) -> str:
+    """The accuracy, in per cent to two decimals, of the most probable classes against ``y``."""
+    return f"{100 * np.mean(classes[probabilities.argmax(1)] == y):.2f}"
 
 
 def vote_rows(codes, part_widths: list[tuple[str, int]], folder: Path) -> list[str]:
