@@ -252,7 +252,9 @@ def check_grid(name: str, grid: dict) -> None:
         if key not in valid:
             lowered = {param.lower(): param for param in valid}  # C, not c
             close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
-            hint = at_scale(forms[-1]) if key in own[0] else f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+            hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+            if key in own[0]:  # the entry's own estimator has it, its form at scale does not
+                hint = at_scale(forms[-1])
             raise SettingError(f"{name} has no parameter {key!r}{hint}; valid: {', '.join(sorted(valid))}")
         for form in forms:
             for value in values if isinstance(values, list) else [values]:
