@@ -120,7 +120,7 @@ class AugmentedViews(ImageSource):
         image, view = int(self.image_of[index]), int(self.view_of[index])
         if not view:
             return self.source.load(image, min_side)
-        if min_side is not None:  # the smallest crop's short side must still cover min_side
+        if min_side is not None and self.view_area < 1:  # the smallest crop's short side must still cover min_side
             min_side = math.ceil(min_side / math.sqrt(self.view_area * min(CROP_RATIO)))
         picture = self.source.load(image, min_side)
         digest = hashlib.sha256(f"{self.seed}\0{self.source.ids[image]}\0{view}".encode()).digest()

@@ -105,6 +105,9 @@ def test_a_view_crops_the_same_region_of_a_reduced_scale_decode(tmp_path):
     assert reduced.size[0] < full.size[0]
     shrunk = np.asarray(full.resize(reduced.size, Image.BILINEAR), dtype=np.float32)
     assert np.abs(shrunk - np.asarray(reduced, dtype=np.float32)).mean() < 6  # same region, other scale
+    mirrors = AugmentedViews(ImageFolder(tmp_path), views=1, seed=0, view_area=1.0)  # no crop: decoded as small
+    plain = mirrors.source.load(int(mirrors.image_of[view]), min_side=70)  # as the plain image: 1/8 scale, 100x75
+    assert mirrors.load(view, min_side=70).size == plain.size == (100, 75)
 
 
 def test_views_share_the_store_and_come_back_with_groups(split_image_folder, tmp_path, forward_calls):
